@@ -1,0 +1,14 @@
+// Builds the package twice, for ESM importers and for CommonJS require().
+import { execFileSync } from 'node:child_process'
+import { rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+rmSync(join(root, 'dist'), { recursive: true, force: true })
+for (const project of ['tsconfig.json', 'tsconfig.cjs.json']) {
+  execFileSync(process.execPath, [tsc, '-p', join(root, project)], { stdio: 'inherit' })
+}
+writeFileSync(join(root, 'dist/cjs/package.json'), '{ "type": "commonjs" }\n')

@@ -1,0 +1,227 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Collector, routeToString, type DiscoveredRoute, type RoutemeterHandle } from '../core.js'
+import { resolveOptions, type RoutemeterOptions } from '../options.js'
+
+/*
+ * Express 4 and 5 keep routes in a tree of routers. A route knows its own
+ * path but not the mount paths above it, so the adapter walks the tree,
+ * writes each route's full template on the route object, and reads it back
+ * from `req.route` when the response ends.
+ */
+
+const kTemplate = Symbol('routemeter.template')
+
+type RoutePath = string | RegExp | readonly unknown[]
+
+interface ExpressRoute {
+  path: RoutePath
+  methods?: Record<string, boolean>
+  [kTemplate]?: string
+}
+
+interface ExpressLayer {
+  route?: ExpressRoute
+  handle?: unknown
+  /** router 2 (Express 5): the path given to use() */
+  rawPath?: RoutePath
+  /** router 2: mounted at "/" */
+  slash?: boolean
+  /** Express 4 */
+  regexp?: RegExp & { fast_slash?: boolean }
+  keys?: Array<{ name: string | number }>
+}
+
+interface ExpressRouter {
+  stack: ExpressLayer[]
+}
+
+/** The Express request as the adapter reads it. */
+interface ExpressRequest extends IncomingMessage {
+  route?: ExpressRoute
+  baseUrl?: string
+  ip?: string
+  app?: { enabled?(setting: string): boolean }
+}
+
+/** An Express application, as far as the adapter needs one. */
+export interface ExpressApp {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void
+  handle: (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
+  use: (...args: never[]) => unknown
+  set: (...args: never[]) => unknown
+  listen: (...args: never[]) => unknown
+  router?: unknown
+  _router?: unknown
+}
+
+export function isExpressApp(app: unknown): app is ExpressApp {
+  if (typeof app !== 'function') return false
+  const candidate = app as Partial<ExpressApp>
+  return (
+    typeof candidate.handle === 'function' &&
+    typeof candidate.use === 'function' &&
+    typeof candidate.set === 'function' &&
+    typeof candidate.listen === 'function'
+  )
+}
+
+function isRouter(value: unknown): value is ExpressRouter {
+  return typeof value === 'function' && Array.isArray((value as Partial<ExpressRouter>).stack)
+}
+
+/** The app's root router, without creating one (Express 5's getter is lazy). */
+function rootRouter(app: ExpressApp): ExpressRouter | undefined {
+  const router = (app as { _router?: unknown })._router ?? Reflect.get(app, 'router')
+  return isRouter(router) ? router : undefined
+}
+
+/** Express 4 keeps only a RegExp for mount paths: recover simple paths from it. */
+function pathFromRegExp(layer: ExpressLayer): string | undefined {
+  const regexp = layer.regexp
+  if (regexp === undefined) return undefined
+  if (regexp.fast_slash) return ''
+  let keyIndex = 0
+  const path = regexp.source
+    .replace(/^\^/, '')
+    .replace(/\\\/\?\(\?=\\\/\|\$\)$/, '')
+    .replace(/\(\?:\(\[\^\\\/\]\+\?\)\)/g, () => `:${layer.keys?.[keyIndex++]?.name ?? 'param'}`)
+    .replace(/\\(.)/g, '$1')
+  return /[()[\]?*+^$|{}\\]/.test(path) ? undefined : path
+}
+
+/** The template of a mount layer's path, or undefined if it cannot be known. */
+function mountPath(layer: ExpressLayer): string | undefined {
+  if (layer.slash) return ''
+  if (layer.rawPath !== undefined) {
+    const path = routeToString(layer.rawPath)
+    return path === '/' ? '' : path
+  }
+  return pathFromRegExp(layer)
+}
+
+export function joinPaths(prefix: string, path: string): string {
+  if (prefix === '') return path
+  if (path === '' || path === '/') return prefix
+  return prefix.replace(/\/$/, '') + (path.startsWith('/') ? path : `/${path}`)
+}
+
+/** Walks the router tree: writes each route's full template, and lists the routes. */
+export function walkRoutes(
+  router: ExpressRouter,
+  prefix = '',
+  out: DiscoveredRoute[] = [],
+): DiscoveredRoute[] {
+  for (const layer of router.stack) {
+    const route = layer.route
+    if (route !== undefined) {
+      const template = joinPaths(prefix, routeToString(route.path))
+      route[kTemplate] = template
+      for (const [method, enabled] of Object.entries(route.methods ?? {})) {
+        if (enabled && method !== '_all')
+          out.push({ method: method.toUpperCase(), route: template })
+      }
+    } else if (isRouter(layer.handle)) {
+      const mount = mountPath(layer)
+      // An unknown mount path: leave its routes to the request-time fallback.
+      if (mount !== undefined) walkRoutes(layer.handle, joinPaths(prefix, mount), out)
+    }
+  }
+  return out
+}
+
+function expressHooks(walk: (req: IncomingMessage) => void) {
+  const retried = new WeakSet<ExpressRoute>()
+  return {
+    routeOf(req: IncomingMessage): string | undefined {
+      const route = (req as ExpressRequest).route
+      if (route === undefined) return undefined
+      if (route[kTemplate] === undefined && !retried.has(route)) {
+        // A route added after the last walk: walk again, once per route.
+        retried.add(route)
+        walk(req)
+      }
+      // Not reachable by the walk (a mounted sub-app): the URL's mount point and the route.
+      return (
+        route[kTemplate] ??
+        joinPaths((req as ExpressRequest).baseUrl ?? '', routeToString(route.path))
+      )
+    },
+    ipOf(req: IncomingMessage): string | undefined {
+      const request = req as ExpressRequest
+      // req.ip follows the app's "trust proxy" setting; the socket's address is cheaper otherwise.
+      return request.app?.enabled?.('trust proxy') ? request.ip : undefined
+    },
+    subject: (req: IncomingMessage): unknown => req,
+  }
+}
+
+/** Installs the collector on an Express app, ahead of every middleware. */
+export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): RoutemeterHandle {
+  const resolved = resolveOptions(options)
+  const discover = (): void => {
+    const router = rootRouter(app)
+    if (router !== undefined) collector.discover(walkRoutes(router))
+  }
+  const collector: Collector = new Collector(resolved, expressHooks(discover))
+  let discovered = false
+  const discoverOnce = (): void => {
+    if (discovered) return
+    discovered = true
+    discover()
+  }
+
+  const handle = app.handle
+  app.handle = function routemeterHandle(this: unknown, req, res, next) {
+    if (!discovered) discoverOnce()
+    collector.track(req, res)
+    return handle.call(this, req, res, next)
+  }
+  const listen = app.listen
+  app.listen = function routemeterListen(this: unknown, ...args: never[]) {
+    discover()
+    return listen.apply(this, args)
+  } as ExpressApp['listen']
+  // Routes registered right after bind() appear without waiting for a request.
+  setImmediate(discover).unref()
+  return collector
+}
+
+export type ExpressMiddleware = ((
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void) &
+  RoutemeterHandle
+
+/** The explicit middleware: times requests from where it is registered. */
+export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddleware {
+  const resolved = resolveOptions(options)
+  const apps = new WeakSet<object>()
+  // The app is known only from its requests: Express sets req.app.
+  const walk = (req: IncomingMessage): void => {
+    const app = (req as { app?: ExpressApp }).app
+    const router = app && rootRouter(app)
+    if (router !== undefined) collector.discover(walkRoutes(router))
+  }
+  const collector: Collector = new Collector(resolved, expressHooks(walk))
+  const middleware = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: (err?: unknown) => void,
+  ): void => {
+    const app = (req as { app?: object }).app
+    if (app !== undefined && !apps.has(app)) {
+      apps.add(app)
+      walk(req)
+    }
+    collector.track(req, res)
+    next()
+  }
+  return Object.assign(middleware, {
+    flush: () => collector.flush(),
+    close: () => collector.close(),
+    stats: () => collector.stats(),
+    database: collector.database,
+    version: collector.version,
+  })
+}

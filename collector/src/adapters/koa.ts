@@ -1,0 +1,120 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Collector, type DiscoveredRoute, type RoutemeterHandle } from '../core.js'
+import { resolveOptions, type RoutemeterOptions } from '../options.js'
+
+/*
+ * Koa 2 and 3. @koa/router leaves the matched route's full template (router
+ * prefixes and nested routers included) in ctx._matchedRoute, and keeps its
+ * routes in router.stack, which is how endpoints are discovered.
+ */
+
+interface KoaContext {
+  req: IncomingMessage
+  res: ServerResponse
+  ip?: string
+  app?: { proxy?: boolean }
+  _matchedRoute?: string | RegExp
+}
+
+interface RouterLayer {
+  path: string | RegExp
+  methods: string[]
+}
+
+/** A Koa application, as far as the adapter needs one. */
+export interface KoaApp {
+  middleware: unknown[]
+  callback: (...args: never[]) => unknown
+  listen: (...args: never[]) => unknown
+  handleRequest: (ctx: KoaContext, fnMiddleware: unknown) => unknown
+  use: (...args: never[]) => unknown
+}
+
+export function isKoaApp(app: unknown): app is KoaApp {
+  const candidate = app as Partial<KoaApp> | null
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    Array.isArray(candidate.middleware) &&
+    typeof candidate.callback === 'function' &&
+    typeof candidate.handleRequest === 'function' &&
+    typeof candidate.use === 'function'
+  )
+}
+
+/** The routes of every @koa/router mounted on the app (nested routers are flattened into their parent). */
+export function koaRoutes(app: KoaApp): DiscoveredRoute[] {
+  const out: DiscoveredRoute[] = []
+  for (const fn of app.middleware) {
+    const router = (fn as { router?: { stack?: RouterLayer[] } }).router
+    for (const layer of router?.stack ?? []) {
+      const methods = layer.methods ?? []
+      for (const method of methods) {
+        // HEAD is added for every GET route: discover it only if it stands alone.
+        if (method === 'HEAD' && methods.includes('GET')) continue
+        out.push({ method, route: layer.path })
+      }
+    }
+  }
+  return out
+}
+
+const koaHooks = {
+  routeOf(_req: IncomingMessage, ctx: KoaContext | undefined): string | RegExp | undefined {
+    return ctx?._matchedRoute
+  },
+  ipOf(_req: IncomingMessage, ctx: KoaContext | undefined): string | undefined {
+    // ctx.ip honours X-Forwarded-For only when app.proxy is set.
+    return ctx?.app?.proxy ? ctx.ip : undefined
+  },
+  subject: (req: IncomingMessage, ctx: KoaContext | undefined): unknown => ctx ?? req,
+}
+
+/** Installs the collector on a Koa app: every request is timed before any middleware runs. */
+export function bindKoa(app: KoaApp, options?: RoutemeterOptions): RoutemeterHandle {
+  const collector = new Collector<KoaContext>(resolveOptions(options), koaHooks)
+  const discover = (): void => collector.discover(koaRoutes(app))
+  let discovered = false
+
+  const handleRequest = app.handleRequest
+  app.handleRequest = function routemeterHandleRequest(this: unknown, ctx, fnMiddleware) {
+    if (!discovered) {
+      discovered = true
+      discover()
+    }
+    collector.track(ctx.req, ctx.res, ctx)
+    return handleRequest.call(this, ctx, fnMiddleware)
+  }
+  const listen = app.listen
+  app.listen = function routemeterListen(this: unknown, ...args: never[]) {
+    discover()
+    return listen.apply(this, args)
+  } as KoaApp['listen']
+  setImmediate(discover).unref()
+  return collector
+}
+
+export type KoaMiddleware = ((ctx: KoaContext, next: () => Promise<unknown>) => Promise<unknown>) &
+  RoutemeterHandle
+
+/** The explicit middleware: times requests from where it is registered. */
+export function koaMiddleware(options?: RoutemeterOptions): KoaMiddleware {
+  const collector = new Collector<KoaContext>(resolveOptions(options), koaHooks)
+  const apps = new WeakSet<object>()
+  const middleware = (ctx: KoaContext, next: () => Promise<unknown>): Promise<unknown> => {
+    const app = ctx.app as KoaApp | undefined
+    if (app !== undefined && !apps.has(app) && isKoaApp(app)) {
+      apps.add(app)
+      collector.discover(koaRoutes(app))
+    }
+    collector.track(ctx.req, ctx.res, ctx)
+    return next()
+  }
+  return Object.assign(middleware, {
+    flush: () => collector.flush(),
+    close: () => collector.close(),
+    stats: () => collector.stats(),
+    database: collector.database,
+    version: collector.version,
+  })
+}

@@ -1,0 +1,29 @@
+import type { RoutemeterHandle } from './core.js'
+import type { RoutemeterOptions } from './options.js'
+import { bindExpress, isExpressApp } from './adapters/express.js'
+import { bindKoa, isKoaApp } from './adapters/koa.js'
+
+/**
+ * Binds Routemeter to a Koa (2, 3) or Express (4, 5) app: every request is
+ * timed from before the app's first middleware and recorded per endpoint
+ * into the SQLite file `options.database`.
+ */
+export function bind(app: unknown, options?: RoutemeterOptions): RoutemeterHandle {
+  if (isExpressApp(app)) return bindExpress(app, options)
+  if (isKoaApp(app)) return bindKoa(app, options)
+  throw new TypeError(
+    'routemeter: bind(app) expects a Koa or Express application; ' +
+      'for another server use createCollector() with track(req, res)',
+  )
+}
+
+export { expressMiddleware as express } from './adapters/express.js'
+export { koaMiddleware as koa } from './adapters/koa.js'
+export { createCollector } from './http.js'
+export type { HttpCollector } from './http.js'
+export type { ExpressMiddleware } from './adapters/express.js'
+export type { KoaMiddleware } from './adapters/koa.js'
+export type { RoutemeterHandle, CollectorStats, DiscoveredRoute } from './core.js'
+export type { RoutemeterOptions, RequestLike } from './options.js'
+export type { AppVersion } from './version.js'
+export * from './schema/index.js'

@@ -1,0 +1,3 @@
+export * from './types.js'
+export { checkSchema, migrate, SchemaTooNewError, NotRoutemeterFileError } from './migrate.js'
+export type { MigrationDb } from './migrate.js'

@@ -1,0 +1,87 @@
+import { APPLICATION_ID, SCHEMA_VERSION } from './types.js'
+import { up as initial } from './migrations/0001-initial.js'
+
+/** The part of a better-sqlite3 connection that migrations use. */
+export interface MigrationDb {
+  exec(sql: string): unknown
+  pragma(source: string, options: { simple: true }): unknown
+  prepare(sql: string): { run(...params: unknown[]): unknown }
+}
+
+/** Ordered migrations; step i takes a file from user_version i to i + 1. */
+const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [initial]
+
+if (MIGRATIONS.length !== SCHEMA_VERSION) {
+  throw new Error('routemeter: SCHEMA_VERSION does not match the list of migrations')
+}
+
+/** The file was written by a newer Routemeter than this one. */
+export class SchemaTooNewError extends Error {
+  override readonly name = 'SchemaTooNewError'
+  constructor(
+    readonly fileVersion: number,
+    readonly knownVersion: number = SCHEMA_VERSION,
+  ) {
+    super(
+      `this metrics file has schema version ${fileVersion}, written by a newer Routemeter; ` +
+        `this one knows up to version ${knownVersion}: upgrade Routemeter to read it`,
+    )
+  }
+}
+
+/** The file is an SQLite database of another application. */
+export class NotRoutemeterFileError extends Error {
+  override readonly name = 'NotRoutemeterFileError'
+  constructor(readonly applicationId: number) {
+    super(
+      `this SQLite file belongs to another application (application_id ${applicationId}), ` +
+        'not Routemeter',
+    )
+  }
+}
+
+/**
+ * Checks that a file can be read by this code, without changing it.
+ * Returns the file's schema version (0 for an empty, new file).
+ */
+export function checkSchema(db: MigrationDb): number {
+  const applicationId = Number(db.pragma('application_id', { simple: true }))
+  const version = Number(db.pragma('user_version', { simple: true }))
+  if (applicationId !== APPLICATION_ID) {
+    const tables = Number(
+      (db.pragma('schema_version', { simple: true }) as number | undefined) ?? 0,
+    )
+    // A brand-new file has neither an application id nor any table.
+    if (applicationId !== 0 || version !== 0 || tables !== 0) {
+      throw new NotRoutemeterFileError(applicationId)
+    }
+  }
+  if (version > SCHEMA_VERSION) throw new SchemaTooNewError(version)
+  return version
+}
+
+/**
+ * Takes the file to the latest schema. All pending steps run in one
+ * IMMEDIATE transaction that ends by setting user_version, so several
+ * processes starting at once on a new file cannot race: the first one
+ * migrates, the others wait on the lock and then find nothing to do.
+ */
+export function migrate(db: MigrationDb, now: number = Date.now()): number {
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    const from = checkSchema(db)
+    for (let step = from; step < SCHEMA_VERSION; step++) MIGRATIONS[step]!(db)
+    if (from === 0) {
+      db.pragma(`application_id = ${APPLICATION_ID}`, { simple: true })
+      const meta = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)')
+      meta.run('created_at', String(now))
+      meta.run('created_by', 'routemeter')
+    }
+    if (from !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`, { simple: true })
+    db.exec('COMMIT')
+    return from
+  } catch (error) {
+    db.exec('ROLLBACK')
+    throw error
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The metrics file is the contract between the collector and the desktop app.
+ * These types describe its tables row by row; SCHEMA.md documents the meaning
+ * of every column. Nothing here imports better-sqlite3, so the desktop app's
+ * renderer can use the types too.
+ */
+
+/** `PRAGMA user_version` of a file written by this version of the code. */
+export const SCHEMA_VERSION = 1
+
+/** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
+export const APPLICATION_ID = 0x524d5452
+
+/** Monitoring level of an endpoint, chosen in the desktop app. */
+export type MonitorLevel = 0 | 1 | 2 | 3
+
+export const MONITOR_LEVELS: readonly MonitorLevel[] = [0, 1, 2, 3]
+
+/**
+ * Route of the endpoint that collects every request no route matched
+ * (404s, static files), one per HTTP method, so that a scan of random URLs
+ * cannot grow the endpoint table.
+ */
+export const UNMATCHED_ROUTE = '(unmatched)'
+
+/** Where a version name came from. */
+export type VersionSource = 'option' | 'git' | 'package' | 'unknown'
+
+/** Table `endpoint`: one row per HTTP method and route template. */
+export interface EndpointRow {
+  id: number
+  method: string
+  route: string
+  monitor_level: MonitorLevel
+  /** ms since the Unix epoch */
+  first_seen: number
+  /** ms since the Unix epoch; null until the first request */
+  last_requested: number | null
+}
+
+/** Table `version`: one row per application version, kept once. */
+export interface VersionRow {
+  id: number
+  name: string
+  source: VersionSource
+  /** ms since the Unix epoch */
+  first_seen: number
+}
+
+/** Table `user_group`: the users or groups returned by `groupBy`. */
+export interface UserGroupRow {
+  id: number
+  name: string
+}
+
+/** Table `client_ip`: client addresses. */
+export interface ClientIpRow {
+  id: number
+  address: string
+}
+
+/** Table `request`: one row per request of an endpoint at level 1 or above. */
+export interface RequestRow {
+  id: number
+  endpoint_id: number
+  /** start of the request, ms since the Unix epoch (UTC) */
+  time: number
+  /** microseconds from the first byte handled to the response's end */
+  duration_us: number
+  /** status code the client got; 0 when the client left before any was sent */
+  status: number
+  version_id: number
+  user_group_id: number | null
+  client_ip_id: number | null
+  /** 1 when the client closed the connection before the response ended */
+  aborted: 0 | 1
+}
+
+/** Table `meta`: facts about the file itself. */
+export interface MetaRow {
+  key: 'created_at' | 'created_by' | 'app_name' | (string & {})
+  value: string
+}
+
+/** Names of the tables, for queries that must not drift from the schema. */
+export const TABLES = {
+  endpoint: 'endpoint',
+  version: 'version',
+  userGroup: 'user_group',
+  clientIp: 'client_ip',
+  request: 'request',
+  meta: 'meta',
+} as const

@@ -1,0 +1,219 @@
+import Database from 'better-sqlite3'
+import { mkdirSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { migrate } from './schema/migrate.js'
+import type { MonitorLevel, VersionSource } from './schema/types.js'
+
+/** One request as buffered between two writes. */
+export interface PendingRequest {
+  endpoint: EndpointState
+  time: number
+  durationUs: number
+  status: number
+  group: string | null
+  ip: string | null
+  aborted: 0 | 1
+}
+
+/** What the collector knows of one endpoint; `id` is set once it is in the file. */
+export interface EndpointState {
+  id: number | undefined
+  method: string
+  route: string
+  level: MonitorLevel
+  /** ms since the epoch of the latest request not yet written */
+  pendingLastRequested: number
+}
+
+export interface StoredEndpoint {
+  id: number
+  method: string
+  route: string
+  monitor_level: MonitorLevel
+}
+
+/** Most user/IP names cached per connection before the cache starts over. */
+const NAME_CACHE_LIMIT = 50_000
+
+/**
+ * The collector's connection to the metrics file: opens and migrates it,
+ * and writes each batch in one transaction. Everything here is synchronous
+ * (better-sqlite3) and runs from timers, never on a request's path.
+ */
+export class MetricsStore {
+  readonly path: string
+  private readonly db: Database.Database
+  /** inode of the file when opened, to notice it being deleted or replaced */
+  private readonly inode: number
+  private readonly versionId: number
+  /** endpoints given an id by the transaction under way, undone if it rolls back */
+  private readonly assigned: EndpointState[] = []
+  private readonly groupIds = new Map<string, number>()
+  private readonly ipIds = new Map<string, number>()
+  private readonly insertRequest: Database.Statement
+  private readonly insertEndpoint: Database.Statement
+  private readonly selectEndpoint: Database.Statement
+  private readonly touchEndpoint: Database.Statement
+  private readonly insertGroup: Database.Statement
+  private readonly selectGroup: Database.Statement
+  private readonly insertIp: Database.Statement
+  private readonly selectIp: Database.Statement
+  private readonly selectEndpoints: Database.Statement
+  private readonly writeBatch: (
+    requests: PendingRequest[],
+    touched: EndpointState[],
+    discovered: EndpointState[],
+    now: number,
+  ) => void
+
+  constructor(path: string, version: { name: string; source: VersionSource }, now = Date.now()) {
+    this.path = resolve(path)
+    mkdirSync(dirname(this.path), { recursive: true })
+    const db = new Database(this.path, { timeout: 5000 })
+    try {
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = NORMAL')
+      migrate(db, now)
+      db.prepare(
+        'INSERT INTO version (name, source, first_seen) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING',
+      ).run(version.name, version.source, now)
+      this.versionId = (
+        db.prepare('SELECT id FROM version WHERE name = ?').get(version.name) as { id: number }
+      ).id
+    } catch (error) {
+      db.close()
+      throw error
+    }
+    this.db = db
+    this.inode = statSync(this.path).ino
+
+    this.insertRequest = db.prepare(
+      `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    this.insertEndpoint = db.prepare(
+      `INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?, ?, ?, ?)
+       ON CONFLICT (method, route) DO NOTHING`,
+    )
+    this.selectEndpoint = db.prepare(
+      'SELECT id, monitor_level FROM endpoint WHERE method = ? AND route = ?',
+    )
+    this.touchEndpoint = db.prepare(
+      `UPDATE endpoint SET last_requested = max(coalesce(last_requested, 0), ?) WHERE id = ?`,
+    )
+    this.insertGroup = db.prepare('INSERT INTO user_group (name) VALUES (?) ON CONFLICT DO NOTHING')
+    this.selectGroup = db.prepare('SELECT id FROM user_group WHERE name = ?').pluck()
+    this.insertIp = db.prepare('INSERT INTO client_ip (address) VALUES (?) ON CONFLICT DO NOTHING')
+    this.selectIp = db.prepare('SELECT id FROM client_ip WHERE address = ?').pluck()
+    this.selectEndpoints = db.prepare('SELECT id, method, route, monitor_level FROM endpoint')
+
+    this.writeBatch = db.transaction(
+      (
+        requests: PendingRequest[],
+        touched: EndpointState[],
+        discovered: EndpointState[],
+        now: number,
+      ) => {
+        for (const endpoint of discovered) this.ensureEndpoint(endpoint, now)
+        for (const endpoint of touched) {
+          this.ensureEndpoint(endpoint, now)
+          this.touchEndpoint.run(endpoint.pendingLastRequested, endpoint.id)
+        }
+        for (const r of requests) {
+          this.insertRequest.run(
+            this.ensureEndpoint(r.endpoint, r.time),
+            r.time,
+            r.durationUs,
+            r.status,
+            this.versionId,
+            r.group === null
+              ? null
+              : this.nameId(r.group, this.groupIds, this.insertGroup, this.selectGroup),
+            r.ip === null ? null : this.nameId(r.ip, this.ipIds, this.insertIp, this.selectIp),
+            r.aborted,
+          )
+        }
+      },
+    ).immediate
+  }
+
+  /** Inserts an endpoint the file does not have yet; the file's level wins over ours. */
+  private ensureEndpoint(endpoint: EndpointState, now: number): number {
+    if (endpoint.id !== undefined) return endpoint.id
+    this.insertEndpoint.run(endpoint.method, endpoint.route, endpoint.level, now)
+    const row = this.selectEndpoint.get(endpoint.method, endpoint.route) as {
+      id: number
+      monitor_level: MonitorLevel
+    }
+    endpoint.id = row.id
+    endpoint.level = row.monitor_level
+    this.assigned.push(endpoint)
+    return row.id
+  }
+
+  private nameId(
+    name: string,
+    cache: Map<string, number>,
+    insert: Database.Statement,
+    select: Database.Statement,
+  ): number {
+    let id = cache.get(name)
+    if (id === undefined) {
+      insert.run(name)
+      id = select.get(name) as number
+      if (cache.size >= NAME_CACHE_LIMIT) cache.clear()
+      cache.set(name, id)
+    }
+    return id
+  }
+
+  /**
+   * Writes, in one IMMEDIATE transaction: endpoints discovered from the app's
+   * routes, requests, and the last request time of the endpoints they touched.
+   */
+  write(
+    requests: PendingRequest[],
+    touched: EndpointState[],
+    discovered: EndpointState[] = [],
+    now = Date.now(),
+  ): void {
+    this.undoable(() => this.writeBatch(requests, touched, discovered, now))
+  }
+
+  /** Runs a transaction; if it rolls back, forgets the ids it handed out. */
+  private undoable(transaction: () => void): void {
+    this.assigned.length = 0
+    try {
+      transaction()
+    } catch (error) {
+      for (const endpoint of this.assigned) endpoint.id = undefined
+      this.groupIds.clear()
+      this.ipIds.clear()
+      throw error
+    } finally {
+      this.assigned.length = 0
+    }
+  }
+
+  /** Changes whenever another connection commits: a cheap way to notice level changes. */
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number
+  }
+
+  endpoints(): StoredEndpoint[] {
+    return this.selectEndpoints.all() as StoredEndpoint[]
+  }
+
+  /** False once the file was deleted or replaced by another one since it was opened. */
+  isSameFile(): boolean {
+    try {
+      return statSync(this.path).ino === this.inode
+    } catch {
+      return false
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}

@@ -66,10 +66,23 @@ export class MetricsStore {
     now: number,
   ) => void
 
-  constructor(path: string, version: { name: string; source: VersionSource }, now = Date.now()) {
+  /**
+   * @param nativeBinding path of a better_sqlite3.node built for another ABI
+   *   (the desktop app's Electron main process generates its demo file here)
+   */
+  constructor(
+    path: string,
+    version: { name: string; source: VersionSource },
+    now = Date.now(),
+    nativeBinding?: string,
+  ) {
     this.path = resolve(path)
     mkdirSync(dirname(this.path), { recursive: true })
-    const db = new Database(this.path, { timeout: 5000 })
+    // A short busy timeout: a write waits at most this long for another process's lock.
+    const db = new Database(this.path, {
+      timeout: 1000,
+      ...(nativeBinding === undefined ? {} : { nativeBinding }),
+    })
     try {
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')

@@ -120,6 +120,8 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   private lastDataVersion: number | undefined
   private readonly reportedKinds = new Set<string>()
   private readonly counters = { written: 0, dropped: 0, errors: 0 }
+  /** dropped count already reported, so each new loss is reported once */
+  private reportedDropped = 0
   private readonly flushTimer: NodeJS.Timeout
   private readonly pollTimer: NodeJS.Timeout
   private closed = false
@@ -241,6 +243,16 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   }
 
   flush(): boolean {
+    if (this.counters.dropped > this.reportedDropped) {
+      const lost = this.counters.dropped - this.reportedDropped
+      this.reportedDropped = this.counters.dropped
+      this.report(
+        new Error(
+          `dropped ${lost} request(s): ${this.options.maxBufferedRows} were already waiting to be written (maxBufferedRows)`,
+        ),
+        'dropped',
+      )
+    }
     if (this.pending.length === 0 && this.touched.size === 0 && this.discovered.length === 0) {
       return true
     }

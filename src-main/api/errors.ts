@@ -1,0 +1,69 @@
+import type { ApiError } from './contract.js'
+
+export type ApiErrorCode = ApiError['code']
+
+/**
+ * An `ApiError` that can be thrown. It crosses the process boundary as the
+ * plain data of `toJSON()`: IPC and HTTP both send `{ code, message }`.
+ */
+export class DashboardError extends Error implements ApiError {
+  override readonly name = 'DashboardError'
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
+    super(message)
+  }
+
+  toJSON(): ApiError {
+    return { code: this.code, message: this.message }
+  }
+}
+
+export function badArgument(message: string): DashboardError {
+  return new DashboardError('BAD_ARGUMENT', message)
+}
+
+const CODES: ReadonlySet<string> = new Set<ApiErrorCode>([
+  'NO_FILE',
+  'FILE_MISSING',
+  'FILE_EMPTY',
+  'NOT_SQLITE',
+  'CORRUPT',
+  'OTHER_APP',
+  'TOO_NEW',
+  'BAD_ARGUMENT',
+  'READ_ONLY',
+  'INTERNAL',
+])
+
+export function isApiError(value: unknown): value is ApiError {
+  const candidate = value as Partial<ApiError> | null
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.code === 'string' &&
+    CODES.has(candidate.code) &&
+    typeof candidate.message === 'string'
+  )
+}
+
+/**
+ * Turns anything thrown into the data the UI gets. SQLite's own errors that
+ * a person can act on keep their meaning; the rest become INTERNAL.
+ */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof DashboardError) return error.toJSON()
+  if (isApiError(error)) return { code: error.code, message: error.message }
+  const sqliteCode = (error as { code?: unknown } | null)?.code
+  const message = error instanceof Error ? error.message : String(error)
+  if (typeof sqliteCode === 'string') {
+    if (sqliteCode.startsWith('SQLITE_CORRUPT') || sqliteCode === 'SQLITE_NOTADB') {
+      return { code: 'CORRUPT', message: `The metrics file is damaged: ${message}` }
+    }
+    if (sqliteCode.startsWith('SQLITE_READONLY')) {
+      return { code: 'READ_ONLY', message: `The metrics file cannot be written: ${message}` }
+    }
+  }
+  return { code: 'INTERNAL', message: `Unexpected error: ${message}` }
+}

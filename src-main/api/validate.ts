@@ -1,0 +1,202 @@
+/**
+ * Runtime checks of every API method's argument. The types of contract.ts
+ * vanish at run time, and both transports (IPC from the renderer, HTTP from
+ * any browser) hand the services whatever they were sent: each validator
+ * returns a clean argument of the method's type or throws BAD_ARGUMENT with
+ * a message that names the field. Unknown fields are dropped, not refused:
+ * TypeScript lets a caller pass a wider object than the parameter's type.
+ */
+import type {
+  ApiArgs,
+  ApiMethod,
+  ClientArgs,
+  EndpointArgs,
+  HeatmapArgs,
+  MonitorLevel,
+  RangeArgs,
+  SetLevelArgs,
+  StatusArgs,
+} from './contract.js'
+import { badArgument } from './errors.js'
+
+type Fields = Record<string, unknown>
+
+/** Latest supported time, ms since the epoch (year 9999): keeps day numbers small. */
+const MAX_TIME = 253_402_300_799_999
+/** Longest range, so that per-day arrays stay a sane size. */
+const MAX_RANGE_DAYS = 36_525
+const MAX_IDS = 10_000
+const MAX_NAMES = 100
+const MAX_NAME_LENGTH = 1000
+const MAX_PATH_LENGTH = 4096
+export const DEFAULT_CLIENT_LIMIT = 10
+export const MAX_CLIENT_LIMIT = 100
+export const DEFAULT_ERROR_LIMIT = 50
+export const MAX_ERROR_LIMIT = 1000
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return typeof value
+}
+
+function fieldsOf(method: ApiMethod, args: unknown): Fields {
+  // A method without arguments may be called with nothing at all.
+  if (args === undefined || args === null) return {}
+  if (typeof args !== 'object' || Array.isArray(args)) {
+    throw badArgument(`${method}: the argument must be an object, got ${describe(args)}`)
+  }
+  return args as Fields
+}
+
+function integer(
+  method: ApiMethod,
+  fields: Fields,
+  name: string,
+  min: number,
+  max: number,
+  unit = '',
+): number {
+  const value = fields[name]
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw badArgument(
+      `${method}: "${name}" must be an integer from ${min} to ${max}${unit}, got ${describe(value)}`,
+    )
+  }
+  return value
+}
+
+function optionalInteger(
+  method: ApiMethod,
+  fields: Fields,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
+  return fields[name] === undefined ? undefined : integer(method, fields, name, min, max)
+}
+
+function endpointId(method: ApiMethod, fields: Fields, name = 'endpointId'): number {
+  return integer(method, fields, name, 1, Number.MAX_SAFE_INTEGER, ' (an endpoint id)')
+}
+
+function range(method: ApiMethod, fields: Fields): RangeArgs {
+  const from = integer(method, fields, 'from', 0, MAX_TIME, ' (ms since the epoch)')
+  const to = integer(method, fields, 'to', 0, MAX_TIME, ' (ms since the epoch)')
+  if (to <= from) {
+    throw badArgument(`${method}: "to" (${to}) must be later than "from" (${from})`)
+  }
+  if (to - from > MAX_RANGE_DAYS * 86_400_000) {
+    throw badArgument(`${method}: the range from "from" to "to" spans more than 100 years`)
+  }
+  const utcOffsetMinutes = integer(method, fields, 'utcOffsetMinutes', -840, 840, ' (minutes)')
+  const args: RangeArgs = { from, to, utcOffsetMinutes }
+  const ids = fields.endpointIds
+  if (ids !== undefined) {
+    if (!Array.isArray(ids) || ids.length > MAX_IDS) {
+      throw badArgument(
+        `${method}: "endpointIds" must be an array of at most ${MAX_IDS} endpoint ids, got ${describe(ids)}`,
+      )
+    }
+    for (const id of ids as unknown[]) {
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 1) {
+        throw badArgument(
+          `${method}: "endpointIds" must hold endpoint ids (positive integers), got ${describe(id)}`,
+        )
+      }
+    }
+    args.endpointIds = [...new Set(ids as number[])]
+  }
+  return args
+}
+
+function withEndpoint(method: ApiMethod, fields: Fields): EndpointArgs {
+  return { ...range(method, fields), endpointId: endpointId(method, fields) }
+}
+
+function withOptionalEndpoint(method: ApiMethod, fields: Fields): HeatmapArgs & StatusArgs {
+  const args: HeatmapArgs = range(method, fields)
+  if (fields.endpointId !== undefined) args.endpointId = endpointId(method, fields)
+  return args
+}
+
+function monitorLevel(method: ApiMethod, fields: Fields): MonitorLevel {
+  return integer(method, fields, 'level', 0, 3, ' (a monitor level)') as MonitorLevel
+}
+
+type Validators = { readonly [M in ApiMethod]: (args: unknown) => ApiArgs<M> }
+
+/** One validator per method; the mapped type makes a missing or renamed method a build error. */
+export const VALIDATORS: Validators = {
+  info: () => ({}),
+  openFile: (args) => {
+    const path = fieldsOf('openFile', args).path
+    if (
+      typeof path !== 'string' ||
+      path.trim() === '' ||
+      path.length > MAX_PATH_LENGTH ||
+      path.includes('\0')
+    ) {
+      throw badArgument(`openFile: "path" must be the path of a file, got ${describe(path)}`)
+    }
+    return { path }
+  },
+  endpoints: (args) => range('endpoints', fieldsOf('endpoints', args)),
+  utilization: (args) => range('utilization', fieldsOf('utilization', args)),
+  hourHeatmap: (args) => withOptionalEndpoint('hourHeatmap', fieldsOf('hourHeatmap', args)),
+  performance: (args) => range('performance', fieldsOf('performance', args)),
+  versionEvolution: (args) => withEndpoint('versionEvolution', fieldsOf('versionEvolution', args)),
+  versionUtilization: (args) => range('versionUtilization', fieldsOf('versionUtilization', args)),
+  clients: (args) => {
+    const fields = fieldsOf('clients', args)
+    const kind = fields.kind
+    if (kind !== 'user' && kind !== 'ip') {
+      throw badArgument(`clients: "kind" must be "user" or "ip", got ${describe(kind)}`)
+    }
+    const result: ClientArgs = { ...withEndpoint('clients', fields), kind }
+    const names = fields.names
+    if (names !== undefined) {
+      if (!Array.isArray(names) || names.length > MAX_NAMES) {
+        throw badArgument(
+          `clients: "names" must be an array of at most ${MAX_NAMES} names, got ${describe(names)}`,
+        )
+      }
+      for (const name of names as unknown[]) {
+        if (typeof name !== 'string' || name.length > MAX_NAME_LENGTH) {
+          throw badArgument(`clients: "names" must hold strings, got ${describe(name)}`)
+        }
+      }
+      result.names = [...new Set(names as string[])]
+    }
+    const limit = optionalInteger('clients', fields, 'limit', 1, MAX_CLIENT_LIMIT)
+    if (limit !== undefined) result.limit = limit
+    return result
+  },
+  statusCodes: (args) => withOptionalEndpoint('statusCodes', fieldsOf('statusCodes', args)),
+  latestErrors: (args) => {
+    const fields = fieldsOf('latestErrors', args)
+    const result: StatusArgs & { limit?: number } = withOptionalEndpoint('latestErrors', fields)
+    const limit = optionalInteger('latestErrors', fields, 'limit', 1, MAX_ERROR_LIMIT)
+    if (limit !== undefined) result.limit = limit
+    return result
+  },
+  setLevel: (args): SetLevelArgs => {
+    const fields = fieldsOf('setLevel', args)
+    return { endpointId: endpointId('setLevel', fields), level: monitorLevel('setLevel', fields) }
+  },
+}
+
+/** Every method of the API, in the contract's order. */
+export const API_METHODS = Object.keys(VALIDATORS) as ApiMethod[]
+
+export function isApiMethod(name: unknown): name is ApiMethod {
+  return typeof name === 'string' && Object.hasOwn(VALIDATORS, name)
+}
+
+/** Checks a method's argument; throws a DashboardError (BAD_ARGUMENT) when it is not valid. */
+export function validateArgs<M extends ApiMethod>(method: M, args: unknown): ApiArgs<M> {
+  const validator = VALIDATORS[method] as (args: unknown) => ApiArgs<M>
+  return validator(args)
+}

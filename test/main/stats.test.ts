@@ -1,0 +1,155 @@
+import { describe, expect, test } from 'vitest'
+import {
+  boxStats,
+  dayKey,
+  daysOfRange,
+  DurationList,
+  hourOfDay,
+  medianAndP95,
+  quantileSorted,
+  startOfLocalDay,
+} from '../../src-main/services/stats.js'
+import { seededRandom } from '../../src-main/services/demo.js'
+
+describe('quantileSorted (R-7, linear interpolation)', () => {
+  // Values R prints for quantile(x, p) with its default type 7.
+  test.each([
+    [[1, 2, 3, 4], 0.25, 1.75],
+    [[1, 2, 3, 4], 0.5, 2.5],
+    [[1, 2, 3, 4], 0.75, 3.25],
+    [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.95, 9.55],
+    [[10, 20, 30], 0.9, 28],
+    [[42], 0.95, 42],
+    [[3, 3, 3, 8], 0.5, 3],
+    [[1, 100], 0, 1],
+    [[1, 100], 1, 100],
+  ])('quantile(%j, %d) = %d', (values, p, expected) => {
+    expect(quantileSorted(values, p)).toBeCloseTo(expected, 10)
+  })
+
+  test('refuses no values and p outside 0..1', () => {
+    expect(() => quantileSorted([], 0.5)).toThrow(RangeError)
+    expect(() => quantileSorted([1], 1.5)).toThrow(RangeError)
+    expect(() => quantileSorted([1], Number.NaN)).toThrow(RangeError)
+  })
+
+  test('matches a rank-based computation on random data', () => {
+    const random = seededRandom(7)
+    for (let round = 0; round < 50; round++) {
+      const n = 1 + Math.floor(random() * 300)
+      const values = Array.from({ length: n }, () => Math.round(Math.exp(random() * 10)))
+      const sorted = [...values].sort((a, b) => a - b)
+      for (const p of [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1]) {
+        // 1-based rank 1 + (n - 1) p, interpolated between its neighbours.
+        const rank = 1 + (n - 1) * p
+        const below = sorted[Math.floor(rank) - 1]!
+        const above = sorted[Math.min(Math.ceil(rank), n) - 1]!
+        const expected = below + (rank - Math.floor(rank)) * (above - below)
+        expect(quantileSorted(Float64Array.from(sorted), p)).toBeCloseTo(expected, 6)
+      }
+    }
+  })
+})
+
+describe('boxStats (Tukey whiskers)', () => {
+  test('no values, no box', () => {
+    expect(boxStats([])).toBeNull()
+    expect(medianAndP95([])).toEqual({ medianUs: null, p95Us: null })
+  })
+
+  test('one value', () => {
+    expect(boxStats([5])).toEqual({
+      count: 1,
+      min: 5,
+      q1: 5,
+      median: 5,
+      q3: 5,
+      max: 5,
+      whiskerLow: 5,
+      whiskerHigh: 5,
+      mean: 5,
+      p95: 5,
+    })
+  })
+
+  test('whiskers stop at the last value within 1.5 IQR; outliers stay in min/max', () => {
+    // q1 = 3, q3 = 5, IQR = 2: fences at 0 and 8.
+    const values = [-10, 1, 2, 3, 3, 4, 4, 5, 5, 7, 9, 40]
+    const sorted = Float64Array.from(values).sort()
+    const box = boxStats(sorted)!
+    expect(box.q1).toBeCloseTo(quantileSorted(sorted, 0.25))
+    expect(box.q1).toBe(2.75)
+    expect(box.q3).toBe(5.5)
+    // fences: 2.75 - 4.125 = -1.375 and 5.5 + 4.125 = 9.625
+    expect(box.whiskerLow).toBe(1)
+    expect(box.whiskerHigh).toBe(9)
+    expect(box.min).toBe(-10)
+    expect(box.max).toBe(40)
+    expect(box.mean).toBeCloseTo(values.reduce((a, b) => a + b) / values.length)
+    expect(box.count).toBe(12)
+  })
+
+  test('matches a filter-based computation on random skewed data', () => {
+    const random = seededRandom(11)
+    for (let round = 0; round < 30; round++) {
+      const values = Array.from({ length: 1 + Math.floor(random() * 500) }, () =>
+        Math.round(1000 * Math.exp(2 * random() ** 3)),
+      )
+      const sorted = [...values].sort((a, b) => a - b)
+      const box = boxStats(Float64Array.from(sorted))!
+      const iqr = box.q3 - box.q1
+      expect(box.whiskerLow).toBe(Math.min(...values.filter((v) => v >= box.q1 - 1.5 * iqr)))
+      expect(box.whiskerHigh).toBe(Math.max(...values.filter((v) => v <= box.q3 + 1.5 * iqr)))
+      expect(box.whiskerLow).toBeLessThanOrEqual(box.q1)
+      expect(box.whiskerHigh).toBeGreaterThanOrEqual(box.q3)
+    }
+  })
+
+  test('DurationList grows and sorts numerically', () => {
+    const list = new DurationList()
+    for (const value of [300, 20, 1000, 5, 20, 150, ...Array.from({ length: 200 }, (_, i) => i)]) {
+      list.push(value)
+    }
+    const sorted = list.sorted()
+    expect(sorted.length).toBe(206)
+    expect([...sorted.subarray(0, 3)]).toEqual([0, 1, 2])
+    expect(sorted[205]).toBe(1000)
+  })
+})
+
+describe('local days and hours', () => {
+  const t = Date.UTC(2026, 2, 31, 23, 30) // 2026-03-31 23:30 UTC
+
+  test('day keys follow the offset, across month ends', () => {
+    expect(dayKey(t, 0)).toBe('2026-03-31')
+    expect(dayKey(t, 60)).toBe('2026-04-01')
+    expect(dayKey(t, -600)).toBe('2026-03-31')
+    expect(dayKey(Date.UTC(2026, 0, 1, 3), -240)).toBe('2025-12-31')
+  })
+
+  test('hour of day follows the offset, including half-hour zones', () => {
+    expect(hourOfDay(t, 0)).toBe(23)
+    expect(hourOfDay(t, 60)).toBe(0)
+    expect(hourOfDay(t, 330)).toBe(5) // India, 05:00
+    expect(hourOfDay(t, -300)).toBe(18)
+  })
+
+  test('start of the local day', () => {
+    expect(startOfLocalDay(t, 60)).toBe(Date.UTC(2026, 2, 31, 23))
+    expect(startOfLocalDay(t, 0)).toBe(Date.UTC(2026, 2, 31))
+    expect(startOfLocalDay(t, -300)).toBe(Date.UTC(2026, 2, 31, 5))
+  })
+
+  test('days of a range: every touched day, `to` exclusive', () => {
+    const from = Date.UTC(2026, 1, 27, 12)
+    expect(daysOfRange(from, Date.UTC(2026, 2, 2), 0).days).toEqual([
+      '2026-02-27',
+      '2026-02-28',
+      '2026-03-01',
+    ])
+    expect(daysOfRange(from, Date.UTC(2026, 2, 2) + 1, 0).days).toHaveLength(4)
+    expect(daysOfRange(from, from + 1, 0).days).toEqual(['2026-02-27'])
+    expect(daysOfRange(from, from, 0).days).toEqual([])
+    expect(daysOfRange(from, Date.UTC(2026, 1, 28), 720).days).toEqual(['2026-02-28'])
+  })
+})

@@ -1,0 +1,298 @@
+/**
+ * The Electron main process: a window, a menu, dialogs and IPC around the
+ * electron-free DashboardService. Everything Electron-specific of the main
+ * process is in this file; the rest (src-main/shell, services) runs under Node.
+ */
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  ipcMain,
+  Menu,
+  net,
+  protocol,
+  session,
+  type MenuItemConstructorOptions,
+} from 'electron'
+import { existsSync } from 'node:fs'
+import { basename, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { ApiError, FileEvent, FileInfo } from './api/contract.js'
+import { toApiError } from './api/errors.js'
+import { API_METHODS } from './api/validate.js'
+import { DashboardService } from './services/dashboard.js'
+import { setNativeBinding } from './services/database.js'
+import { createDemoDatabase } from './services/demo.js'
+import { apiChannel, CHANNELS, createIpcHandlers, respond } from './shell/handlers.js'
+import { RecentFiles } from './shell/recent.js'
+import {
+  APP_ORIGIN,
+  APP_SCHEME,
+  CONTENT_SECURITY_POLICY,
+  isAppUrl,
+  staticFile,
+} from './shell/security.js'
+import { electronNativeBinding, fileArgument, startupFile } from './shell/startup.js'
+
+const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
+const RENDERER_DIR = here('../renderer')
+const PRELOAD = here('../preload/index.cjs')
+const DEV_SERVER = process.env.ELECTRON_RENDERER_URL
+
+app.setName('Routemeter')
+protocol.registerSchemesAsPrivileged([
+  { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
+])
+
+// One app, several files over time: a second launch hands its file to the first.
+if (!app.requestSingleInstanceLock()) app.quit()
+
+const service = new DashboardService()
+let window: BrowserWindow | null = null
+let recent: RecentFiles
+let startupError: ApiError | null = null
+
+function send(event: FileEvent): void {
+  window?.webContents.send(CHANNELS.fileEvent, event)
+}
+
+function setTitle(info: FileInfo | null): void {
+  window?.setTitle(info === null ? 'Routemeter' : `${basename(info.path)} — Routemeter`)
+}
+
+/** Opens a file for the UI: on success it becomes the last file; on failure the open one stays. */
+async function openPath(path: string): Promise<FileInfo> {
+  const info = await service.openFile({ path })
+  startupError = null
+  recent.add(info.path)
+  app.addRecentDocument(info.path)
+  setTitle(info)
+  buildMenu()
+  return info
+}
+
+async function chooseFile(): Promise<FileInfo | null> {
+  const options: Electron.OpenDialogOptions = {
+    title: 'Open a Routemeter metrics file',
+    properties: ['openFile'],
+    filters: [
+      { name: 'Routemeter metrics', extensions: ['db', 'sqlite', 'sqlite3'] },
+      { name: 'All files', extensions: ['*'] },
+    ],
+  }
+  const result =
+    window === null
+      ? await dialog.showOpenDialog(options)
+      : await dialog.showOpenDialog(window, options)
+  const path = result.filePaths[0]
+  if (result.canceled || path === undefined) return null
+  return openPath(path)
+}
+
+/** From the menu: a failure is shown in the window rather than thrown into the void. */
+function openFromMenu(open: () => Promise<FileInfo | null>): void {
+  open().catch((error: unknown) => send({ kind: 'error', error: toApiError(error) }))
+}
+
+async function openDemo(): Promise<FileInfo> {
+  const path = join(app.getPath('userData'), 'demo.db')
+  if (!existsSync(path)) createDemoDatabase(path, { nativeBinding: nativeBindingPath() })
+  return openPath(path)
+}
+
+function nativeBindingPath(): string {
+  return electronNativeBinding(app.getAppPath(), process.versions.electron)
+}
+
+function buildMenu(): void {
+  const recentItems: MenuItemConstructorOptions[] = recent.list().map((path) => ({
+    label: path,
+    click: () => openFromMenu(() => openPath(path)),
+  }))
+  const template: MenuItemConstructorOptions[] = [
+    ...(process.platform === 'darwin' ? [{ role: 'appMenu' } as MenuItemConstructorOptions] : []),
+    {
+      label: 'File',
+      submenu: [
+        { label: 'Open…', accelerator: 'CmdOrCtrl+O', click: () => openFromMenu(chooseFile) },
+        {
+          label: 'Open Recent',
+          submenu: [
+            ...(recentItems.length > 0
+              ? recentItems
+              : [{ label: 'No recent files', enabled: false }]),
+            { type: 'separator' },
+            {
+              label: 'Clear Recent',
+              enabled: recentItems.length > 0,
+              click: () => {
+                recent.clear()
+                app.clearRecentDocuments()
+                buildMenu()
+              },
+            },
+          ],
+        },
+        { label: 'Open Demo Database', click: () => openFromMenu(openDemo) },
+        { type: 'separator' },
+        process.platform === 'darwin' ? { role: 'close' } : { role: 'quit' },
+      ],
+    },
+    {
+      label: 'View',
+      submenu: [
+        { role: 'reload' },
+        ...(app.isPackaged ? [] : [{ role: 'toggleDevTools' } as MenuItemConstructorOptions]),
+        { type: 'separator' },
+        { role: 'resetZoom' },
+        { role: 'zoomIn' },
+        { role: 'zoomOut' },
+        { type: 'separator' },
+        { role: 'togglefullscreen' },
+      ],
+    },
+  ]
+  Menu.setApplicationMenu(Menu.buildFromTemplate(template))
+}
+
+function registerIpc(): void {
+  const handlers = createIpcHandlers(service, {
+    openFile: openPath,
+    startupError: () => startupError,
+  })
+  for (const method of API_METHODS) {
+    const handler: (args: unknown) => Promise<unknown> = handlers[method]
+    ipcMain.handle(apiChannel(method), (event, args: unknown) => {
+      if (!isAppUrl(event.senderFrame?.url ?? '', DEV_SERVER)) {
+        return { ok: false, error: { code: 'BAD_ARGUMENT', message: 'unknown sender' } }
+      }
+      return respond(() => handler(args))
+    })
+  }
+  ipcMain.handle(CHANNELS.chooseFile, () => respond(chooseFile))
+  ipcMain.handle(CHANNELS.openDropped, async (_event, path: unknown) => {
+    if (typeof path !== 'string' || path === '') return
+    try {
+      await openPath(path)
+    } catch (error) {
+      send({ kind: 'error', error: toApiError(error) })
+    }
+  })
+}
+
+function serveRenderer(): void {
+  protocol.handle(APP_SCHEME, async (request) => {
+    const file = staticFile(RENDERER_DIR, new URL(request.url).pathname)
+    if (file === null) return new Response('Not found', { status: 404 })
+    const response = await net.fetch(pathToFileURL(file).toString())
+    const headers = new Headers(response.headers)
+    headers.set('Content-Security-Policy', CONTENT_SECURITY_POLICY)
+    headers.set('X-Content-Type-Options', 'nosniff')
+    return new Response(response.body, { status: response.status, headers })
+  })
+}
+
+function createWindow(): BrowserWindow {
+  const win = new BrowserWindow({
+    width: 1440,
+    height: 920,
+    minWidth: 900,
+    minHeight: 600,
+    show: false,
+    title: 'Routemeter',
+    backgroundColor: '#f5f6f8',
+    webPreferences: {
+      preload: PRELOAD,
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+      spellcheck: false,
+      devTools: !app.isPackaged,
+    },
+  })
+  win.once('ready-to-show', () => win.show())
+  // Nothing but the app in this window: links and drops do not navigate it away.
+  win.webContents.on('will-navigate', (event, url) => {
+    if (!isAppUrl(url, DEV_SERVER)) event.preventDefault()
+  })
+  win.webContents.on('will-redirect', (event, url) => {
+    if (!isAppUrl(url, DEV_SERVER)) event.preventDefault()
+  })
+  win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }))
+  win.webContents.on('will-attach-webview', (event) => event.preventDefault())
+  win.on('closed', () => {
+    if (window === win) window = null
+  })
+  void win.loadURL(DEV_SERVER ?? `${APP_ORIGIN}/index.html`)
+  return win
+}
+
+/** The file to show first: the argument, else the last file, else the demo database. */
+async function openStartupFile(): Promise<void> {
+  const choice = startupFile(
+    fileArgument(process.argv, app.isPackaged, process.cwd()),
+    recent.last(),
+    app.getPath('userData'),
+  )
+  try {
+    const info = choice.kind === 'demo' ? await openDemo() : await openPath(choice.path)
+    setTitle(info)
+  } catch (error) {
+    startupError = toApiError(error)
+  }
+}
+
+app.on('second-instance', (_event, argv, cwd) => {
+  const path = fileArgument(argv, app.isPackaged, cwd)
+  if (path !== null) openFromMenu(() => openPath(path))
+  if (window !== null) {
+    if (window.isMinimized()) window.restore()
+    window.focus()
+  }
+})
+
+app.on('open-file', (event, path) => {
+  // macOS: a file dropped on the dock icon or opened from Finder.
+  event.preventDefault()
+  if (app.isReady()) openFromMenu(() => openPath(path))
+  else process.argv.push(path)
+})
+
+app.on('web-contents-created', (_event, contents) => {
+  contents.setWindowOpenHandler(() => ({ action: 'deny' }))
+})
+
+app.on('window-all-closed', () => app.quit())
+
+app.on('will-quit', () => {
+  void service.close()
+})
+
+void app.whenReady().then(async () => {
+  const binding = nativeBindingPath()
+  if (!existsSync(binding)) {
+    dialog.showErrorBox(
+      'Routemeter cannot read SQLite files',
+      `better-sqlite3 built for Electron ${process.versions.electron} is missing:\n${binding}\n\n` +
+        'Run "npm run build:native" (it needs to download Electron\'s headers), or "npm start", which does it.',
+    )
+    app.exit(1)
+    return
+  }
+  setNativeBinding(binding)
+  session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) =>
+    callback(false),
+  )
+  recent = new RecentFiles(join(app.getPath('userData'), 'recent.json'))
+  serveRenderer()
+  registerIpc()
+  await openStartupFile()
+  buildMenu()
+  service.onFileEvent(send)
+  window = createWindow()
+  setTitle(null)
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0) window = createWindow()
+  })
+})

@@ -1,0 +1,72 @@
+/**
+ * The narrow bridge between the sandboxed renderer and main: one named
+ * function per API method (never ipcRenderer itself), exposed as
+ * `window.routemeter` and typed as the contract's DashboardBridge.
+ */
+import { contextBridge, ipcRenderer, webUtils } from 'electron'
+import type {
+  ApiArgs,
+  ApiMethod,
+  ApiResult,
+  DashboardBridge,
+  FileEvent,
+  FileInfo,
+} from '../api/contract.js'
+import type { ApiResponse } from '../api/dispatch.js'
+
+// Kept in step with src-main/shell/handlers.ts (a sandboxed preload cannot import it at run time).
+const FILE_EVENT = 'file-event'
+const CHOOSE_FILE = 'shell:choose-file'
+const OPEN_DROPPED = 'shell:open-dropped'
+
+/** Rejects with the ApiError itself (plain data crosses contextBridge intact). */
+function unwrap<T>(response: ApiResponse<T>): T {
+  if (response.ok) return response.value
+  throw response.error
+}
+
+async function invoke<M extends ApiMethod>(method: M, args: ApiArgs<M>): Promise<ApiResult<M>> {
+  return unwrap((await ipcRenderer.invoke(`api:${method}`, args)) as ApiResponse<ApiResult<M>>)
+}
+
+const bridge: DashboardBridge = {
+  transport: 'desktop',
+  info: (args) => invoke('info', args),
+  openFile: (args) => invoke('openFile', args),
+  endpoints: (args) => invoke('endpoints', args),
+  utilization: (args) => invoke('utilization', args),
+  hourHeatmap: (args) => invoke('hourHeatmap', args),
+  performance: (args) => invoke('performance', args),
+  versionEvolution: (args) => invoke('versionEvolution', args),
+  versionUtilization: (args) => invoke('versionUtilization', args),
+  clients: (args) => invoke('clients', args),
+  statusCodes: (args) => invoke('statusCodes', args),
+  latestErrors: (args) => invoke('latestErrors', args),
+  setLevel: (args) => invoke('setLevel', args),
+  onFileEvent(listener) {
+    const handler = (_event: Electron.IpcRendererEvent, fileEvent: FileEvent): void =>
+      listener(fileEvent)
+    ipcRenderer.on(FILE_EVENT, handler)
+    return () => {
+      ipcRenderer.removeListener(FILE_EVENT, handler)
+    }
+  },
+  chooseFile: async () =>
+    unwrap((await ipcRenderer.invoke(CHOOSE_FILE)) as ApiResponse<FileInfo | null>),
+}
+
+contextBridge.exposeInMainWorld('routemeter', bridge)
+
+// Open a file dropped on the window. The sandboxed page cannot see a dropped
+// file's path; the preload can, through webUtils.
+window.addEventListener('dragover', (event) => {
+  event.preventDefault()
+  if (event.dataTransfer !== null) event.dataTransfer.dropEffect = 'copy'
+})
+window.addEventListener('drop', (event) => {
+  event.preventDefault()
+  const file = event.dataTransfer?.files[0]
+  if (file === undefined) return
+  const path = webUtils.getPathForFile(file)
+  if (path !== '') void ipcRenderer.invoke(OPEN_DROPPED, path)
+})

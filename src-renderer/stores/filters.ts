@@ -1,0 +1,162 @@
+import { defineStore } from 'pinia'
+import { computed, ref, watch } from 'vue'
+import type { FileInfo, RangeArgs } from '../api'
+import { DAY, dayKey, parseDayKey, startOfDay, viewerOffset } from '../lib/time'
+import { useFileStore } from './file'
+
+export type RangePreset = 'today' | '7d' | '30d' | '90d' | 'all' | 'custom'
+
+export const RANGE_PRESETS: ReadonlyArray<{ id: RangePreset; label: string; days?: number }> = [
+  { id: 'today', label: 'Today', days: 1 },
+  { id: '7d', label: '7 days', days: 7 },
+  { id: '30d', label: '30 days', days: 30 },
+  { id: '90d', label: '90 days', days: 90 },
+  { id: 'all', label: 'All' },
+  { id: 'custom', label: 'Custom' },
+]
+
+export interface XZoom {
+  min: number
+  max: number
+}
+
+/** The range a file opens with: the last 30 days, or all of it when it ended before. */
+export function defaultPreset(info: FileInfo | null, now: number): RangePreset {
+  if (info?.lastRequest == null) return '30d'
+  return info.lastRequest < now - 30 * DAY ? 'all' : '30d'
+}
+
+export const useFiltersStore = defineStore('filters', () => {
+  /** the date range's preset; the relative ones end with today */
+  const preset = ref<RangePreset>('30d')
+  /** first day of a custom range, 'YYYY-MM-DD' */
+  const customFrom = ref('')
+  /** last day of a custom range (included), 'YYYY-MM-DD' */
+  const customTo = ref('')
+  /** show and bucket times in UTC instead of the viewer's local time */
+  const utc = ref(false)
+  /** the clock relative ranges end at; moves with file changes and every minute */
+  const now = ref(Date.now())
+  /** endpoints picked in the overview to compare; empty means all endpoints */
+  const selectedIds = ref<number[]>([])
+  /** the endpoint that the versions and users views show; null until one is picked */
+  const focusId = ref<number | null>(null)
+  /** the endpoint of the hour-of-day heatmap; null = all (or the selection) */
+  const heatmapId = ref<number | null>(null)
+  /** the endpoint of the status codes view; null = all (or the selection) */
+  const statusId = ref<number | null>(null)
+  /** x-axis zoom of the time charts by chart id, kept across live refreshes */
+  const zoom = ref<Record<string, XZoom>>({})
+
+  const file = useFileStore()
+
+  const utcOffsetMinutes = computed(() => viewerOffset(utc.value, now.value))
+
+  /** [from, to) in ms, whole days in the viewer's offset */
+  const range = computed<{ from: number; to: number }>(() => {
+    const offset = utcOffsetMinutes.value
+    const tomorrow = startOfDay(now.value, offset) + DAY
+    const info = file.info
+    if (preset.value === 'all') {
+      const first = info?.firstRequest ?? now.value
+      const last = info?.lastRequest ?? now.value
+      return { from: startOfDay(first, offset), to: startOfDay(last, offset) + DAY }
+    }
+    if (preset.value === 'custom') {
+      const from = parseDayKey(customFrom.value, offset)
+      const to = parseDayKey(customTo.value, offset) + DAY
+      if (Number.isFinite(from) && Number.isFinite(to) && from < to) return { from, to }
+    }
+    const days = RANGE_PRESETS.find((p) => p.id === preset.value)?.days ?? 30
+    return { from: tomorrow - days * DAY, to: tomorrow }
+  })
+
+  /** the range for queries over every endpoint (the overview) */
+  const allEndpointsArgs = computed<RangeArgs>(() => ({
+    from: range.value.from,
+    to: range.value.to,
+    utcOffsetMinutes: utcOffsetMinutes.value,
+  }))
+
+  /** the range for queries restricted to the selection, if any */
+  const rangeArgs = computed<RangeArgs>(() =>
+    selectedIds.value.length === 0
+      ? allEndpointsArgs.value
+      : { ...allEndpointsArgs.value, endpointIds: [...selectedIds.value].sort((a, b) => a - b) },
+  )
+
+  function setPreset(next: RangePreset): void {
+    if (next === 'custom' && (customFrom.value === '' || customTo.value === '')) {
+      customFrom.value = dayKey(range.value.from, utcOffsetMinutes.value)
+      customTo.value = dayKey(range.value.to - 1, utcOffsetMinutes.value)
+    }
+    preset.value = next
+  }
+
+  function tick(): void {
+    now.value = Date.now()
+  }
+
+  function toggleSelected(endpointId: number): void {
+    const at = selectedIds.value.indexOf(endpointId)
+    if (at === -1) selectedIds.value = [...selectedIds.value, endpointId]
+    else selectedIds.value = selectedIds.value.filter((id) => id !== endpointId)
+  }
+
+  function setSelected(ids: number[]): void {
+    selectedIds.value = [...new Set(ids)]
+  }
+
+  function setZoom(chartId: string, value: XZoom | null): void {
+    const next = { ...zoom.value }
+    if (value === null) delete next[chartId]
+    else next[chartId] = value
+    zoom.value = next
+  }
+
+  // A zoom belongs to the range it was made in.
+  watch(range, (next, previous) => {
+    if (next.from !== previous.from || next.to !== previous.to) zoom.value = {}
+  })
+
+  // Another file: its endpoint ids mean other endpoints.
+  watch(
+    () => file.info?.path,
+    (path, previous) => {
+      if (path === previous) return
+      selectedIds.value = []
+      focusId.value = null
+      heatmapId.value = null
+      statusId.value = null
+      zoom.value = {}
+      tick()
+      preset.value = defaultPreset(file.info, now.value)
+    },
+  )
+  watch(
+    () => file.revision,
+    () => tick(),
+  )
+
+  return {
+    preset,
+    customFrom,
+    customTo,
+    utc,
+    now,
+    selectedIds,
+    focusId,
+    heatmapId,
+    statusId,
+    zoom,
+    utcOffsetMinutes,
+    range,
+    allEndpointsArgs,
+    rangeArgs,
+    setPreset,
+    tick,
+    toggleSelected,
+    setSelected,
+    setZoom,
+  }
+})

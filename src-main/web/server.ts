@@ -1,0 +1,360 @@
+/**
+ * Web mode: the dashboard API over HTTP and the renderer's static build,
+ * for any browser. Same services as the desktop app, same validation.
+ *
+ *   GET  /api/<read method>?<args>   → 200 result JSON | 4xx/5xx { error: ApiError }
+ *   POST /api/<write method>  (JSON) → 200 result JSON | 4xx/5xx { error: ApiError }
+ *   GET  /api/events                 → server-sent events, `data: <FileEvent JSON>`
+ *   GET  /, /assets/…                → the renderer build (index.html for `/`)
+ */
+import { Router } from '@koa/router'
+import Koa, { type Context, type Next } from 'koa'
+import { createReadStream, realpathSync, statSync, type Stats } from 'node:fs'
+import type { Server } from 'node:http'
+import { isIP, type AddressInfo } from 'node:net'
+import { extname, join, resolve, sep } from 'node:path'
+import { PassThrough } from 'node:stream'
+import type { ApiError, ApiMethod, DashboardApi, FileEvent } from '../api/contract.js'
+import { badArgument, DashboardError, toApiError } from '../api/errors.js'
+import { argsFromQuery, httpStatus, isWriteMethod } from '../api/http.js'
+import { API_METHODS, isApiMethod, validateArgs } from '../api/validate.js'
+
+/** What the server needs of the service: the API and its file events. */
+export interface WebService extends DashboardApi {
+  onFileEvent(listener: (event: FileEvent) => void): () => void
+}
+
+export interface WebServerOptions {
+  service: WebService
+  /** default 127.0.0.1: only this machine (use an SSH tunnel to look from elsewhere) */
+  host?: string
+  /** default 0: any free port */
+  port?: number
+  /** the renderer build (index.html and assets); without it only the API is served */
+  staticDir?: string
+  /** let the browser open other files on this machine; default false */
+  allowOpen?: boolean
+  /** ms between two heartbeat comments on the event stream; default 15 000 */
+  heartbeatMs?: number
+}
+
+export interface WebServer {
+  /** e.g. http://127.0.0.1:41234/ */
+  url: string
+  server: Server
+  close(): Promise<void>
+}
+
+/** Scripts only from the server itself; ApexCharts needs inline styles. */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ')
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+  '.ico': 'image/x-icon',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.ttf': 'font/ttf',
+  '.txt': 'text/plain; charset=utf-8',
+  '.wasm': 'application/wasm',
+}
+
+/** Largest JSON body a write method accepts. */
+const MAX_BODY_BYTES = 64 * 1024
+
+function sendError(ctx: Context, error: ApiError, status = httpStatus(error)): void {
+  ctx.status = status
+  ctx.set('Cache-Control', 'no-store')
+  ctx.body = { error }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host === '[::1]'
+}
+
+/** Host header's name without the port. */
+function hostName(header: string): string {
+  if (header.startsWith('[')) return header.slice(0, header.indexOf(']') + 1)
+  return header.split(':')[0] ?? ''
+}
+
+async function readJsonBody(ctx: Context): Promise<unknown> {
+  const type = ctx.request.type
+  if (type !== 'application/json') {
+    // Also what keeps a plain HTML form on another site from posting here.
+    throw badArgument('send the argument as a JSON body with Content-Type: application/json')
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_BODY_BYTES) throw badArgument(`the body is larger than ${MAX_BODY_BYTES} bytes`)
+    chunks.push(chunk)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  if (text.trim() === '') return {}
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw badArgument('the body is not valid JSON')
+  }
+}
+
+export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
+  const { service } = options
+  const host = options.host ?? '127.0.0.1'
+  const heartbeatMs = options.heartbeatMs ?? 15_000
+  const staticRoot = options.staticDir === undefined ? undefined : resolve(options.staticDir)
+  const streams = new Set<PassThrough>()
+
+  const app = new Koa()
+  app.proxy = false
+  // Errors are answered by the handlers; keep Koa from printing expected ones.
+  app.silent = true
+
+  app.use(async (ctx: Context, next: Next) => {
+    ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY)
+    ctx.set('X-Content-Type-Options', 'nosniff')
+    ctx.set('Referrer-Policy', 'no-referrer')
+    ctx.set('X-Frame-Options', 'DENY')
+    ctx.set('Cross-Origin-Opener-Policy', 'same-origin')
+    ctx.set('Cross-Origin-Resource-Policy', 'same-origin')
+    // DNS rebinding: a page of another site must not reach a loopback server under its own name.
+    if (isLoopback(host) && !isLoopback(hostName(ctx.get('Host')))) {
+      const name = hostName(ctx.get('Host'))
+      if (isIP(name.replace(/^\[|\]$/g, '')) === 0) {
+        sendError(ctx, { code: 'BAD_ARGUMENT', message: `unexpected Host header "${name}"` }, 421)
+        return
+      }
+    }
+    await next()
+  })
+
+  const router = new Router({ prefix: '/api' })
+
+  router.get('/events', (ctx) => {
+    const stream = new PassThrough()
+    streams.add(stream)
+    ctx.req.socket.setTimeout(0)
+    ctx.req.socket.setNoDelay(true)
+    ctx.status = 200
+    ctx.set('Content-Type', 'text/event-stream; charset=utf-8')
+    ctx.set('Cache-Control', 'no-cache, no-transform')
+    ctx.set('X-Accel-Buffering', 'no')
+    ctx.body = stream
+    stream.write('retry: 2000\n: connected\n\n')
+    const unsubscribe = service.onFileEvent((event) => {
+      stream.write(`data: ${JSON.stringify(event)}\n\n`)
+    })
+    // Comments keep proxies and SSH tunnels from dropping an idle stream.
+    const heartbeat = setInterval(() => stream.write(': heartbeat\n\n'), heartbeatMs)
+    let open = true
+    const cleanup = (): void => {
+      if (!open) return
+      open = false
+      clearInterval(heartbeat)
+      unsubscribe()
+      streams.delete(stream)
+      stream.end()
+    }
+    // The response's close, not the request's: that one fires once the request is read.
+    ctx.res.on('close', cleanup)
+    stream.on('close', cleanup)
+  })
+
+  const handle = async (ctx: Context, method: ApiMethod, args: unknown): Promise<void> => {
+    try {
+      if (method === 'openFile' && options.allowOpen !== true) {
+        throw new DashboardError(
+          'READ_ONLY',
+          'This server shows one file; start it with --allow-open to open others from the browser.',
+        )
+      }
+      const valid = validateArgs(method, args)
+      const call = service[method] as (args: unknown) => Promise<unknown>
+      const result = await call.call(service, valid)
+      ctx.status = 200
+      ctx.set('Cache-Control', 'no-store')
+      ctx.body = result
+    } catch (error) {
+      sendError(ctx, toApiError(error))
+    }
+  }
+
+  router.all('/:method', async (ctx) => {
+    const name = ctx.params.method
+    if (!isApiMethod(name)) {
+      sendError(
+        ctx,
+        {
+          code: 'BAD_ARGUMENT',
+          message: `unknown API method "${name}"; known: ${API_METHODS.join(', ')}`,
+        },
+        404,
+      )
+      return
+    }
+    const write = isWriteMethod(name)
+    const expected = write ? 'POST' : 'GET'
+    if (ctx.method !== expected && !(ctx.method === 'HEAD' && !write)) {
+      ctx.set('Allow', write ? 'POST' : 'GET, HEAD')
+      sendError(
+        ctx,
+        { code: 'BAD_ARGUMENT', message: `${name} is called with ${expected} /api/${name}` },
+        405,
+      )
+      return
+    }
+    if (!write) {
+      await handle(ctx, name, argsFromQuery(name, new URLSearchParams(ctx.querystring)))
+      return
+    }
+    let body: unknown
+    try {
+      body = await readJsonBody(ctx)
+    } catch (error) {
+      sendError(ctx, toApiError(error), ctx.request.type === 'application/json' ? 400 : 415)
+      return
+    }
+    await handle(ctx, name, body)
+  })
+
+  app.use(router.routes())
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/api' || ctx.path.startsWith('/api/')) {
+      sendError(ctx, { code: 'BAD_ARGUMENT', message: `no API at ${ctx.path}` }, 404)
+      return
+    }
+    await next()
+  })
+  app.use((ctx) => serveStatic(ctx, staticRoot))
+
+  const server = app.listen({ host, port: options.port ?? 0 })
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('listening', resolveListen)
+    server.once('error', reject)
+  })
+  const address = server.address() as AddressInfo
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return {
+    url: `http://${urlHost}:${address.port}/`,
+    server,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        for (const stream of streams) stream.end()
+        server.close(() => resolveClose())
+        server.closeIdleConnections()
+        // Event streams never go idle: end them with the server.
+        setImmediate(() => server.closeAllConnections())
+      }),
+  }
+}
+
+/** The file of `root` a URL path names; null when the path leaves it or names a dotfile. */
+export function resolveStaticPath(root: string, urlPath: string): string | null {
+  let path: string
+  try {
+    path = decodeURIComponent(urlPath)
+  } catch {
+    return null
+  }
+  if (path.includes('\0') || path.includes('\\')) return null
+  if (path.endsWith('/')) path += 'index.html'
+  const segments = path.split('/').filter((s) => s !== '')
+  if (segments.some((s) => s === '..' || s.startsWith('.'))) return null
+  const file = join(root, ...segments)
+  return file.startsWith(root + sep) ? file : null
+}
+
+function statFile(path: string): Stats | undefined {
+  try {
+    const stats = statSync(path)
+    return stats.isFile() ? stats : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function serveStatic(ctx: Context, root: string | undefined): void {
+  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+    ctx.set('Allow', 'GET, HEAD')
+    ctx.status = 405
+    return
+  }
+  if (root === undefined) {
+    ctx.status = 404
+    ctx.type = 'text/plain'
+    ctx.body = 'Routemeter web mode: this server was started without the renderer build (--static).'
+    return
+  }
+  const file = resolveStaticPath(root, ctx.path)
+  if (file === null) {
+    ctx.status = 403
+    ctx.type = 'text/plain'
+    ctx.body = 'Forbidden'
+    return
+  }
+  let target = file
+  let stats = statFile(target)
+  // A path without a file extension is a page of the app: its index.html answers.
+  if (stats === undefined && extname(file) === '') {
+    target = join(root, 'index.html')
+    stats = statFile(target)
+  }
+  if (stats === undefined) {
+    ctx.status = 404
+    ctx.type = 'text/plain'
+    ctx.body =
+      target === join(root, 'index.html')
+        ? `Routemeter web mode: no renderer build in ${root} (run the build, or pass --static).`
+        : 'Not found'
+    return
+  }
+  // A symbolic link inside the build must not lead outside it.
+  let real: string
+  let realRoot: string
+  try {
+    real = realpathSync(target)
+    realRoot = realpathSync(root)
+  } catch {
+    ctx.status = 404
+    return
+  }
+  if (!real.startsWith(realRoot + sep)) {
+    ctx.status = 403
+    ctx.type = 'text/plain'
+    ctx.body = 'Forbidden'
+    return
+  }
+  ctx.status = 200
+  ctx.set(
+    'Content-Type',
+    CONTENT_TYPES[extname(target).toLowerCase()] ?? 'application/octet-stream',
+  )
+  ctx.set('Cache-Control', 'no-cache')
+  ctx.length = stats.size
+  ctx.lastModified = stats.mtime
+  if (ctx.method === 'HEAD') return
+  ctx.body = createReadStream(real)
+}

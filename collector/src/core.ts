@@ -81,7 +81,7 @@ const openCollectors = new Set<Collector>()
 let exitHooksInstalled = false
 
 function flushAllSync(): void {
-  for (const collector of openCollectors) collector.flush()
+  for (const collector of openCollectors) collector.flushFinal()
 }
 
 function installExitHooks(): void {
@@ -142,11 +142,21 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   track(req: IncomingMessage, res: ServerResponse, ctx?: Ctx): void {
     const response = res as TrackedResponse
     if (this.closed || response[kTracked] !== undefined) return
-    if (this.options.ignore !== undefined && this.options.ignore(req)) return
+    if (this.options.ignore !== undefined && this.isIgnored(req)) return
     // The socket's address is read now: once an aborted socket is destroyed it is gone.
     const socketIp = this.options.getIp === undefined ? req.socket?.remoteAddress : undefined
     response[kTracked] = new Tracked(this, req, ctx, performance.now(), socketIp)
     response.on('close', onResponseClose)
+  }
+
+  /** The user's `ignore`; if it throws, the request is reported and recorded. */
+  private isIgnored(req: IncomingMessage): boolean {
+    try {
+      return this.options.ignore!(req)
+    } catch (error) {
+      this.report(error, 'ignore')
+      return false
+    }
   }
 
   /** Called once per tracked request, when its response is closed. */
@@ -365,6 +375,15 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     )
   }
 
+  /**
+   * The last write before closing or exiting: opens the file even if an attempt
+   * failed less than 2 s ago, rather than lose what is buffered.
+   */
+  flushFinal(): boolean {
+    this.nextOpenAttempt = 0
+    return this.flush()
+  }
+
   stats(): CollectorStats {
     return { ...this.counters, pending: this.pending.length }
   }
@@ -373,7 +392,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (this.closed) return
     clearInterval(this.flushTimer)
     clearInterval(this.pollTimer)
-    this.flush()
+    this.flushFinal()
     this.closed = true
     openCollectors.delete(this)
     this.store?.close()

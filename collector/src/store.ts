@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { migrate } from './schema/migrate.js'
+import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
 
 /** One request as buffered between two writes. */
@@ -84,6 +84,9 @@ export class MetricsStore {
       ...(nativeBinding === undefined ? {} : { nativeBinding }),
     })
     try {
+      // Refuse another application's file, or a newer one, before WAL mode changes its header
+      // (in one read transaction: another process may be creating the file right now).
+      db.transaction(() => checkSchema(db))()
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
       migrate(db, now)
@@ -130,7 +133,10 @@ export class MetricsStore {
         for (const endpoint of discovered) this.ensureEndpoint(endpoint, now)
         for (const endpoint of touched) {
           this.ensureEndpoint(endpoint, now)
-          this.touchEndpoint.run(endpoint.pendingLastRequested, endpoint.id)
+          // Endpoints written again into a reopened file may have no request yet: keep NULL.
+          if (endpoint.pendingLastRequested > 0) {
+            this.touchEndpoint.run(endpoint.pendingLastRequested, endpoint.id)
+          }
         }
         for (const r of requests) {
           this.insertRequest.run(

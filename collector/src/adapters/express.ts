@@ -40,7 +40,8 @@ interface ExpressRequest extends IncomingMessage {
   route?: ExpressRoute
   baseUrl?: string
   ip?: string
-  app?: { enabled?(setting: string): boolean }
+  /** the app handling the request: a mounted sub-app while inside it */
+  app?: ExpressApp & { enabled?(setting: string): boolean }
 }
 
 /** An Express application, as far as the adapter needs one. */
@@ -52,6 +53,9 @@ export interface ExpressApp {
   listen: (...args: never[]) => unknown
   router?: unknown
   _router?: unknown
+  /** set by app.use(path, subApp) on the sub-app */
+  mountpath?: unknown
+  parent?: ExpressApp
 }
 
 export function isExpressApp(app: unknown): app is ExpressApp {
@@ -84,7 +88,11 @@ function pathFromRegExp(layer: ExpressLayer): string | undefined {
   const path = regexp.source
     .replace(/^\^/, '')
     .replace(/\\\/\?\(\?=\\\/\|\$\)$/, '')
-    .replace(/\(\?:\(\[\^\\\/\]\+\?\)\)/g, () => `:${layer.keys?.[keyIndex++]?.name ?? 'param'}`)
+    // A parameter: "\/(?:([^\/]+?))" from older path-to-regexp 0.1.x, "(?:\/([^/]+?))" from newer.
+    .replace(
+      /\(\?:(\\\/)?\(\[\^\\?\/\]\+\?\)\)/g,
+      (_match, slash?: string) => `${slash ?? ''}:${layer.keys?.[keyIndex++]?.name ?? 'param'}`,
+    )
     .replace(/\\(.)/g, '$1')
   return /[()[\]?*+^$|{}\\]/.test(path) ? undefined : path
 }
@@ -97,6 +105,26 @@ function mountPath(layer: ExpressLayer): string | undefined {
     return path === '/' ? '' : path
   }
   return pathFromRegExp(layer)
+}
+
+/**
+ * The template of the path an app is mounted at: a sub-app's app.use() paths
+ * up to the root app ('' for the root app), or undefined if one is not a string.
+ */
+function mountTemplate(app: ExpressApp): string | undefined {
+  let prefix = ''
+  for (let current = app; current.parent !== undefined; current = current.parent) {
+    if (typeof current.mountpath !== 'string') return undefined
+    prefix = joinPaths(current.mountpath === '/' ? '' : current.mountpath, prefix)
+  }
+  return prefix
+}
+
+/** The routes of an app (a mounted sub-app too), their templates written from its mount path. */
+function walkApp(app: ExpressApp | undefined): DiscoveredRoute[] {
+  const router = app && rootRouter(app)
+  const prefix = app && mountTemplate(app)
+  return router !== undefined && prefix !== undefined ? walkRoutes(router, prefix) : []
 }
 
 export function joinPaths(prefix: string, path: string): string {
@@ -136,11 +164,11 @@ function expressHooks(walk: (req: IncomingMessage) => void) {
       const route = (req as ExpressRequest).route
       if (route === undefined) return undefined
       if (route[kTemplate] === undefined && !retried.has(route)) {
-        // A route added after the last walk: walk again, once per route.
+        // A route added after the last walk, or in a mounted sub-app: walk again, once per route.
         retried.add(route)
         walk(req)
       }
-      // Not reachable by the walk (a mounted sub-app): the URL's mount point and the route.
+      // Not reachable by any walk: the URL's mount point and the route.
       return (
         route[kTemplate] ??
         joinPaths((req as ExpressRequest).baseUrl ?? '', routeToString(route.path))
@@ -158,11 +186,16 @@ function expressHooks(walk: (req: IncomingMessage) => void) {
 /** Installs the collector on an Express app, ahead of every middleware. */
 export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): RoutemeterHandle {
   const resolved = resolveOptions(options)
-  const discover = (): void => {
-    const router = rootRouter(app)
-    if (router !== undefined) collector.discover(walkRoutes(router))
-  }
-  const collector: Collector = new Collector(resolved, expressHooks(discover))
+  const discover = (): void => collector.discover(walkApp(app))
+  const collector: Collector = new Collector(
+    resolved,
+    expressHooks((req) => {
+      discover()
+      // Inside a mounted sub-app, req.app is the sub-app.
+      const current = (req as ExpressRequest).app
+      if (current !== undefined && current !== app) collector.discover(walkApp(current))
+    }),
+  )
   let discovered = false
   const discoverOnce = (): void => {
     if (discovered) return
@@ -198,11 +231,8 @@ export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddlewar
   const resolved = resolveOptions(options)
   const apps = new WeakSet<object>()
   // The app is known only from its requests: Express sets req.app.
-  const walk = (req: IncomingMessage): void => {
-    const app = (req as { app?: ExpressApp }).app
-    const router = app && rootRouter(app)
-    if (router !== undefined) collector.discover(walkRoutes(router))
-  }
+  const walk = (req: IncomingMessage): void =>
+    collector.discover(walkApp((req as ExpressRequest).app))
   const collector: Collector = new Collector(resolved, expressHooks(walk))
   const middleware = (
     req: IncomingMessage,

@@ -8,17 +8,20 @@ import { resolveOptions, type RoutemeterOptions } from '../options.js'
  * routes in router.stack, which is how endpoints are discovered.
  */
 
-interface KoaContext {
-  req: IncomingMessage
-  res: ServerResponse
-  ip?: string
-  app?: { proxy?: boolean }
-  _matchedRoute?: string | RegExp
-}
-
 interface RouterLayer {
   path: string | RegExp
   methods: string[]
+}
+
+interface KoaContext {
+  req: IncomingMessage
+  res: ServerResponse
+  method?: string
+  ip?: string
+  app?: { proxy?: boolean }
+  _matchedRoute?: string | RegExp
+  /** @koa/router: the layers whose path matched, routes and router.use() middleware */
+  matched?: RouterLayer[]
 }
 
 /** A Koa application, as far as the adapter needs one. */
@@ -59,9 +62,26 @@ export function koaRoutes(app: KoaApp): DiscoveredRoute[] {
   return out
 }
 
+/**
+ * The matched route's template. @koa/router sets ctx._matchedRoute to the path
+ * of each layer it runs, router.use() middleware included: when such a
+ * middleware answers (a 401 from an auth check) before the route runs, the
+ * template is taken from the last matched route layer instead.
+ */
+function koaRouteOf(ctx: KoaContext | undefined): string | RegExp | undefined {
+  if (ctx === undefined) return undefined
+  const { _matchedRoute: route, matched, method } = ctx
+  if (route === undefined || !Array.isArray(matched) || method === undefined) return route
+  if (matched.some((layer) => layer.path === route && layer.methods.length > 0)) return route
+  for (let i = matched.length - 1; i >= 0; i--) {
+    if (matched[i]!.methods.includes(method)) return matched[i]!.path
+  }
+  return route
+}
+
 const koaHooks = {
   routeOf(_req: IncomingMessage, ctx: KoaContext | undefined): string | RegExp | undefined {
-    return ctx?._matchedRoute
+    return koaRouteOf(ctx)
   },
   ipOf(_req: IncomingMessage, ctx: KoaContext | undefined): string | undefined {
     // ctx.ip honours X-Forwarded-For only when app.proxy is set.

@@ -1,0 +1,428 @@
+/*
+ * The collector never takes the app down and never changes a response: with
+ * an unwritable, locked, corrupt, deleted or full metrics file the app answers
+ * exactly as without the collector, errors go to onError (by default one
+ * warning per kind of error, not one per request), and rows that could not be
+ * written are written once the file is usable again.
+ */
+import express from 'express'
+import Koa from 'koa'
+import { execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it, vi } from 'vitest'
+import { bind, type RoutemeterHandle } from 'routemeter'
+import {
+  countRequests,
+  defer,
+  endpointKeys,
+  errorSink,
+  FIXTURES,
+  listen,
+  makeTempDir,
+  readEndpoints,
+  readRequests,
+  removeTempDirs,
+  request,
+  sleepAtLeast,
+  tempDatabase,
+  visible,
+  waitFor,
+  withDb,
+} from './helpers.js'
+
+afterAll(removeTempDirs)
+
+// ---------------------------------------------------------------- apps and their answers
+
+type Framework = 'express' | 'koa'
+
+/** The same small app, with or without the collector; deterministic answers. */
+function faultApp(framework: Framework): unknown {
+  if (framework === 'express') {
+    const app = express()
+    app.use(express.text())
+    app.get('/json/:id', (req, res) => {
+      res.json({ id: req.params.id, list: [1, 2, 3] })
+    })
+    app.post('/echo', (req, res) => {
+      res
+        .status(201)
+        .type('text/plain')
+        .send(`echo:${String(req.body)}`)
+    })
+    app.get('/teapot', () => {
+      throw Object.assign(new Error('teapot'), { status: 418 })
+    })
+    app.get('/stream', async (_req, res) => {
+      res.type('text/plain')
+      for (let i = 0; i < 3; i++) {
+        res.write(`part ${i}\n`)
+        await sleepAtLeast(5)
+      }
+      res.end()
+    })
+    app.get('/never', (_req, res) => {
+      res.send('never requested')
+    })
+    app.set('env', 'test')
+    return app
+  }
+  const app = new Koa()
+  app.silent = true
+  app.use(async (ctx) => {
+    if (ctx.path.startsWith('/json/')) ctx.body = { id: ctx.path.slice(6), list: [1, 2, 3] }
+    else if (ctx.path === '/echo' && ctx.method === 'POST') {
+      let text = ''
+      for await (const chunk of ctx.req) text += String(chunk)
+      ctx.status = 201
+      ctx.body = `echo:${text}`
+    } else if (ctx.path === '/teapot') ctx.throw(418)
+    else if (ctx.path === '/stream') ctx.body = 'part 0\npart 1\npart 2\n'
+  })
+  return app
+}
+
+/** A fixed series of requests; returns what the client saw. */
+async function exercise(url: string): Promise<unknown[]> {
+  const seen = []
+  for (let round = 0; round < 3; round++) {
+    seen.push(visible(await request(`${url}/json/${round}`)))
+    seen.push(
+      visible(
+        await request(`${url}/echo`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body: `hello ${round}`,
+        }),
+      ),
+    )
+    seen.push(visible(await request(`${url}/teapot`)))
+    seen.push(visible(await request(`${url}/stream`)))
+    seen.push(visible(await request(`${url}/missing/${round}`)))
+    seen.push(visible(await request(`${url}/json/${round}`, { method: 'HEAD' })))
+  }
+  return seen
+}
+/** Requests per exercise(). */
+const EXERCISED = 18
+
+const baselines = new Map<Framework, unknown[]>()
+
+/** What the app answers without any collector. */
+async function baseline(framework: Framework): Promise<unknown[]> {
+  let answers = baselines.get(framework)
+  if (answers === undefined) {
+    const { url } = await listen(faultApp(framework))
+    answers = await exercise(url)
+    baselines.set(framework, answers)
+  }
+  return answers
+}
+
+interface Bound {
+  handle: RoutemeterHandle
+  url: string
+  warnings: () => string[]
+}
+
+/** The fault app with the collector bound to `database`; console.warn is recorded. */
+async function boundApp(framework: Framework, options: Parameters<typeof bind>[1]): Promise<Bound> {
+  const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined)
+  defer(() => warn.mockRestore())
+  const app = faultApp(framework)
+  const handle = bind(app, { flushInterval: 50, ...options })
+  defer(() => handle.close())
+  const { url } = await listen(app)
+  return {
+    handle,
+    url,
+    warnings: () =>
+      warn.mock.calls.map((args) => String(args[0])).filter((w) => w.includes('[routemeter]')),
+  }
+}
+
+/** Keeps serving requests until the collector has failed `attempts` times (retries are 2 s apart). */
+async function untilErrors(bound: Bound, attempts: number): Promise<void> {
+  await waitFor(`${attempts} failed attempts`, async () => {
+    await request(`${bound.url}/json/again`)
+    return bound.handle.stats().errors >= attempts
+  })
+}
+
+// ---------------------------------------------------------------- mounts
+
+/** Why a mount is impossible here, or undefined if `mount` works. */
+function mountUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return `mount is Linux-only (platform ${process.platform})`
+  const dir = makeTempDir('routemeter-mount-probe-')
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'pipe' })
+    execFileSync('umount', [dir], { stdio: 'pipe' })
+    return undefined
+  } catch (error) {
+    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim()
+    return `cannot mount here: ${stderr || (error as Error).message}`
+  }
+}
+const noMount = mountUnavailable()
+if (noMount !== undefined) {
+  console.log(`skipping the read-only and full-disk cases: ${noMount}`)
+}
+
+function mount(args: string[], dir: string): void {
+  execFileSync('mount', [...args, dir], { stdio: 'pipe' })
+  defer(() => {
+    try {
+      execFileSync('umount', [dir], { stdio: 'pipe' })
+    } catch {
+      execFileSync('umount', ['-l', dir], { stdio: 'pipe' })
+    }
+  })
+}
+
+/** A metrics file with a few rows, written and closed by a collector. */
+async function existingFile(database: string): Promise<number> {
+  const app = faultApp('express')
+  const handle = bind(app, { database })
+  const { url, close } = await listen(app)
+  await request(`${url}/json/seed`)
+  handle.close()
+  await close()
+  return countRequests(database)
+}
+
+// ---------------------------------------------------------------- the cases
+
+describe('faults', () => {
+  it.each<Framework>(['express', 'koa'])(
+    'a healthy file, %s: same answers as without the collector, every request recorded',
+    async (framework) => {
+      const database = tempDatabase()
+      const bound = await boundApp(framework, { database })
+      expect(await exercise(bound.url)).toEqual(await baseline(framework))
+      expect(bound.handle.flush()).toBe(true)
+      expect(countRequests(database)).toBe(EXERCISED)
+      expect(bound.warnings()).toEqual([])
+    },
+  )
+
+  it.each<Framework>(['express', 'koa'])(
+    'a corrupt file (random bytes), %s: same answers, one warning, file untouched',
+    async (framework) => {
+      const database = tempDatabase()
+      const garbage = randomBytes(16 * 1024)
+      writeFileSync(database, garbage)
+      const bound = await boundApp(framework, { database })
+      expect(await exercise(bound.url)).toEqual(await baseline(framework))
+      await untilErrors(bound, 2)
+      expect(bound.handle.flush()).toBe(false)
+
+      expect(bound.warnings()).toHaveLength(1)
+      expect(bound.warnings()[0]).toMatch(/file is not a database/)
+      expect(readFileSync(database).equals(garbage)).toBe(true)
+      expect(existsSync(`${database}-wal`)).toBe(false)
+      expect(bound.handle.stats()).toMatchObject({ written: 0, dropped: 0 })
+      expect(bound.handle.stats().pending).toBeGreaterThanOrEqual(EXERCISED)
+    },
+  )
+
+  it('a text file: errors reach onError with their code, the file is untouched', async () => {
+    const database = tempDatabase('notes.txt')
+    writeFileSync(database, 'these are my notes, not a database\n'.repeat(50))
+    const sink = errorSink()
+    const bound = await boundApp('express', { database, onError: sink.onError })
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    await untilErrors(bound, 2)
+    expect(bound.warnings()).toEqual([])
+    expect(sink.errors.length).toBeGreaterThanOrEqual(2)
+    for (const error of sink.errors) expect((error as { code?: string }).code).toBe('SQLITE_NOTADB')
+    expect(readFileSync(database, 'utf8')).toBe('these are my notes, not a database\n'.repeat(50))
+  })
+
+  it('a database path in a missing folder: the folder is created', async () => {
+    const dir = makeTempDir()
+    const database = join(dir, 'var', 'lib', 'metrics', 'app.db')
+    const bound = await boundApp('koa', { database })
+    expect(await exercise(bound.url)).toEqual(await baseline('koa'))
+    expect(bound.handle.flush()).toBe(true)
+    expect(statSync(join(dir, 'var/lib/metrics')).isDirectory()).toBe(true)
+    expect(countRequests(database)).toBe(EXERCISED)
+    expect(bound.warnings()).toEqual([])
+  })
+
+  it('another process holding an EXCLUSIVE lock: answers unchanged, rows written after it lets go', async () => {
+    const database = tempDatabase()
+    const before = await existingFile(database)
+    const locker = spawn(process.execPath, [join(FIXTURES, 'hold-lock.mjs'), database], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    defer(() => {
+      if (locker.exitCode === null) locker.kill('SIGKILL')
+    })
+    await new Promise<void>((resolveLocked, reject) => {
+      locker.stdout.once('data', () => resolveLocked())
+      locker.once('exit', (code) => reject(new Error(`hold-lock.mjs exited with ${code}`)))
+    })
+
+    const bound = await boundApp('express', { database })
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    await untilErrors(bound, 2)
+    expect(bound.handle.flush()).toBe(false)
+    expect(bound.warnings()).toHaveLength(1)
+    expect(bound.warnings()[0]).toMatch(/database is locked/)
+    expect(countRequests(database)).toBe(before)
+
+    const served = bound.handle.stats().pending
+    locker.stdin.end()
+    await new Promise((resolveExit) => locker.once('exit', resolveExit))
+    await waitFor('the buffered rows to be written', () => bound.handle.flush())
+    expect(countRequests(database)).toBe(before + served)
+    expect(bound.handle.stats()).toMatchObject({ pending: 0, dropped: 0 })
+    expect(withDb(database, (db) => db.pragma('integrity_check', { simple: true }))).toBe('ok')
+  })
+
+  it.each([
+    ['the file and its -wal and -shm', ['', '-wal', '-shm']],
+    ['only the file', ['']],
+  ])(
+    '%s deleted while the app runs: reopened, recreated, nothing lost',
+    async (_name, suffixes) => {
+      const database = tempDatabase()
+      const sink = errorSink()
+      const bound = await boundApp('express', { database, onError: sink.onError, version: 'v9' })
+      expect(await exercise(bound.url)).toEqual(await baseline('express'))
+      expect(bound.handle.flush()).toBe(true)
+      expect(countRequests(database)).toBe(EXERCISED)
+
+      for (const suffix of suffixes) rmSync(database + suffix, { force: true })
+      expect(await exercise(bound.url)).toEqual(await baseline('express'))
+      await waitFor('the file to be recreated with the new rows', () => {
+        bound.handle.flush()
+        return existsSync(database) && countRequests(database) === EXERCISED
+      })
+      expect(sink.errors.map((e) => e.message)).toEqual([
+        expect.stringMatching(/deleted or replaced; reopening it/),
+      ])
+      // The new file is complete: schema, version, discovered endpoints, requests.
+      expect(withDb(database, (db) => db.pragma('user_version', { simple: true }))).toBe(1)
+      expect(readRequests(database).every((r) => r.version === 'v9')).toBe(true)
+      expect(endpointKeys(database)).toEqual([
+        'GET (unmatched)',
+        'GET /json/:id',
+        'GET /never',
+        'GET /stream',
+        'GET /teapot',
+        'HEAD /json/:id',
+        'POST /echo',
+      ])
+      // An endpoint never requested still has no last request time.
+      await waitFor('no pending writes', () => bound.handle.flush())
+      const never = readEndpoints(database).find((e) => e.route === '/never')!
+      expect(never.last_requested).toBeNull()
+      const json = readEndpoints(database).find((e) => e.route === '/json/:id')!
+      expect(json.last_requested).toBeGreaterThan(Date.now() - 60_000)
+      expect(withDb(database, (db) => db.pragma('integrity_check', { simple: true }))).toBe('ok')
+    },
+  )
+
+  it.skipIf(noMount !== undefined)(
+    'a read-only file: same answers, one warning, the file unchanged',
+    async () => {
+      const source = makeTempDir()
+      const before = await existingFile(join(source, 'metrics.db'))
+      const readOnly = makeTempDir()
+      mount(['--bind', '-o', 'ro', source], readOnly)
+      expect(() => writeFileSync(join(readOnly, 'probe'), 'x')).toThrow(/EROFS/)
+
+      const database = join(readOnly, 'metrics.db')
+      const bound = await boundApp('express', { database })
+      expect(await exercise(bound.url)).toEqual(await baseline('express'))
+      await untilErrors(bound, 2)
+      expect(bound.handle.flush()).toBe(false)
+      expect(bound.warnings()).toHaveLength(1)
+      expect(bound.warnings()[0]).toMatch(/open failed .*(unable to open database file|readonly)/)
+      bound.handle.close()
+      expect(countRequests(join(source, 'metrics.db'))).toBe(before)
+    },
+  )
+
+  it.skipIf(noMount !== undefined)(
+    'a full disk: same answers, rows kept and written once space is freed',
+    async () => {
+      const dir = makeTempDir()
+      mount(['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs'], dir)
+      const database = join(dir, 'metrics.db')
+      const bound = await boundApp('express', { database })
+      expect(bound.handle.flush()).toBe(true)
+
+      // Fill the file system.
+      const filler = join(dir, 'filler')
+      const fd = openSync(filler, 'w')
+      const chunk = Buffer.alloc(16 * 1024, 1)
+      try {
+        for (;;) writeSync(fd, chunk)
+      } catch (error) {
+        expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC')
+      } finally {
+        closeSync(fd)
+      }
+
+      let served = 0
+      await waitFor('a write to fail for lack of space', async () => {
+        expect(await exercise(bound.url)).toEqual(await baseline('express'))
+        served += EXERCISED
+        return !bound.handle.flush()
+      })
+      expect(bound.warnings()).toHaveLength(1)
+      expect(bound.warnings()[0]).toMatch(/write failed .*database or disk is full/)
+      for (let i = 0; i < 3; i++) {
+        expect(await exercise(bound.url)).toEqual(await baseline('express'))
+        served += EXERCISED
+      }
+      expect(bound.warnings()).toHaveLength(1)
+
+      rmSync(filler)
+      await waitFor('the kept rows to be written', () => bound.handle.flush())
+      expect(countRequests(database)).toBe(served)
+      expect(bound.handle.stats()).toMatchObject({ pending: 0, dropped: 0 })
+      expect(withDb(database, (db) => db.pragma('integrity_check', { simple: true }))).toBe('ok')
+      bound.handle.close()
+    },
+  )
+
+  it('close() right after a failed open still writes what is buffered', async () => {
+    const database = join(makeTempDir(), 'metrics.db')
+    mkdirSync(database) // a folder in the way: opening fails, the next attempt is 2 s away
+    const sink = errorSink()
+    const bound = await boundApp('express', { database, onError: sink.onError })
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    expect(bound.handle.flush()).toBe(false)
+    expect(sink.errors.length).toBeGreaterThan(0)
+    rmSync(database, { recursive: true })
+    bound.handle.close()
+    expect(countRequests(database)).toBe(EXERCISED)
+  })
+
+  it('with maxBufferedRows reached, requests are dropped, counted and reported, answers unchanged', async () => {
+    const database = join(makeTempDir(), 'metrics.db')
+    mkdirSync(database) // a folder where the file should be: it can never be opened
+    const sink = errorSink()
+    const bound = await boundApp('koa', { database, maxBufferedRows: 5, onError: sink.onError })
+    expect(await exercise(bound.url)).toEqual(await baseline('koa'))
+    bound.handle.flush()
+    expect(bound.handle.stats()).toMatchObject({ pending: 5, dropped: EXERCISED - 5, written: 0 })
+    expect(sink.errors.some((e) => /dropped 13 request/.test(e.message))).toBe(true)
+  })
+})

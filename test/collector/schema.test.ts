@@ -1,0 +1,268 @@
+import Database from 'better-sqlite3'
+import Koa from 'koa'
+import { readFileSync } from 'node:fs'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  APPLICATION_ID,
+  bind,
+  checkSchema,
+  migrate,
+  NotRoutemeterFileError,
+  SCHEMA_VERSION,
+  SchemaTooNewError,
+  TABLES,
+  type ClientIpRow,
+  type EndpointRow,
+  type MetaRow,
+  type RequestRow,
+  type UserGroupRow,
+  type VersionRow,
+} from 'routemeter'
+import {
+  defer,
+  errorSink,
+  listen,
+  openDb,
+  removeTempDirs,
+  request,
+  tempDatabase,
+  waitFor,
+  withDb,
+} from './helpers.js'
+
+afterAll(removeTempDirs)
+
+/** A Koa app with the collector and one route; returns its handle and URL. */
+async function koaWith(options: Parameters<typeof bind>[1]) {
+  const app = new Koa()
+  const handle = bind(app, options)
+  defer(() => handle.close())
+  app.use((ctx) => {
+    ctx.body = `hello ${ctx.path}`
+  })
+  const { url } = await listen(app)
+  return { handle, url }
+}
+
+/** Columns of every table, to compare with the row types of schema/types.ts. */
+const COLUMNS: Record<string, string[]> = {
+  [TABLES.endpoint]: [
+    'id',
+    'method',
+    'route',
+    'monitor_level',
+    'first_seen',
+    'last_requested',
+  ] satisfies (keyof EndpointRow)[],
+  [TABLES.version]: ['id', 'name', 'source', 'first_seen'] satisfies (keyof VersionRow)[],
+  [TABLES.userGroup]: ['id', 'name'] satisfies (keyof UserGroupRow)[],
+  [TABLES.clientIp]: ['id', 'address'] satisfies (keyof ClientIpRow)[],
+  [TABLES.request]: [
+    'id',
+    'endpoint_id',
+    'time',
+    'duration_us',
+    'status',
+    'version_id',
+    'user_group_id',
+    'client_ip_id',
+    'aborted',
+  ] satisfies (keyof RequestRow)[],
+  [TABLES.meta]: ['key', 'value'] satisfies (keyof MetaRow)[],
+}
+
+describe('schema', () => {
+  it('a fresh file is migrated to SCHEMA_VERSION with the application id set', async () => {
+    const database = tempDatabase()
+    const startedAt = Date.now()
+    const { handle, url } = await koaWith({ database, version: 'one' })
+    await request(`${url}/x`)
+    handle.flush()
+
+    const db = openDb(database)
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+    expect(db.pragma('application_id', { simple: true })).toBe(APPLICATION_ID)
+    expect(APPLICATION_ID).toBe(0x524d5452)
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+    for (const [table, columns] of Object.entries(COLUMNS)) {
+      const actual = (db.pragma(`table_info(${table})`) as Array<{ name: string }>).map(
+        (c) => c.name,
+      )
+      expect(actual, table).toEqual(columns)
+    }
+    const meta = Object.fromEntries(
+      (db.prepare('SELECT key, value FROM meta').all() as MetaRow[]).map((m) => [m.key, m.value]),
+    )
+    expect(meta.created_by).toBe('routemeter')
+    expect(Number(meta.created_at)).toBeGreaterThanOrEqual(startedAt - 1)
+    expect(checkSchema(db)).toBe(SCHEMA_VERSION)
+    expect(migrate(db)).toBe(SCHEMA_VERSION) // nothing left to do
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok')
+    expect(db.pragma('foreign_key_check')).toEqual([])
+  })
+
+  it('checkSchema reads a brand-new empty file as version 0 without changing it', () => {
+    const database = tempDatabase()
+    const db = new Database(database)
+    defer(() => db.close())
+    expect(checkSchema(db)).toBe(0)
+    expect(db.pragma('user_version', { simple: true })).toBe(0)
+    expect(migrate(db)).toBe(0)
+    expect(checkSchema(db)).toBe(SCHEMA_VERSION)
+  })
+
+  it('the file enforces its constraints', async () => {
+    const database = tempDatabase()
+    const { handle } = await koaWith({ database })
+    handle.close()
+    const db = openDb(database)
+    expect(() =>
+      db
+        .prepare('INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?,?,?,?)')
+        .run('GET', '/x', 4, 0),
+    ).toThrow(/CHECK constraint/)
+    db.prepare(
+      'INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?,?,?,?)',
+    ).run('GET', '/x', 1, 0)
+    expect(() =>
+      db
+        .prepare('INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?,?,?,?)')
+        .run('GET', '/x', 1, 0),
+    ).toThrow(/UNIQUE/)
+    expect(() =>
+      db.prepare("INSERT INTO version (name, source, first_seen) VALUES ('v', 'guess', 0)").run(),
+    ).toThrow(/CHECK constraint/)
+    expect(() =>
+      db
+        .prepare(
+          'INSERT INTO request (endpoint_id, time, duration_us, status, version_id, aborted) VALUES (1, 0, 0, 200, 1, 2)',
+        )
+        .run(),
+    ).toThrow(/CHECK constraint/)
+  })
+
+  it('a file from a newer Routemeter is refused with SchemaTooNewError, reported through onError', async () => {
+    const database = tempDatabase()
+    const first = await koaWith({ database })
+    first.handle.close()
+    withDb(database, (db) => db.pragma(`user_version = ${SCHEMA_VERSION + 1}`))
+    const bytes = readFileSync(database)
+
+    const direct = new Database(database, { readonly: true })
+    defer(() => direct.close())
+    expect(() => checkSchema(direct)).toThrow(SchemaTooNewError)
+    const writable = new Database(database)
+    defer(() => writable.close())
+    expect(() => migrate(writable)).toThrow(SchemaTooNewError)
+    try {
+      migrate(writable)
+    } catch (error) {
+      expect(error).toMatchObject({
+        name: 'SchemaTooNewError',
+        fileVersion: SCHEMA_VERSION + 1,
+        knownVersion: SCHEMA_VERSION,
+      })
+      expect((error as Error).message).toMatch(/newer Routemeter/)
+    }
+    writable.close()
+
+    const sink = errorSink()
+    const { handle, url } = await koaWith({ database, onError: sink.onError })
+    expect(await request(`${url}/still`)).toMatchObject({ status: 200, body: 'hello /still' })
+    expect(handle.flush()).toBe(false)
+    expect(sink.errors.length).toBeGreaterThanOrEqual(1)
+    expect(sink.errors[0]).toBeInstanceOf(SchemaTooNewError)
+    handle.close()
+    // The newer file is left exactly as it was.
+    expect(readFileSync(database).equals(bytes)).toBe(true)
+  })
+
+  it('a SQLite file of another application is refused with NotRoutemeterFileError', async () => {
+    const database = tempDatabase('other.sqlite')
+    const other = new Database(database)
+    other.exec('CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)')
+    other.prepare('INSERT INTO customers (name) VALUES (?)').run('ada')
+    other.close()
+    const bytes = readFileSync(database)
+
+    const sink = errorSink()
+    const { handle, url } = await koaWith({ database, onError: sink.onError })
+    expect((await request(`${url}/a`)).status).toBe(200)
+    handle.close()
+    await waitFor('an error', () => sink.errors.length > 0)
+    expect(sink.errors[0]).toBeInstanceOf(NotRoutemeterFileError)
+    expect(readFileSync(database).equals(bytes)).toBe(true)
+  })
+
+  describe('query plans of the views', () => {
+    /** A file with some rows for three endpoints, two versions and two groups. */
+    async function filledFile(): Promise<Database.Database> {
+      const database = tempDatabase()
+      for (const version of ['v1', 'v2']) {
+        const { handle, url } = await koaWith({
+          database,
+          version,
+          groupBy: (ctx) => ((ctx as Koa.Context).path.length % 2 ? 'odd' : 'even'),
+        })
+        for (let i = 0; i < 30; i++) await request(`${url}/${['a', 'bb', 'ccc'][i % 3]}`)
+        handle.close()
+      }
+      const db = openDb(database, { readonly: true })
+      return db
+    }
+
+    function plan(db: Database.Database, sql: string): string {
+      const parameters = Array.from(sql.matchAll(/\?/g), () => 0)
+      return (
+        db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...parameters) as Array<{ detail: string }>
+      )
+        .map((row) => row.detail)
+        .join('\n')
+    }
+
+    it('uses request_endpoint_time, request_time, request_version_endpoint and request_group_endpoint', async () => {
+      const db = await filledFile()
+      expect(db.prepare('SELECT count(*) FROM request').pluck().get()).toBe(60)
+
+      expect(
+        plan(
+          db,
+          'SELECT time, duration_us, status FROM request WHERE endpoint_id = ? AND time BETWEEN ? AND ?',
+        ),
+      ).toMatch(/USING INDEX request_endpoint_time \(endpoint_id=\? AND time>\? AND time<\?\)/)
+      expect(
+        plan(
+          db,
+          'SELECT endpoint_id, count(*) FROM request WHERE time BETWEEN ? AND ? GROUP BY endpoint_id',
+        ),
+      ).toMatch(/USING INDEX request_time|USING INDEX request_endpoint_time/)
+      expect(
+        plan(db, 'SELECT endpoint_id, time FROM request WHERE time BETWEEN ? AND ? ORDER BY time'),
+      ).toMatch(/USING INDEX request_time \(time>\? AND time<\?\)/)
+      expect(
+        plan(db, 'SELECT duration_us FROM request WHERE version_id = ? AND endpoint_id = ?'),
+      ).toMatch(/USING INDEX request_version_endpoint \(version_id=\? AND endpoint_id=\?\)/)
+      expect(
+        plan(
+          db,
+          'SELECT endpoint_id, count(*) FROM request WHERE version_id = ? GROUP BY endpoint_id',
+        ),
+      ).toMatch(/USING (COVERING )?INDEX request_version_endpoint \(version_id=\?\)/)
+      expect(
+        plan(db, 'SELECT count(*) FROM request WHERE user_group_id = ? AND endpoint_id = ?'),
+      ).toMatch(
+        /USING COVERING INDEX request_group_endpoint \(user_group_id=\? AND endpoint_id=\?\)/,
+      )
+      expect(
+        plan(
+          db,
+          'SELECT endpoint_id, count(*) FROM request WHERE user_group_id = ? GROUP BY endpoint_id',
+        ),
+      ).toMatch(/USING COVERING INDEX request_group_endpoint \(user_group_id=\?\)/)
+      // None of them scans the whole table.
+      expect(
+        plan(db, 'SELECT * FROM request WHERE endpoint_id = ? AND time BETWEEN ? AND ?'),
+      ).not.toMatch(/SCAN request\b(?! USING)/)
+    })
+  })
+})

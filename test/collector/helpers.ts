@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import {
   createServer,
   request as httpRequest,
@@ -308,9 +308,31 @@ export function errorSink(): { errors: Error[]; onError: (error: Error) => void 
 
 let built = false
 
-/** Builds collector/dist (ESM and CommonJS) once per test file that needs it. */
+/** Newest modification time of the files below a folder (0 if it does not exist). */
+function newestMtime(dir: string): number {
+  if (!existsSync(dir)) return 0
+  let newest = 0
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile())
+      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs)
+  }
+  return newest
+}
+
+/**
+ * Builds collector/dist (ESM and CommonJS) when it is missing or older than
+ * the sources. `npm test` builds it first, so a test run does not rebuild it
+ * while other test files may be reading it.
+ */
 export function buildPackage(): void {
   if (built) return
-  execFileSync('npm', ['run', 'build', '-w', 'routemeter'], { cwd: ROOT, stdio: 'pipe' })
+  const collector = join(ROOT, 'collector')
+  const dist = join(collector, 'dist')
+  if (
+    !existsSync(join(dist, 'cjs', 'package.json')) ||
+    newestMtime(dist) < newestMtime(join(collector, 'src'))
+  ) {
+    execFileSync('npm', ['run', 'build', '-w', 'routemeter'], { cwd: ROOT, stdio: 'pipe' })
+  }
   built = true
 }

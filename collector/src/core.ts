@@ -2,7 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { ResolvedOptions } from './options.js'
 import { UNMATCHED_ROUTE, type MonitorLevel } from './schema/types.js'
-import { MetricsStore, type EndpointState, type PendingRequest } from './store.js'
+import {
+  MetricsStore,
+  WRITE_BUSY_TIMEOUT_MS,
+  type EndpointState,
+  type PendingRequest,
+} from './store.js'
 import { detectVersion, type AppVersion } from './version.js'
 
 /** What an adapter tells the core about its framework. */
@@ -75,6 +80,8 @@ export function routeToString(route: string | RegExp | readonly unknown[]): stri
 }
 
 const REOPEN_DELAY_MS = 2000
+const MAX_WRITE_BACKOFF_MS = 4000
+const FINAL_BUSY_TIMEOUT_MS = 2000
 
 /** Every open collector, flushed when the process exits. */
 const openCollectors = new Set<Collector>()
@@ -113,6 +120,9 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   private readonly hooks: FrameworkHooks<Ctx>
   private store: MetricsStore | undefined
   private nextOpenAttempt = 0
+  /** after a busy or full file, writes pause this long (doubling up to 4 s) */
+  private writeBackoff = 0
+  private nextWriteAttempt = 0
   private readonly endpoints = new Map<string, EndpointState>()
   private pending: PendingRequest[] = []
   private readonly touched = new Set<EndpointState>()
@@ -266,6 +276,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (this.pending.length === 0 && this.touched.size === 0 && this.discovered.length === 0) {
       return true
     }
+    if (Date.now() < this.nextWriteAttempt) return false
     const store = this.openStore()
     if (store === undefined) return false
     const requests = this.pending
@@ -275,9 +286,13 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       store.write(requests, touched, discovered)
     } catch (error) {
       this.report(error, 'write')
-      if (!isTransient(error)) this.dropStore()
+      if (isTransient(error)) {
+        this.writeBackoff = Math.min(Math.max(this.writeBackoff * 2, 250), MAX_WRITE_BACKOFF_MS)
+        this.nextWriteAttempt = Date.now() + this.writeBackoff
+      } else this.dropStore()
       return false
     }
+    this.writeBackoff = 0
     this.pending = []
     this.discovered = []
     for (const endpoint of touched) endpoint.pendingLastRequested = 0
@@ -381,7 +396,14 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
    */
   flushFinal(): boolean {
     this.nextOpenAttempt = 0
-    return this.flush()
+    this.nextWriteAttempt = 0
+    // Last chance: wait longer for another process's lock than a periodic write does.
+    this.store?.setBusyTimeout(FINAL_BUSY_TIMEOUT_MS)
+    try {
+      return this.flush()
+    } finally {
+      this.store?.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
+    }
   }
 
   stats(): CollectorStats {

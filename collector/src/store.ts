@@ -32,6 +32,9 @@ export interface StoredEndpoint {
   monitor_level: MonitorLevel
 }
 
+/** busy_timeout of the periodic writes, in ms */
+export const WRITE_BUSY_TIMEOUT_MS = 100
+
 /** Most user/IP names cached per connection before the cache starts over. */
 const NAME_CACHE_LIMIT = 50_000
 
@@ -78,7 +81,7 @@ export class MetricsStore {
   ) {
     this.path = resolve(path)
     mkdirSync(dirname(this.path), { recursive: true })
-    // A short busy timeout: a write waits at most this long for another process's lock.
+    // Opening (and migrating a new file that another process may be creating) may wait 1 s.
     const db = new Database(this.path, {
       timeout: 1000,
       ...(nativeBinding === undefined ? {} : { nativeBinding }),
@@ -102,6 +105,9 @@ export class MetricsStore {
     }
     this.db = db
     this.inode = statSync(this.path).ino
+    // Writes run on the app's thread: while another process holds the lock, a write
+    // gives up after this long and the collector retries later, rather than stall the app.
+    this.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
 
     this.insertRequest = db.prepare(
       `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted)
@@ -221,6 +227,11 @@ export class MetricsStore {
 
   endpoints(): StoredEndpoint[] {
     return this.selectEndpoints.all() as StoredEndpoint[]
+  }
+
+  /** How long the next statements wait for another connection's lock. */
+  setBusyTimeout(ms: number): void {
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.round(ms))}`)
   }
 
   /** False once the file was deleted or replaced by another one since it was opened. */

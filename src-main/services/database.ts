@@ -97,6 +97,14 @@ function readHeader(path: string): Buffer {
   }
 }
 
+function hasWal(path: string): boolean {
+  try {
+    return statSync(`${path}-wal`).size > 0
+  } catch {
+    return false
+  }
+}
+
 function looksLikeText(bytes: Buffer): boolean {
   if (bytes.length === 0) return false
   for (const byte of bytes) {
@@ -140,9 +148,12 @@ export function inspectFile(path: string): Stats {
   }
   const rawPageSize = header.readUInt16BE(16)
   const pageSize = rawPageSize === 1 ? 65_536 : rawPageSize
-  // The page count in the header is valid only when its "valid-for" counter matches.
+  // The page count in the header is valid only when its "valid-for" counter matches, and
+  // only without a -wal: a checkpoint writes page 1 before the pages that grow the file.
   const headerPages =
-    header.readUInt32BE(24) === header.readUInt32BE(92) ? header.readUInt32BE(28) : 0
+    header.readUInt32BE(24) === header.readUInt32BE(92) && !hasWal(path)
+      ? header.readUInt32BE(28)
+      : 0
   if (
     pageSize < 512 ||
     (pageSize & (pageSize - 1)) !== 0 ||

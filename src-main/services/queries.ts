@@ -179,6 +179,7 @@ export class MetricsQueries {
     return { hits: packed.length, errors4xx, errors5xx, ...medianAndP95(durations.sort()) }
   }
 
+  /** Every endpoint in scope, by route, with or without requests. */
   endpoints(args: RangeArgs): OverviewRow[] {
     const now = this.now()
     const today = startOfLocalDay(now, args.utcOffsetMinutes)
@@ -193,6 +194,7 @@ export class MetricsQueries {
       }))
   }
 
+  /** Series of the endpoints with requests (and of selected ones without), busiest first. */
   utilization(args: RangeArgs): Utilization {
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
     const perDay = this.sql(
@@ -286,6 +288,7 @@ export class MetricsQueries {
     return { versions, boxes }
   }
 
+  /** Endpoints with requests in range, by id; versions by first seen. */
   versionUtilization(args: RangeArgs): VersionUtilization {
     const perVersion = this.sql(
       `SELECT version_id AS versionId, count(*) AS n
@@ -314,6 +317,10 @@ export class MetricsQueries {
     }
   }
 
+  /**
+   * Users or IPs of one endpoint. Chosen names must be among the 500 busiest
+   * (`available`) to be shown; unknown ones are left out.
+   */
   clients(args: ClientArgs): ClientBreakdown {
     this.endpointRow(args.endpointId)
     const column = args.kind === 'user' ? 'user_group_id' : 'client_ip_id'

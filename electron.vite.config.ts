@@ -7,6 +7,7 @@ const here = (path: string): string => fileURLToPath(new URL(path, import.meta.u
 /** The collector is consumed from source, like the tests do. */
 const alias = [
   { find: /^routemeter\/schema$/, replacement: here('./collector/src/schema/index.ts') },
+  { find: /^routemeter\/writer$/, replacement: here('./collector/src/writer.ts') },
   { find: /^routemeter$/, replacement: here('./collector/src/index.ts') },
 ]
 

@@ -9,7 +9,7 @@ import { resolve } from 'node:path'
 import type { MonitorLevel, VersionSource } from 'routemeter/schema'
 import { UNMATCHED_ROUTE } from 'routemeter/schema'
 // Not exported by the package 'routemeter' (yet): see the report of issue 3.
-import { MetricsStore, type EndpointState, type PendingRequest } from '../../collector/src/store.js'
+import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
 import { getNativeBinding, markAsDemo } from './database.js'
 import { MS_PER_DAY, MS_PER_HOUR } from './stats.js'
 

@@ -5,7 +5,7 @@ import { up as initial } from './migrations/0001-initial.js'
 export interface MigrationDb {
   exec(sql: string): unknown
   pragma(source: string, options: { simple: true }): unknown
-  prepare(sql: string): { run(...params: unknown[]): unknown }
+  prepare(sql: string): { run(...params: unknown[]): unknown; get(...params: unknown[]): unknown }
 }
 
 /** Ordered migrations; step i takes a file from user_version i to i + 1. */
@@ -48,9 +48,9 @@ export function checkSchema(db: MigrationDb): number {
   const applicationId = Number(db.pragma('application_id', { simple: true }))
   const version = Number(db.pragma('user_version', { simple: true }))
   if (applicationId !== APPLICATION_ID) {
-    const tables = Number(
-      (db.pragma('schema_version', { simple: true }) as number | undefined) ?? 0,
-    )
+    const { tables } = db.prepare('SELECT count(*) AS tables FROM sqlite_schema').get() as {
+      tables: number
+    }
     // A brand-new file has neither an application id nor any table.
     if (applicationId !== 0 || version !== 0 || tables !== 0) {
       throw new NotRoutemeterFileError(applicationId)

@@ -1,0 +1,7 @@
+/**
+ * The collector's writer, for programs that produce a metrics file without
+ * serving requests: the desktop app's demo database, the traffic generator,
+ * benchmarks. Apps use `bind` instead.
+ */
+export { MetricsStore, WRITE_BUSY_TIMEOUT_MS } from './store.js'
+export type { EndpointState, PendingRequest, StoredEndpoint } from './store.js'

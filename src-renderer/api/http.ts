@@ -89,7 +89,13 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
       for (const listener of listeners) listener(event)
     }
     source.onerror = () => {
+      if (lostConnection || source?.readyState === EventSource.OPEN) return
       lostConnection = true
+      const error: ApiError = {
+        code: 'INTERNAL',
+        message: `Lost the connection to the Routemeter server at ${base.origin}; retrying. What is shown may be out of date.`,
+      }
+      for (const listener of listeners) listener({ kind: 'error', error })
     }
     source.onopen = () => {
       // Events sent while the connection was down are lost: refresh once it is back.

@@ -17,6 +17,8 @@ export const useFileStore = defineStore('file', () => {
   const openError = ref<ApiError | null>(null)
   /** moves on every change of the file's contents; views reload when it does */
   const revision = ref(0)
+  /** a problem with the open file or the connection, shown over the last data read */
+  const warning = ref<ApiError | null>(null)
   /** the file was deleted while open; what is shown is what was read before */
   const deleted = ref(false)
   /** when the views last learnt of a change (ms since the epoch) */
@@ -47,6 +49,7 @@ export const useFileStore = defineStore('file', () => {
   function opened(result: FileInfo): void {
     info.value = result
     error.value = null
+    warning.value = null
     openError.value = null
     deleted.value = false
     bump()
@@ -100,6 +103,7 @@ export const useFileStore = defineStore('file', () => {
   }
 
   function handleEvent(event: FileEvent): void {
+    if (event.kind !== 'error') warning.value = null
     switch (event.kind) {
       case 'changed':
         scheduleRefresh()
@@ -115,7 +119,8 @@ export const useFileStore = defineStore('file', () => {
         opened(event.info)
         break
       case 'error':
-        error.value = event.error
+        // The last data stays on screen; the banner says why it may be stale.
+        warning.value = event.error
         break
     }
   }
@@ -125,6 +130,7 @@ export const useFileStore = defineStore('file', () => {
     error,
     loading,
     openError,
+    warning,
     revision,
     deleted,
     updatedAt,

@@ -20,10 +20,16 @@ export interface XZoom {
   max: number
 }
 
-/** The range a file opens with: the last 30 days, or all of it when it ended before. */
+/**
+ * The range a file opens with: all of it when it ended more than 30 days
+ * ago (a copy from a server), the last 7 days when it is younger than that,
+ * else the last 30 days.
+ */
 export function defaultPreset(info: FileInfo | null, now: number): RangePreset {
-  if (info?.lastRequest == null) return '30d'
-  return info.lastRequest < now - 30 * DAY ? 'all' : '30d'
+  if (info?.lastRequest == null || info.firstRequest == null) return '7d'
+  if (info.lastRequest < now - 30 * DAY) return 'all'
+  if (info.firstRequest >= now - 7 * DAY) return '7d'
+  return '30d'
 }
 
 export const useFiltersStore = defineStore('filters', () => {

@@ -1,0 +1,436 @@
+/**
+ * Writes a metrics file of realistic traffic through the collector's own
+ * writer (MetricsStore), so the file is exactly what running collectors
+ * produce: daily and weekly cycles, a few hot endpoints and a long tail,
+ * users with very different loads, releases that make endpoints slower or
+ * faster, 4xx and 5xx answers, incidents, and log-normal durations.
+ *
+ * Deterministic: the same options (seed and end included) give the same rows.
+ */
+import { existsSync, rmSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { UNMATCHED_ROUTE, type MonitorLevel } from 'routemeter/schema'
+import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
+import {
+  buildModel,
+  MS_PER_HOUR,
+  MS_PER_MINUTE,
+  type EndpointModel,
+  type GeneratorOptions,
+  type TrafficModel,
+  type UserModel,
+  type VersionModel,
+} from './model.js'
+import { AliasTable, Random } from './random.js'
+
+/** Changes whenever the same options would give other rows (for caches of generated files). */
+export const GENERATOR_VERSION = 1
+
+export interface GenerateOptions extends GeneratorOptions {
+  /** replace an existing file (and its -wal, -shm); default false: refuse */
+  overwrite?: boolean
+  /** rows per write (one transaction each); default 20 000 */
+  batchSize?: number
+  /** better_sqlite3.node built for another ABI (Electron's main process) */
+  nativeBinding?: string
+  /** called after every write with the rows written so far */
+  onProgress?: (written: number, total: number) => void
+}
+
+export interface GenerateSummary {
+  path: string
+  /** request rows written */
+  requests: number
+  from: number
+  to: number
+  endpoints: number
+  users: number
+  versions: VersionModel[]
+  /** wall time of the whole run */
+  elapsedMs: number
+  /** time spent inside MetricsStore (open, write, close) */
+  writeMs: number
+  /** time spent making the rows (elapsedMs - writeMs) */
+  generateMs: number
+  /** file size after the writer closed it (WAL checkpointed) */
+  fileBytes: number
+}
+
+/** A user group with the same office hours: users in one time zone, or integrations. */
+interface Group {
+  utcOffsetMinutes: number
+  bot: boolean
+  users: UserModel[]
+  /** users active now, and a table to pick one by load */
+  active: number[]
+  table: AliasTable | undefined
+}
+
+/** Relative traffic by local hour for people at work: a morning and an afternoon peak. */
+function officeHours(hour: number): number {
+  return 0.06 + Math.exp(-((hour - 10.5) ** 2) / 6) + 0.8 * Math.exp(-((hour - 15) ** 2) / 5)
+}
+
+/** Days most offices are closed (local): Christmas to New Year, and 1 May. */
+function isHoliday(month: number, day: number): boolean {
+  return (month === 11 && day >= 24) || (month === 0 && day === 1) || (month === 4 && day === 1)
+}
+
+function groupsOf(model: TrafficModel): Group[] {
+  const byKey = new Map<string, Group>()
+  for (const user of model.users) {
+    const key = user.bot ? 'bot' : String(user.utcOffsetMinutes)
+    let group = byKey.get(key)
+    if (group === undefined) {
+      group = {
+        utcOffsetMinutes: user.utcOffsetMinutes,
+        bot: user.bot,
+        users: [],
+        active: [],
+        table: undefined,
+      }
+      byKey.set(key, group)
+    }
+    group.users.push(user)
+  }
+  return [...byKey.values()]
+}
+
+/** Sum of the loads of the users active at `time`; refreshes the group's pick table. */
+function refreshGroup(group: Group, time: number): number {
+  group.active = []
+  let load = 0
+  group.users.forEach((user, i) => {
+    if (user.activeFrom <= time && time < user.activeTo) {
+      group.active.push(i)
+      load += user.load
+    }
+  })
+  group.table =
+    group.active.length === 0
+      ? undefined
+      : new AliasTable(group.active.map((i) => group.users[i]!.load))
+  return load
+}
+
+/** Relative traffic of a group in the hour starting at `hourStart`, before its user load. */
+function groupShape(group: Group, hourStart: number, model: TrafficModel): number {
+  const growth = 1 + (model.growth * (hourStart - model.from)) / (model.to - model.from)
+  if (group.bot) return growth
+  const local = new Date(hourStart + MS_PER_HOUR / 2 + group.utcOffsetMinutes * MS_PER_MINUTE)
+  const weekday = local.getUTCDay()
+  const closed =
+    weekday === 0 || weekday === 6 || isHoliday(local.getUTCMonth(), local.getUTCDate())
+  return officeHours(local.getUTCHours() + local.getUTCMinutes() / 60) * (closed ? 0.3 : 1) * growth
+}
+
+/**
+ * The expected traffic of each group in each hour (with some noise), and the
+ * number of requests per hour: cumulative rounding makes them add up to
+ * exactly `model.requests`.
+ */
+function plan(
+  model: TrafficModel,
+  groups: Group[],
+  random: Random,
+): { hours: number; weights: Float64Array; counts: Uint32Array } {
+  const hours = Math.ceil((model.to - model.from) / MS_PER_HOUR)
+  const g = groups.length
+  // One more column: the scanners probing for URLs the app does not have.
+  const weights = new Float64Array(hours * (g + 1))
+  let userTotal = 0
+  const loads = new Float64Array(g)
+  for (let h = 0; h < hours; h++) {
+    const hourStart = model.from + h * MS_PER_HOUR
+    const length = Math.min(MS_PER_HOUR, model.to - hourStart) / MS_PER_HOUR
+    const mid = hourStart + MS_PER_HOUR / 2
+    for (let j = 0; j < g; j++) {
+      const group = groups[j]!
+      // Users join and leave at hour boundaries; refresh only when someone did.
+      if (h === 0 || group.users.some((u) => crossed(u, mid - MS_PER_HOUR, mid))) {
+        loads[j] = refreshGroup(group, mid)
+      }
+      const w = loads[j]! * groupShape(group, hourStart, model) * length
+      const noisy = w * Math.exp(0.12 * random.normal())
+      weights[h * (g + 1) + j] = noisy
+      userTotal += noisy
+    }
+  }
+  const scanners = (userTotal * model.scannerShare) / (1 - model.scannerShare) / hours
+  for (let h = 0; h < hours; h++) weights[h * (g + 1) + g] = scanners
+  const total = userTotal + scanners * hours
+  const counts = new Uint32Array(hours)
+  let cumulative = 0
+  let assigned = 0
+  for (let h = 0; h < hours; h++) {
+    for (let j = 0; j <= g; j++) cumulative += weights[h * (g + 1) + j]!
+    const upTo = total > 0 ? Math.round((cumulative / total) * model.requests) : 0
+    counts[h] = upTo - assigned
+    assigned = upTo
+  }
+  return { hours, weights, counts }
+}
+
+/** Whether the user joined or left in (after, until]. */
+function crossed(user: UserModel, after: number, until: number): boolean {
+  return (
+    (user.activeFrom > after && user.activeFrom <= until) ||
+    (user.activeTo > after && user.activeTo <= until)
+  )
+}
+
+function endpointState(method: string, route: string, level: MonitorLevel): EndpointState {
+  return { id: undefined, method, route, level, pendingLastRequested: 0 }
+}
+
+/** Status codes of an endpoint as cumulative probabilities, for a pick with one draw. */
+interface CodeTable {
+  codes: Int32Array
+  cumulative: Float64Array
+}
+
+function codeTable(codes: ReadonlyArray<readonly [number, number]>): CodeTable {
+  const total = codes.reduce((sum, [, w]) => sum + w, 0)
+  const table = { codes: new Int32Array(codes.length), cumulative: new Float64Array(codes.length) }
+  let sum = 0
+  codes.forEach(([code, w], i) => {
+    sum += w / total
+    table.codes[i] = code
+    table.cumulative[i] = sum
+  })
+  table.cumulative[codes.length - 1] = 1
+  return table
+}
+
+function pickCode(table: CodeTable, r: number): number {
+  let i = 0
+  while (r >= table.cumulative[i]! && i < table.codes.length - 1) i++
+  return table.codes[i]!
+}
+
+/**
+ * Generates the traffic and writes it to `path` through MetricsStore, one
+ * store per version as a restarted app would open the file.
+ */
+export function generateMetricsFile(path: string, options: GenerateOptions = {}): GenerateSummary {
+  const started = performance.now()
+  const absolute = resolve(path)
+  if (existsSync(absolute)) {
+    if (options.overwrite !== true) {
+      throw new Error(`${absolute} exists already; choose another path or overwrite it`)
+    }
+    for (const suffix of ['', '-wal', '-shm']) rmSync(absolute + suffix, { force: true })
+  }
+  const batchSize = options.batchSize ?? 20_000
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be >= 1')
+
+  const model = buildModel(options)
+  // Its own stream, so that the model does not change when the traffic code does.
+  const random = new Random((options.seed ?? 1) ^ 0x5eed)
+  const groups = groupsOf(model)
+  const { hours, weights, counts } = plan(model, groups, random)
+  const endpoints = model.endpoints
+  const e = endpoints.length
+  const states = endpoints.map((m) => endpointState(m.method, m.route, m.level))
+  const unmatched = endpointState('GET', UNMATCHED_ROUTE, 1)
+  // Known to the collector at level 0: only its last request time is kept.
+  const health = endpointState('GET', '/health', 0)
+  const allStates = [...states, unmatched, health]
+  const codes4xx = endpoints.map((m) => codeTable(m.codes4xx))
+  const codes5xx = endpoints.map((m) => codeTable(m.codes5xx))
+
+  let writeMs = 0
+  let written = 0
+  let versionIndex = 0
+  let store: MetricsStore | undefined
+  let batch: PendingRequest[] = []
+  let discovered: EndpointState[] = []
+  let available: number[] = []
+  let endpointTable: AliasTable | undefined
+
+  const timed = <T>(work: () => T): T => {
+    const t0 = performance.now()
+    try {
+      return work()
+    } finally {
+      writeMs += performance.now() - t0
+    }
+  }
+
+  // As the collector's timer writes: requests, the endpoints they touched, new routes.
+  const flush = (now: number): void => {
+    if (batch.length > 0)
+      health.pendingLastRequested = Math.floor(now / MS_PER_MINUTE) * MS_PER_MINUTE
+    const touched = allStates.filter((s) => s.pendingLastRequested > 0)
+    if (batch.length === 0 && touched.length === 0 && discovered.length === 0) return
+    const requests = batch
+    timed(() => store!.write(requests, touched, discovered, now))
+    written += requests.length
+    for (const s of touched) s.pendingLastRequested = 0
+    batch = []
+    discovered = []
+    options.onProgress?.(written, model.requests)
+  }
+
+  // The app restarts with a new version: a new store, and the routes it added are discovered.
+  const deploy = (index: number): void => {
+    const version = model.versions[index]!
+    if (store !== undefined) {
+      flush(version.at)
+      timed(() => store!.close())
+    }
+    store = timed(() => new MetricsStore(absolute, version, version.at, options.nativeBinding))
+    versionIndex = index
+    available = []
+    for (let i = 0; i < e; i++) {
+      const m = endpoints[i]!
+      if (m.since <= index && index < m.until) available.push(i)
+      if (m.since === index) discovered.push(states[i]!)
+    }
+    if (index === 0) discovered.push(health)
+    endpointTable =
+      available.length > 0 ? new AliasTable(available.map((i) => endpoints[i]!.weight)) : undefined
+    flush(Math.max(version.at, model.from))
+  }
+
+  const request = (
+    m: EndpointModel,
+    index: number,
+    state: EndpointState,
+    user: UserModel,
+    time: number,
+    versionCell: number,
+    incident: boolean,
+  ): PendingRequest => {
+    state.pendingLastRequested = time
+    let ms = m.medianMs * model.durationFactor[versionCell]! * Math.exp(m.sigma * random.normal())
+    if (m.userCost) ms *= user.cost
+    const p5xx = m.p5xx * model.errorFactor[versionCell]! + (incident ? 0.3 : 0)
+    const r = random.next()
+    let status = m.okStatus
+    if (r < p5xx) {
+      status = pickCode(codes5xx[index]!, random.next())
+      if (status === 504) ms = 30_000 + 200 * random.next()
+      else if (status === 502 || status === 503) ms *= 0.4
+    } else if (r < p5xx + m.p4xx) {
+      status = pickCode(codes4xx[index]!, random.next())
+      ms *= 0.35 // rejected before the work
+    }
+    if (incident) ms *= 3
+    // Outliers: a cold cache, a GC pause, a slow disk.
+    if (random.next() < 0.004) ms *= 3 + 10 * random.next()
+    let aborted: 0 | 1 = 0
+    if (random.next() < 0.001) {
+      aborted = 1
+      status = 0 // the client left before any header was sent
+      ms *= 2
+    }
+    return {
+      endpoint: state,
+      time,
+      durationUs: Math.max(80, Math.round(ms * 1000)),
+      status,
+      group: m.anonymous ? null : user.name,
+      ip: user.ips.length === 1 ? user.ips[0]! : user.ips[random.int(user.ips.length)]!,
+      aborted,
+    }
+  }
+
+  const g = groups.length
+  const groupCumulative = new Float64Array(g + 1)
+  let times = new Float64Array(1024)
+  try {
+    deploy(0)
+    for (let h = 0; h < hours; h++) {
+      const n = counts[h]!
+      const hourStart = model.from + h * MS_PER_HOUR
+      const mid = hourStart + MS_PER_HOUR / 2
+      // Users join and leave at hour boundaries, as in plan().
+      for (const group of groups) {
+        if (h === 0 || group.users.some((u) => crossed(u, mid - MS_PER_HOUR, mid))) {
+          refreshGroup(group, mid)
+        }
+      }
+      if (n === 0) continue
+      const length = Math.min(MS_PER_HOUR, model.to - hourStart)
+      let sum = 0
+      for (let j = 0; j <= g; j++) {
+        sum += weights[h * (g + 1) + j]!
+        groupCumulative[j] = sum
+      }
+      if (times.length < n) times = new Float64Array(Math.max(n, times.length * 2))
+      const hourTimes = times.subarray(0, n)
+      for (let i = 0; i < n; i++) hourTimes[i] = hourStart + Math.floor(random.next() * length)
+      hourTimes.sort()
+      const incidents = model.incidents.filter(
+        (x) => x.from < hourStart + MS_PER_HOUR && x.to > hourStart,
+      )
+
+      for (let i = 0; i < n; i++) {
+        const time = hourTimes[i]!
+        while (
+          versionIndex + 1 < model.versions.length &&
+          time >= model.versions[versionIndex + 1]!.at
+        ) {
+          deploy(versionIndex + 1)
+        }
+        const r = random.next() * sum
+        let j = 0
+        while (j < g && r >= groupCumulative[j]!) j++
+        const group = groups[j]
+        if (group === undefined || group.table === undefined || endpointTable === undefined) {
+          // A scanner probing a URL the app does not have.
+          unmatched.pendingLastRequested = time
+          batch.push({
+            endpoint: unmatched,
+            time,
+            durationUs: Math.round(250 + 1500 * random.next()),
+            status: 404,
+            group: null,
+            ip: model.scannerIps[random.int(model.scannerIps.length)]!,
+            aborted: 0,
+          })
+        } else {
+          const user = group.users[group.active[group.table.pick(random)]!]!
+          let index = available[endpointTable.pick(random)]!
+          const favorite = user.favorite
+          if (favorite >= 0 && random.next() < (user.bot ? 0.6 : 0.3)) {
+            const m = endpoints[favorite]!
+            if (m.since <= versionIndex && versionIndex < m.until) index = favorite
+          }
+          batch.push(
+            request(
+              endpoints[index]!,
+              index,
+              states[index]!,
+              user,
+              time,
+              versionIndex * e + index,
+              incidents.length > 0 &&
+                incidents.some((x) => x.endpoint === index && x.from <= time && time < x.to),
+            ),
+          )
+        }
+        if (batch.length >= batchSize) flush(time)
+      }
+    }
+    flush(model.to)
+  } finally {
+    if (store !== undefined) timed(() => store!.close())
+  }
+
+  const elapsedMs = performance.now() - started
+  return {
+    path: absolute,
+    requests: written,
+    from: model.from,
+    to: model.to,
+    endpoints: endpoints.length,
+    users: model.users.length,
+    versions: model.versions,
+    elapsedMs,
+    writeMs,
+    generateMs: elapsedMs - writeMs,
+    fileBytes: statSync(absolute).size,
+  }
+}

@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests run the collector's TypeScript sources; one test checks the built package.
     alias: [
       { find: /^routemeter\/schema$/, replacement: here('./collector/src/schema/index.ts') },
+      { find: /^routemeter\/writer$/, replacement: here('./collector/src/writer.ts') },
       { find: /^routemeter$/, replacement: here('./collector/src/index.ts') },
     ],
   },

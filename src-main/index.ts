@@ -40,12 +40,16 @@ const PRELOAD = here('../preload/index.cjs')
 const DEV_SERVER = process.env.ELECTRON_RENDERER_URL
 
 app.setName('Routemeter')
+// A profile of its own when asked (tests, several setups side by side).
+const profile = process.argv.find((arg) => arg.startsWith('--user-data-dir='))
+if (profile !== undefined) app.setPath('userData', profile.slice('--user-data-dir='.length))
 protocol.registerSchemesAsPrivileged([
   { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
 ])
 
 // One app, several files over time: a second launch hands its file to the first.
-if (!app.requestSingleInstanceLock()) app.quit()
+const primary = app.requestSingleInstanceLock()
+if (!primary) app.quit()
 
 const service = new DashboardService()
 let window: BrowserWindow | null = null
@@ -270,6 +274,7 @@ app.on('will-quit', () => {
 })
 
 void app.whenReady().then(async () => {
+  if (!primary) return
   const binding = nativeBindingPath()
   if (!existsSync(binding)) {
     dialog.showErrorBox(

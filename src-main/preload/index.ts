@@ -13,11 +13,7 @@ import type {
   FileInfo,
 } from '../api/contract.js'
 import type { ApiResponse } from '../api/dispatch.js'
-
-// Kept in step with src-main/shell/handlers.ts (a sandboxed preload cannot import it at run time).
-const FILE_EVENT = 'file-event'
-const CHOOSE_FILE = 'shell:choose-file'
-const OPEN_DROPPED = 'shell:open-dropped'
+import { apiChannel, CHANNELS } from '../shell/channels.js'
 
 /** Rejects with the ApiError itself (plain data crosses contextBridge intact). */
 function unwrap<T>(response: ApiResponse<T>): T {
@@ -26,7 +22,7 @@ function unwrap<T>(response: ApiResponse<T>): T {
 }
 
 async function invoke<M extends ApiMethod>(method: M, args: ApiArgs<M>): Promise<ApiResult<M>> {
-  return unwrap((await ipcRenderer.invoke(`api:${method}`, args)) as ApiResponse<ApiResult<M>>)
+  return unwrap((await ipcRenderer.invoke(apiChannel(method), args)) as ApiResponse<ApiResult<M>>)
 }
 
 const bridge: DashboardBridge = {
@@ -46,13 +42,13 @@ const bridge: DashboardBridge = {
   onFileEvent(listener) {
     const handler = (_event: Electron.IpcRendererEvent, fileEvent: FileEvent): void =>
       listener(fileEvent)
-    ipcRenderer.on(FILE_EVENT, handler)
+    ipcRenderer.on(CHANNELS.fileEvent, handler)
     return () => {
-      ipcRenderer.removeListener(FILE_EVENT, handler)
+      ipcRenderer.removeListener(CHANNELS.fileEvent, handler)
     }
   },
   chooseFile: async () =>
-    unwrap((await ipcRenderer.invoke(CHOOSE_FILE)) as ApiResponse<FileInfo | null>),
+    unwrap((await ipcRenderer.invoke(CHANNELS.chooseFile)) as ApiResponse<FileInfo | null>),
 }
 
 contextBridge.exposeInMainWorld('routemeter', bridge)
@@ -68,5 +64,5 @@ window.addEventListener('drop', (event) => {
   const file = event.dataTransfer?.files[0]
   if (file === undefined) return
   const path = webUtils.getPathForFile(file)
-  if (path !== '') void ipcRenderer.invoke(OPEN_DROPPED, path)
+  if (path !== '') void ipcRenderer.invoke(CHANNELS.openDropped, path)
 })

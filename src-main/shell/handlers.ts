@@ -55,17 +55,4 @@ export async function respond<T>(run: () => Promise<T>): Promise<ApiResponse<T>>
   }
 }
 
-/** IPC channel of an API method. */
-export function apiChannel(method: ApiMethod): `api:${ApiMethod}` {
-  return `api:${method}`
-}
-
-/** Channels besides the API's. */
-export const CHANNELS = {
-  /** main → renderer: a FileEvent */
-  fileEvent: 'file-event',
-  /** renderer → main: show the open dialog; answers ApiResponse<FileInfo | null> */
-  chooseFile: 'shell:choose-file',
-  /** renderer → main: a file was dropped on the window; errors come back as a FileEvent */
-  openDropped: 'shell:open-dropped',
-} as const
+export { apiChannel, CHANNELS } from './channels.js'

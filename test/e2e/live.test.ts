@@ -73,9 +73,14 @@ test('requests written by a running collector appear without a reload', async ()
   expect(await page.evaluate(() => (window as unknown as { marker?: string }).marker)).toBe(
     'same page',
   )
-  // The utilization view shows them too, live as well.
+  // The utilization view shows them too, live as well, and keeps the zoom it was given.
   await page.click('[data-tab="utilization"]')
   await waitForPanel(page, 'utilization')
+  const chart = '[data-panel="utilization"] [data-chart="stacked-bar"]'
+  await page.click(`${chart} .apexcharts-zoomin-icon`)
+  await expect.poll(() => page.getAttribute(chart, 'data-zoom')).not.toBe('null')
+  const zoom = await page.getAttribute(chart, 'data-zoom')
+  const axis = await page.locator(`${chart} .apexcharts-xaxis-label`).allTextContents()
   await app.get('/api/items')
   app.collector.flush()
   await expect
@@ -83,6 +88,10 @@ test('requests written by a running collector appear without a reload', async ()
       timeout: 10_000,
     })
     .toBe('10 requests')
+  expect(await page.getAttribute(chart, 'data-zoom')).toBe(zoom)
+  expect(await page.locator(`${chart} .apexcharts-xaxis-label`).allTextContents()).toEqual(axis)
+  await page.click(`${chart} .apexcharts-reset-icon`)
+  await expect.poll(() => page.getAttribute(chart, 'data-zoom')).toBe('null')
   await screenshot(page, 'live-utilization')
   await page.click('[data-tab="overview"]')
   await waitForPanel(page, 'overview')

@@ -35,7 +35,7 @@ export function createProgress(total: number, options: ProgressOptions = {}): Pr
   const tty = stream.isTTY === true
   const started = performance.now()
   let lastDraw = 0
-  let lastTenth = -1
+  let lastTenth = 0
   let drawn = false
 
   const line = (done: number): string => {

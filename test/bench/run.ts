@@ -1,0 +1,366 @@
+/**
+ * `npm run bench`: Routemeter's costs, measured side by side with what users
+ * would install instead (issue 4). Prints tables with each target beside its
+ * figure and writes test-results/bench.json.
+ *
+ *   npm run bench                    the full run (rounds of 10 s runs, 1M and 10M files)
+ *   npm run bench -- --quick         a smoke run of a minute or two; asserts no speed, only
+ *                                    that every part works (2xx answers, no row lost, views answer)
+ *   npm run bench -- --only overhead,writer,viewer --rounds 7 --seconds 10 --out FILE
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import {
+  bytes,
+  ensureCollectorBuilt,
+  fixed,
+  machine,
+  percent,
+  ROOT,
+  table,
+  targetLine,
+  type Spread,
+  type TargetResult,
+} from './lib.js'
+import { runOverhead, type ConfigSummary } from './overhead.js'
+import { runViewer, type ViewerFigures } from './viewer.js'
+import { runWriter, type WriterFigures } from './writer.js'
+
+const SECTIONS = ['overhead', 'writer', 'viewer'] as const
+type Section = (typeof SECTIONS)[number]
+
+/** End of every generated period: fixed, so that files are reused and runs compare. */
+const END = Date.UTC(2026, 0, 1)
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`)
+}
+
+function range(s: Spread, digits = 0): string {
+  if (s.n <= 1) return fixed(s.median, digits)
+  return `${fixed(s.median, digits)} (${fixed(s.min, digits)}–${fixed(s.max, digits)})`
+}
+
+function overheadTable(rows: ConfigSummary[]): string {
+  return table(
+    [
+      'framework',
+      'configuration',
+      'req/s median (min–max)',
+      'of bare',
+      'added µs/req (min–max)',
+      'p50 ms',
+      'p99 ms',
+      'p99 vs bare',
+      'CPU µs/req main + other threads',
+      'client CPU',
+    ],
+    rows.map((r) => [
+      r.framework,
+      r.label,
+      range(r.rps),
+      percent(r.ratio),
+      r.config === 'bare' ? '-' : range(r.addedUs, 1),
+      fixed(r.p50.median),
+      fixed(r.p99.median),
+      percent(r.p99Ratio),
+      `${fixed(r.cpuMainUs.median, 1)} + ${fixed(r.cpuAllUs.median - r.cpuMainUs.median, 1)}`,
+      percent(r.runs.length > 0 ? Math.max(...r.runs.map((x) => x.clientCpu)) : Number.NaN),
+    ]),
+  )
+}
+
+function overheadTargets(rows: ConfigSummary[]): TargetResult[] {
+  const targets: TargetResult[] = []
+  for (const framework of ['express', 'koa']) {
+    const level1 = rows.find((r) => r.framework === framework && r.config === 'routemeter-1')
+    if (level1 === undefined) continue
+    const minRatio = framework === 'express' ? 0.97 : 0.93
+    targets.push({
+      target: `${framework}: level 1 keeps >= ${percent(minRatio)} of bare throughput`,
+      figure: percent(level1.ratio),
+      met: level1.ratio >= minRatio,
+    })
+    targets.push({
+      target: `${framework}: level 1 adds <= 4 µs/request (all threads, 1/throughput)`,
+      figure: `${fixed(level1.addedUs.median, 1)} µs`,
+      met: level1.addedUs.median <= 4,
+    })
+    targets.push({
+      target: `${framework}: level 1 adds <= 2 µs/request on the request's thread (CPU time)`,
+      figure: `${fixed(level1.addedMainUs, 1)} µs`,
+      met: level1.addedMainUs <= 2,
+      note: 'main-thread CPU per request minus bare; SQLite writes run on it today',
+    })
+    const alternatives = rows.filter(
+      (r) =>
+        r.framework === framework && !['bare', 'routemeter-0', 'routemeter-1'].includes(r.config),
+    )
+    const best = alternatives.sort((a, b) => a.addedUs.median - b.addedUs.median)[0]
+    if (best !== undefined) {
+      targets.push({
+        target: `${framework}: level 1 costs less than every alternative`,
+        figure: `${fixed(level1.addedUs.median, 1)} µs vs ${best.label} ${fixed(best.addedUs.median, 1)} µs`,
+        met: level1.addedUs.median < best.addedUs.median,
+      })
+    }
+  }
+  return targets
+}
+
+function writerTable(w: WriterFigures): string {
+  const d = w.slowDisk
+  return [
+    table(
+      ['measure', 'figure'],
+      [
+        [
+          `MetricsStore.write, ${w.store.rows.toLocaleString('en')} rows in batches of ${w.store.batchSize}`,
+          `${Math.round(w.store.rowsPerSecond).toLocaleString('en')} rows/s (${fixed(w.store.bytesPerRow, 1)} B/row)`,
+        ],
+        [
+          `bound ${w.noLoss.framework} app at ${w.noLoss.targetRate.toLocaleString('en')} req/s for ${w.noLoss.seconds} s`,
+          `${Math.round(w.noLoss.achievedRate).toLocaleString('en')} req/s reached; ${w.noLoss.responses} responses, ${w.noLoss.rows} rows, ${w.noLoss.lost} lost; collector ${JSON.stringify(w.noLoss.collector)}`,
+        ],
+        [
+          `file locked ${percent(d.lockedShare)} of the time, ${d.rate.toLocaleString('en')} req/s for ${d.seconds} s, maxBufferedRows ${d.maxBufferedRows.toLocaleString('en')}`,
+          `RSS ${bytes(d.baselineRss)} -> peak ${bytes(d.peakRss)} -> ${bytes(d.finalRss)} after; collector ${JSON.stringify(d.collector)}`,
+        ],
+      ],
+    ),
+  ].join('\n')
+}
+
+function writerTargets(w: WriterFigures): TargetResult[] {
+  const d = w.slowDisk
+  const dropped = Number(d.collector.dropped ?? 0)
+  const growth = d.peakRss - d.baselineRss
+  // 1 KiB per buffered row is far above what a row costs: more would mean it is not the buffer.
+  const bound = d.maxBufferedRows * 1024
+  return [
+    {
+      target: 'writer sustains >= 300,000 rows/s',
+      figure: `${Math.round(w.store.rowsPerSecond).toLocaleString('en')} rows/s`,
+      met: w.store.rowsPerSecond >= 300_000,
+    },
+    {
+      target: 'no row lost at 20,000 req/s',
+      figure: `${w.noLoss.lost} lost at ${Math.round(w.noLoss.achievedRate).toLocaleString('en')} req/s`,
+      met: w.noLoss.lost === 0 && w.noLoss.achievedRate >= 0.95 * w.noLoss.targetRate,
+      note:
+        w.noLoss.achievedRate < 0.95 * w.noLoss.targetRate
+          ? 'the rate was not reached on this machine now'
+          : undefined,
+    },
+    {
+      target: 'memory bounded when the disk is slower than traffic',
+      figure: `+${bytes(growth)} at peak, ${dropped.toLocaleString('en')} rows dropped`,
+      met: dropped > 0 ? growth <= bound : undefined,
+      note: dropped > 0 ? `bound: ${bytes(bound)}` : 'the buffer never filled: not exercised',
+    },
+  ]
+}
+
+function viewerTable(figures: ViewerFigures[]): string {
+  const views = Object.keys(figures[0]?.ranges['30 days'] ?? {})
+  const rangeNames = Object.keys(figures[0]?.ranges ?? {})
+  const header = ['view']
+  for (const f of figures) {
+    for (const r of rangeNames) header.push(`${(f.requests / 1e6).toFixed(0)}M ${r} first/warm ms`)
+  }
+  const rows = views.map((view) => {
+    const row = [view]
+    for (const f of figures) {
+      for (const r of rangeNames) {
+        const t = f.ranges[r]?.[view]
+        row.push(t === undefined ? '-' : `${fixed(t.firstMs)} / ${fixed(t.warmMs)}`)
+      }
+    }
+    return row
+  })
+  const facts = figures.map(
+    (f) =>
+      `${(f.requests / 1e6).toFixed(0)}M requests: open ${fixed(f.openMs)} ms, ${bytes(f.sizeBytes)} ` +
+      `(${fixed(f.bytesPerRequest, 1)} B/request), process RSS ${bytes(f.rssBytes)}, heap ${bytes(f.heapUsedBytes)}` +
+      `${f.generateSeconds === null ? '' : `, generated in ${f.generateSeconds.toFixed(1)} s`}`,
+  )
+  return `${table(header, rows)}\n${facts.join('\n')}`
+}
+
+function viewerTargets(figures: ViewerFigures[]): TargetResult[] {
+  const biggest = figures[figures.length - 1]
+  if (biggest === undefined) return []
+  const size = `${(biggest.requests / 1e6).toFixed(0)}M`
+  const note = biggest.requests < 10_000_000 ? 'measured on 1M only (quick run)' : undefined
+  const targets: TargetResult[] = []
+  for (const [name, views] of Object.entries(biggest.ranges)) {
+    const slowest = Object.entries(views).sort((a, b) => b[1].warmMs - a[1].warmMs)[0]
+    if (slowest === undefined) continue
+    targets.push({
+      target: `every view <= 150 ms warm (${name})`,
+      figure: `slowest ${slowest[0]} ${fixed(slowest[1].warmMs)} ms on ${size}`,
+      met: slowest[1].warmMs <= 150,
+      note,
+    })
+  }
+  targets.push(
+    {
+      target: 'file opened in <= 1 s',
+      figure: `${fixed(biggest.openMs)} ms on ${size}`,
+      met: biggest.openMs <= 1000,
+      note,
+    },
+    {
+      target: '<= 64 bytes per request on disk',
+      figure: `${fixed(biggest.bytesPerRequest, 1)} B on ${size}`,
+      met: biggest.bytesPerRequest <= 64,
+    },
+  )
+  return targets
+}
+
+/** What a smoke run checks: everything ran and answered, not how fast. */
+function smokeProblems(
+  overhead: ConfigSummary[] | undefined,
+  writer: WriterFigures | undefined,
+  viewer: ViewerFigures[] | undefined,
+): string[] {
+  const problems: string[] = []
+  for (const r of overhead ?? []) {
+    for (const run of r.runs) {
+      if (run.errors > 0 || run.non2xx > 0 || !(run.rps > 0)) {
+        problems.push(`${r.framework} ${r.config}: ${run.errors} errors, ${run.non2xx} non-2xx`)
+      }
+    }
+    if (r.config === 'routemeter-1' && r.runs.some((run) => Number(run.stats.written) <= 0)) {
+      problems.push(`${r.framework} routemeter-1 wrote no row`)
+    }
+  }
+  if (writer !== undefined) {
+    if (writer.noLoss.lost > 0) problems.push(`${writer.noLoss.lost} rows lost under load`)
+    if (writer.noLoss.rows === 0) problems.push('the bound app wrote no row')
+    if (!(writer.store.rowsPerSecond > 0)) problems.push('MetricsStore wrote nothing')
+  }
+  for (const f of viewer ?? []) {
+    if (f.requestCount !== f.requests) {
+      problems.push(`viewer: ${f.requestCount} requests in a file of ${f.requests}`)
+    }
+  }
+  return problems
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      rounds: { type: 'string' },
+      seconds: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) {
+    console.log(
+      'usage: npm run bench -- [--quick] [--only overhead,writer,viewer] [--rounds N] [--seconds N] [--out FILE]',
+    )
+    return
+  }
+  const quick = values.quick
+  const only = (values.only?.split(',') ?? SECTIONS) as Section[]
+  for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}`)
+  const rounds = Number(values.rounds ?? (quick ? 1 : 5))
+  const seconds = Number(values.seconds ?? (quick ? 1 : 10))
+  const cwd = process.env.INIT_CWD ?? process.cwd()
+  const out =
+    values.out === undefined
+      ? join(ROOT, 'test-results', quick ? 'bench-quick.json' : 'bench.json')
+      : isAbsolute(values.out)
+        ? values.out
+        : resolve(cwd, values.out)
+
+  ensureCollectorBuilt(log)
+  const about = machine()
+  const started = new Date()
+  console.log(
+    `Routemeter benchmarks, ${quick ? 'QUICK smoke run (figures are not measurements)' : 'full run'}, ${started.toISOString()}\n` +
+      `${String(about.cpu)}, ${String(about.cores)} cores, ${String(about.memoryGiB)} GiB, Linux ${String(about.kernel)}, Node ${String(about.node)}, SQLite ${String(about.sqlite)}\n` +
+      `load average ${(about.loadAverageAtStart as number[]).join(' ')}; ${String(about.pinning)}; commit ${String(about.commit)}`,
+  )
+
+  const results: Record<string, unknown> = { date: started.toISOString(), quick, machine: about }
+  const targets: TargetResult[] = []
+  let overhead: ConfigSummary[] | undefined
+  let writer: WriterFigures | undefined
+  let viewer: ViewerFigures[] | undefined
+
+  if (only.includes('overhead')) {
+    log(`overhead: ${rounds} round(s) of ${seconds} s per configuration…`)
+    overhead = await runOverhead({
+      rounds,
+      seconds,
+      warmupSeconds: quick ? 0.5 : 3,
+      connections: 100,
+      log,
+    })
+    console.log(
+      `\n1. Overhead on the request path (autocannon -c 100, ${rounds} round(s) x ${seconds} s, medians)\n` +
+        overheadTable(overhead),
+    )
+    targets.push(...overheadTargets(overhead))
+    results.overhead = overhead
+  }
+  if (only.includes('writer')) {
+    log('writer…')
+    const dir = mkdtempSync(join(tmpdir(), 'routemeter-writer-'))
+    try {
+      writer = await runWriter({ quick, dir, end: END, log })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    console.log(`\n2. Writer\n${writerTable(writer)}`)
+    targets.push(...writerTargets(writer))
+    results.writer = writer
+  }
+  if (only.includes('viewer')) {
+    log('viewer…')
+    viewer = await runViewer({
+      sizes: quick ? [1_000_000] : [1_000_000, 10_000_000],
+      days: 365,
+      end: END,
+      warmRuns: quick ? 2 : 5,
+      log,
+    })
+    console.log(
+      `\n3. Viewer (a fresh process per file; ranges end ${new Date(END).toISOString().slice(0, 10)})\n${viewerTable(viewer)}`,
+    )
+    targets.push(...viewerTargets(viewer))
+    results.viewer = viewer
+  }
+
+  console.log(
+    `\nTargets${quick ? ' (quick run: figures are not measurements)' : ''}\n${table(['target', 'figure', '', 'note'], targets.map(targetLine))}`,
+  )
+  const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)))
+  console.log(
+    `load average at the end ${loadAtEnd.join(' ')}; ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
+  )
+  results.targets = targets
+  results.loadAverageAtEnd = loadAtEnd
+  mkdirSync(dirname(out), { recursive: true })
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
+  console.log(`written to ${out}`)
+
+  const problems = smokeProblems(overhead, writer, viewer)
+  if (problems.length > 0) {
+    console.error(`\nbench: something did not work:\n  ${problems.join('\n  ')}`)
+    process.exitCode = 1
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench: ${(error as Error).stack ?? String(error)}`)
+  process.exitCode = 1
+})

@@ -1,0 +1,212 @@
+/**
+ * One benchmark server: a hello-world Express 5 or Koa 3 app with one way of
+ * recording requests, alone in its process (the runner pins it to a core).
+ *
+ *   node test/bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N]
+ *
+ * Prints `listening <port>` once it listens on 127.0.0.1; on SIGTERM it stops
+ * and prints `stats <json>` (the collector's counts for Routemeter configs).
+ *
+ * Packages are loaded with require() after the configuration is chosen: the
+ * OpenTelemetry instrumentations patch modules as they are required, so they
+ * must be registered before http, express and koa are loaded.
+ */
+import { createRequire } from 'node:module'
+import { parseArgs } from 'node:util'
+
+const require = createRequire(import.meta.url)
+
+const CONFIGS = {
+  express: [
+    'bare',
+    'routemeter-0',
+    'routemeter-1',
+    'prom-bundle',
+    'swagger-stats',
+    'status-monitor',
+    'otel',
+    'sqlite-batch',
+  ],
+  koa: ['bare', 'routemeter-0', 'routemeter-1', 'otel', 'sqlite-batch'],
+}
+
+/** OpenTelemetry's http + framework instrumentation, metrics only, read in process every second. */
+function startOpenTelemetry(framework) {
+  const { context, metrics } = require('@opentelemetry/api')
+  const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks')
+  const { MeterProvider, PeriodicExportingMetricReader } = require('@opentelemetry/sdk-metrics')
+  const { registerInstrumentations } = require('@opentelemetry/instrumentation')
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http')
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  const collected = { exports: 0, points: 0, routes: [] }
+  // Keeps nothing: what is measured is the cost of recording and collecting.
+  const exporter = {
+    export(resourceMetrics, done) {
+      collected.exports++
+      for (const scope of resourceMetrics.scopeMetrics) {
+        for (const metric of scope.metrics) {
+          collected.points += metric.dataPoints.length
+          for (const point of metric.dataPoints) {
+            const route = point.attributes['http.route']
+            if (route !== undefined && !collected.routes.includes(route))
+              collected.routes.push(route)
+          }
+        }
+      }
+      done({ code: 0 })
+    },
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  }
+  const provider = new MeterProvider({
+    readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 1000 })],
+  })
+  metrics.setGlobalMeterProvider(provider)
+  const frameworkInstrumentation =
+    framework === 'express'
+      ? new (require('@opentelemetry/instrumentation-express').ExpressInstrumentation)()
+      : new (require('@opentelemetry/instrumentation-koa').KoaInstrumentation)()
+  registerInstrumentations({
+    instrumentations: [new HttpInstrumentation(), frameworkInstrumentation],
+    meterProvider: provider,
+  })
+  return () => ({ ...collected })
+}
+
+/** The plain alternative: a middleware that batches rows into better-sqlite3 every 200 ms. */
+function sqliteBatch(database) {
+  const Database = require('better-sqlite3')
+  const db = new Database(database)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.exec(`CREATE TABLE IF NOT EXISTS request (
+    id INTEGER PRIMARY KEY, time INTEGER NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL,
+    status INTEGER NOT NULL, duration_us INTEGER NOT NULL)`)
+  const insert = db.prepare(
+    'INSERT INTO request (time, method, route, status, duration_us) VALUES (?, ?, ?, ?, ?)',
+  )
+  const writeAll = db.transaction((rows) => {
+    for (const r of rows) insert.run(r.time, r.method, r.route, r.status, r.durationUs)
+  })
+  let rows = []
+  let written = 0
+  const flush = () => {
+    if (rows.length === 0) return
+    const batch = rows
+    rows = []
+    writeAll(batch)
+    written += batch.length
+  }
+  setInterval(flush, 200).unref()
+  return {
+    push: (row) => rows.push(row),
+    close: () => {
+      flush()
+      db.close()
+      return { written }
+    },
+  }
+}
+
+function main() {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { db: { type: 'string' }, 'max-buffered': { type: 'string' } },
+  })
+  const [framework, config] = positionals
+  if (!CONFIGS[framework]?.includes(config)) {
+    throw new Error(`usage: server.mjs <express|koa> <config>; configs: ${JSON.stringify(CONFIGS)}`)
+  }
+  const database = values.db ?? `/tmp/routemeter-bench-${process.pid}.db`
+  const otelStats = config === 'otel' ? startOpenTelemetry(framework) : undefined
+  const batch = config === 'sqlite-batch' ? sqliteBatch(database) : undefined
+  let routemeter
+  const bindRoutemeter = (app) => {
+    const { bind } = require('routemeter')
+    routemeter = bind(app, {
+      database,
+      version: 'bench',
+      defaultLevel: config === 'routemeter-0' ? 0 : 1,
+      ...(values['max-buffered'] === undefined
+        ? {}
+        : { maxBufferedRows: Number(values['max-buffered']) }),
+    })
+  }
+
+  const http = require('node:http')
+  let server
+  if (framework === 'express') {
+    const express = require('express')
+    const app = express()
+    if (config.startsWith('routemeter-')) bindRoutemeter(app)
+    if (config === 'prom-bundle') {
+      const promBundle = require('express-prom-bundle')
+      app.use(promBundle({ includeMethod: true, includePath: true, includeStatusCode: true }))
+    }
+    if (config === 'swagger-stats') app.use(require('swagger-stats').getMiddleware({}))
+    if (config === 'status-monitor') app.use(require('express-status-monitor')())
+    if (batch !== undefined) {
+      app.use((req, res, next) => {
+        const start = performance.now()
+        res.once('finish', () => {
+          batch.push({
+            time: Date.now(),
+            method: req.method,
+            route: req.route?.path ?? '(unmatched)',
+            status: res.statusCode,
+            durationUs: Math.round((performance.now() - start) * 1000),
+          })
+        })
+        next()
+      })
+    }
+    app.get('/', (_req, res) => {
+      res.send('hello world')
+    })
+    server = http.createServer(app)
+  } else {
+    const Koa = require('koa')
+    const Router = require('@koa/router')
+    const app = new Koa()
+    if (config.startsWith('routemeter-')) bindRoutemeter(app)
+    if (batch !== undefined) {
+      app.use(async (ctx, next) => {
+        const start = performance.now()
+        try {
+          await next()
+        } finally {
+          batch.push({
+            time: Date.now(),
+            method: ctx.method,
+            route: ctx._matchedRoute ?? '(unmatched)',
+            status: ctx.status,
+            durationUs: Math.round((performance.now() - start) * 1000),
+          })
+        }
+      })
+    }
+    const router = new Router()
+    router.get('/', (ctx) => {
+      ctx.body = 'hello world'
+    })
+    app.use(router.routes())
+    server = http.createServer(app.callback())
+  }
+
+  server.listen(0, '127.0.0.1', () => {
+    console.log(`listening ${server.address().port}`)
+  })
+  process.on('SIGTERM', () => {
+    server.close()
+    routemeter?.close()
+    const stats = {
+      ...(routemeter === undefined ? {} : routemeter.stats()),
+      ...(batch === undefined ? {} : batch.close()),
+      ...(otelStats === undefined ? {} : otelStats()),
+    }
+    console.log(`stats ${JSON.stringify(stats)}`)
+    process.exit(0)
+  })
+}
+
+main()

@@ -55,13 +55,21 @@ const service = new DashboardService()
 let window: BrowserWindow | null = null
 let recent: RecentFiles
 let startupError: ApiError | null = null
+/** the file on screen, for the window title */
+let shown: FileInfo | null = null
 
 function send(event: FileEvent): void {
   window?.webContents.send(CHANNELS.fileEvent, event)
 }
 
 function setTitle(info: FileInfo | null): void {
+  shown = info
   window?.setTitle(info === null ? 'Routemeter' : `${basename(info.path)} — Routemeter`)
+}
+
+/** IPC only from the app's own page, not from anything it might have been navigated to. */
+function fromApp(event: Electron.IpcMainInvokeEvent): boolean {
+  return isAppUrl(event.senderFrame?.url ?? '', DEV_SERVER)
 }
 
 /** Opens a file for the UI: on success it becomes the last file; on failure the open one stays. */
@@ -167,15 +175,19 @@ function registerIpc(): void {
   for (const method of API_METHODS) {
     const handler: (args: unknown) => Promise<unknown> = handlers[method]
     ipcMain.handle(apiChannel(method), (event, args: unknown) => {
-      if (!isAppUrl(event.senderFrame?.url ?? '', DEV_SERVER)) {
+      if (!fromApp(event)) {
         return { ok: false, error: { code: 'BAD_ARGUMENT', message: 'unknown sender' } }
       }
       return respond(() => handler(args))
     })
   }
-  ipcMain.handle(CHANNELS.chooseFile, () => respond(chooseFile))
-  ipcMain.handle(CHANNELS.openDropped, async (_event, path: unknown) => {
-    if (typeof path !== 'string' || path === '') return
+  ipcMain.handle(CHANNELS.chooseFile, (event) =>
+    fromApp(event)
+      ? respond(chooseFile)
+      : { ok: false, error: { code: 'BAD_ARGUMENT', message: 'unknown sender' } },
+  )
+  ipcMain.handle(CHANNELS.openDropped, async (event, path: unknown) => {
+    if (!fromApp(event) || typeof path !== 'string' || path === '') return
     try {
       await openPath(path)
     } catch (error) {
@@ -187,7 +199,7 @@ function registerIpc(): void {
 function serveRenderer(): void {
   protocol.handle(APP_SCHEME, async (request) => {
     const file = staticFile(RENDERER_DIR, new URL(request.url).pathname)
-    if (file === null) return new Response('Not found', { status: 404 })
+    if (file === null || !existsSync(file)) return new Response('Not found', { status: 404 })
     const response = await net.fetch(pathToFileURL(file).toString())
     const headers = new Headers(response.headers)
     headers.set('Content-Security-Policy', CONTENT_SECURITY_POLICY)
@@ -216,6 +228,8 @@ function createWindow(): BrowserWindow {
     },
   })
   win.once('ready-to-show', () => win.show())
+  // The title names the open file, not the page's <title>.
+  win.on('page-title-updated', (event) => event.preventDefault())
   // Nothing but the app in this window: links and drops do not navigate it away.
   win.webContents.on('will-navigate', (event, url) => {
     if (!isAppUrl(url, DEV_SERVER)) event.preventDefault()
@@ -229,6 +243,7 @@ function createWindow(): BrowserWindow {
     if (window === win) window = null
   })
   void win.loadURL(DEV_SERVER ?? `${APP_ORIGIN}/index.html`)
+  win.setTitle(shown === null ? 'Routemeter' : `${basename(shown.path)} — Routemeter`)
   return win
 }
 
@@ -296,7 +311,6 @@ void app.whenReady().then(async () => {
   buildMenu()
   service.onFileEvent(send)
   window = createWindow()
-  setTitle(null)
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) window = createWindow()
   })

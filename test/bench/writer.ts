@@ -4,9 +4,11 @@
  * memory stays bounded when the file cannot take writes as fast as they come.
  */
 import Database from 'better-sqlite3'
-import { rmSync } from 'node:fs'
+import { rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
 import { generateMetricsFile } from '../../src-main/services/generator/index.js'
+import { AliasTable, Random } from '../../src-main/services/generator/random.js'
 import { load, rssBytes, sleep, startServer } from './lib.js'
 
 export interface WriterOptions {
@@ -58,8 +60,19 @@ export interface SlowDiskFigures {
   collector: Record<string, unknown>
 }
 
+/** MetricsStore on the same rows with fewer of the schema's indexes: where the write time goes. */
+export interface ProfileFigures {
+  variant: string
+  /** indexes of the request table the file kept */
+  indexes: string[]
+  rows: number
+  rowsPerSecond: number
+  bytesPerRow: number
+}
+
 export interface WriterFigures {
   store: StoreFigures
+  profile: ProfileFigures[]
   noLoss: NoLossFigures
   slowDisk: SlowDiskFigures
 }
@@ -208,14 +221,96 @@ async function slowDisk(options: WriterOptions): Promise<SlowDiskFigures> {
   }
 }
 
+/**
+ * Writes the same synthetic rows through MetricsStore into files that keep
+ * all, some or none of the request table's secondary indexes (dropped after
+ * the store created the file). A diagnostic for the writer's design, not a
+ * target.
+ */
+function writerProfile(options: WriterOptions): ProfileFigures[] {
+  const rows = options.quick ? 100_000 : 1_000_000
+  const batchSize = 5000
+  const figures: ProfileFigures[] = []
+  const variants: Array<[string, (names: string[]) => string[]]> = [
+    ['the schema as it is', (names) => names],
+    [
+      'only (endpoint_id, time) and (time)',
+      (names) => names.filter((n) => /endpoint_time$|_time$/.test(n)),
+    ],
+    ['only (endpoint_id, time)', (names) => names.filter((n) => n.endsWith('endpoint_time'))],
+    ['no secondary index', () => []],
+  ]
+  for (const [variant, keep] of variants) {
+    const path = join(options.dir, 'profile.db')
+    removeDb(path)
+    const store = new MetricsStore(path, { name: 'bench', source: 'option' }, options.end)
+    const db = new Database(path)
+    const all = (
+      db
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'request' AND sql IS NOT NULL",
+        )
+        .all() as Array<{ name: string }>
+    ).map((r) => r.name)
+    const kept = keep(all)
+    for (const name of all) if (!kept.includes(name)) db.exec(`DROP INDEX "${name}"`)
+    db.close()
+
+    const random = new Random(42)
+    const endpoints: EndpointState[] = Array.from({ length: 30 }, (_, i) => ({
+      id: undefined,
+      method: 'GET',
+      route: `/api/r${i}/:id`,
+      level: 1,
+      pendingLastRequested: 0,
+    }))
+    const endpointTable = new AliasTable(endpoints.map((_, i) => (i + 1) ** -1.1))
+    const users = Array.from({ length: 100 }, (_, i) => `user-${i}`)
+    const userTable = new AliasTable(users.map(() => random.pareto(1.1)))
+    let time = options.end - 30 * 86_400_000
+    let writeMs = 0
+    for (let done = 0; done < rows; done += batchSize) {
+      const batch: PendingRequest[] = []
+      for (let i = 0; i < batchSize; i++) {
+        time += 1 + random.int(10)
+        const user = userTable.pick(random)
+        batch.push({
+          endpoint: endpoints[endpointTable.pick(random)]!,
+          time,
+          durationUs: Math.round(20_000 * Math.exp(0.6 * random.normal())),
+          status: random.next() < 0.03 ? 404 : 200,
+          group: users[user]!,
+          ip: `192.0.2.${1 + (user % 200)}`,
+          aborted: 0,
+        })
+      }
+      const t0 = performance.now()
+      store.write(batch, [], [], time)
+      writeMs += performance.now() - t0
+    }
+    store.close()
+    figures.push({
+      variant,
+      indexes: kept,
+      rows,
+      rowsPerSecond: rows / (writeMs / 1000),
+      bytesPerRow: statSync(path).size / rows,
+    })
+    removeDb(path)
+  }
+  return figures
+}
+
 export async function runWriter(options: WriterOptions): Promise<WriterFigures> {
   options.log('  MetricsStore rows/s…')
   const store = storeThroughput(options)
+  options.log('  where the write time goes (fewer indexes)…')
+  const profile = writerProfile(options)
   options.log(`  ${Math.round(store.rowsPerSecond)} rows/s; 20,000 req/s through a bound Koa app…`)
   const lossFigures = await noLoss(options)
   options.log(
     `  ${Math.round(lossFigures.achievedRate)} req/s reached, ${lossFigures.lost} lost; a locked file…`,
   )
   const disk = await slowDisk(options)
-  return { store, noLoss: lossFigures, slowDisk: disk }
+  return { store, profile, noLoss: lossFigures, slowDisk: disk }
 }

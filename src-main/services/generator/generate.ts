@@ -7,6 +7,7 @@
  *
  * Deterministic: the same options (seed and end included) give the same rows.
  */
+import Database from 'better-sqlite3'
 import { existsSync, rmSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { UNMATCHED_ROUTE, type MonitorLevel } from 'routemeter/schema'
@@ -243,6 +244,7 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
   let written = 0
   let versionIndex = 0
   let store: MetricsStore | undefined
+  let holder: Database.Database | undefined
   let batch: PendingRequest[] = []
   let discovered: EndpointState[] = []
   let available: number[] = []
@@ -341,6 +343,14 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
   let times = new Float64Array(1024)
   try {
     deploy(0)
+    // A second connection, open throughout: each release's store.close() is then not the
+    // last one, so it skips the full WAL checkpoint (about a tenth of the time with many
+    // versions); SQLite's automatic checkpoints still run as the file grows.
+    holder = new Database(absolute, {
+      readonly: true,
+      fileMustExist: true,
+      ...(options.nativeBinding === undefined ? {} : { nativeBinding: options.nativeBinding }),
+    })
     for (let h = 0; h < hours; h++) {
       const n = counts[h]!
       const hourStart = model.from + h * MS_PER_HOUR
@@ -417,6 +427,8 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
     flush(model.to)
   } finally {
     if (store !== undefined) timed(() => store!.close())
+    // The last connection: checkpoints the WAL into the file and removes it.
+    if (holder !== undefined) timed(() => holder!.close())
   }
 
   const elapsedMs = performance.now() - started

@@ -3,6 +3,7 @@
  * metrics file of realistic traffic through the collector's writer. See
  * `--help` for the options; the same options and --seed give the same rows.
  */
+import { existsSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateMetricsFile, MAX_ENDPOINTS } from '../src-main/services/generator/index.js'
@@ -77,6 +78,7 @@ function main(): void {
   // npm runs scripts from the package folder: a relative path means where the user typed it.
   const cwd = process.env.INIT_CWD ?? process.cwd()
   const out = isAbsolute(values.out) ? values.out : resolve(cwd, values.out)
+  if (existsSync(out) && !values.force) throw new Error(`${out} exists; add --force to replace it`)
   const requests = values.requests === undefined ? 1_000_000 : count(values.requests, 'requests')
   const progress = values.quiet
     ? undefined

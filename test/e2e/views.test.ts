@@ -267,6 +267,29 @@ describe('the views of a known metrics file', () => {
       )
       .toEqual(ips.map((ip) => ip.name))
     await screenshot(page, '6-ips')
+
+    // Others are selectable: add the quietest IP to the busiest ten, then go back.
+    const allIps = expected.busiestClients('ip', product.id, FROM, TO, 500)
+    expect(allIps.length).toBeGreaterThan(10)
+    const quietest = allIps.at(-1)!.name
+    await page.click('[data-panel="clients-ip"] [data-control="client-chooser"]')
+    await page
+      .locator('[data-panel="clients-ip"] .chooser-body li', { hasText: quietest })
+      .locator('input')
+      .check()
+    const ipChart = '[data-panel="clients-ip"] [data-chart="box-plot"]'
+    await expect
+      .poll(async () => (await dataOf<string[][]>(page, ipChart, 'labels')).map((l) => l[0]))
+      .toEqual([...ips.map((ip) => ip.name), quietest])
+    expect(
+      await page.textContent('[data-panel="clients-ip"] [data-control="client-chooser"]'),
+    ).toContain(`11 chosen of ${allIps.length} IPs`)
+    await page.click(
+      '[data-panel="clients-ip"] .chooser-body button:has-text("Back to the busiest")',
+    )
+    await expect
+      .poll(async () => (await dataOf<string[][]>(page, ipChart, 'labels')).length)
+      .toBe(10)
     await page.click('[data-kind="user"]')
   })
 

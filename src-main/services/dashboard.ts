@@ -58,6 +58,8 @@ export class DashboardService implements DashboardApi {
   private lastChangedAt = Number.NEGATIVE_INFINITY
   private changedTimer: NodeJS.Timeout | undefined
   private closed = false
+  /** why the last file asked for was refused while none was open; answered instead of NO_FILE */
+  private refusal: DashboardError | undefined
 
   constructor(options: DashboardServiceOptions = {}) {
     this.now = options.now ?? Date.now
@@ -93,7 +95,10 @@ export class DashboardService implements DashboardApi {
   private current(): OpenFile {
     if (this.closed) throw new DashboardError('INTERNAL', 'The dashboard service was stopped.')
     if (this.file === undefined) {
-      throw new DashboardError('NO_FILE', 'No metrics file is open: open a Routemeter .db file.')
+      throw (
+        this.refusal ??
+        new DashboardError('NO_FILE', 'No metrics file is open: open a Routemeter .db file.')
+      )
     }
     return this.file
   }
@@ -111,7 +116,16 @@ export class DashboardService implements DashboardApi {
     const { path } = validateArgs('openFile', args)
     if (this.closed) throw new DashboardError('INTERNAL', 'The dashboard service was stopped.')
     // Opening first: when the new file is refused, the open one stays.
-    const connection = MetricsConnection.open(resolve(path), this.openOptions)
+    let connection: MetricsConnection
+    try {
+      connection = MetricsConnection.open(resolve(path), this.openOptions)
+    } catch (error) {
+      if (this.file === undefined) {
+        this.refusal = error instanceof DashboardError ? error : asDashboardError(error)
+      }
+      throw error
+    }
+    this.refusal = undefined
     const previous = this.file
     this.file = this.wrap(connection)
     previous?.connection.close()

@@ -87,11 +87,13 @@ export async function runServe(
 ): Promise<RunningServe> {
   const file = options.file ?? refreshDemo()
   const service = new DashboardService()
+  let refusal: string | undefined
   try {
     await service.openFile({ path: file })
   } catch (error) {
-    await service.close()
-    throw new Error(toApiError(error).message, { cause: error })
+    // Serve anyway: the page says why the file was refused (the service keeps the reason),
+    // and with --allow-open another file can be opened from it.
+    refusal = toApiError(error).message
   }
   if (!existsSync(join(options.staticDir, 'index.html'))) {
     console.warn(`No renderer build in ${options.staticDir}: only the API is served.`)
@@ -103,7 +105,11 @@ export async function runServe(
     staticDir: options.staticDir,
     allowOpen: options.allowOpen,
   })
-  log(`Routemeter is showing ${file} at ${server.url}`)
+  log(
+    refusal === undefined
+      ? `Routemeter is showing ${file} at ${server.url}`
+      : `Routemeter cannot show ${file}: ${refusal} The page at ${server.url} says so too.`,
+  )
   return {
     url: server.url,
     file,

@@ -400,15 +400,25 @@ describe('command line', () => {
     expect((await getJson<FileInfo>(new URL('api/info', running.url).href)).body.path).toBe(path)
   })
 
-  test('refuses to start on a bad file, saying why', async () => {
-    await expect(
-      runServe({
+  test('on a bad file, keeps serving and says why, in the terminal and to the page', async () => {
+    const lines: string[] = []
+    const running = await runServe(
+      {
         file: join(temp.dir, 'secret.txt'),
         host: '127.0.0.1',
         port: 0,
         staticDir,
         allowOpen: false,
-      }),
-    ).rejects.toThrow(/is a text file/)
+      },
+      (line) => lines.push(line),
+    )
+    cleanups.push(() => running.stop())
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^Routemeter cannot show .*secret\.txt: .*is a text file/)
+    expect(lines[0]).toContain(running.url)
+    const info = await getJson<{ error: ApiError }>(new URL('api/info', running.url).href)
+    expect(info.status).toBe(422)
+    expect(info.body.error.code).toBe('NOT_SQLITE')
+    expect(info.body.error.message).toMatch(/is a text file/)
   })
 })

@@ -58,8 +58,10 @@ describe('a file that is not a readable metrics file', () => {
     expect(error.message).toMatch(message)
     // The message names the file, so the person knows which one.
     expect(error.message).toContain(path)
-    // Nothing was opened: the service still answers, with NO_FILE.
-    expect((await refusal(service.info({}))).code).toBe('NO_FILE')
+    // Nothing was opened: the service still answers, with the reason the file was refused.
+    const after = await refusal(service.info({}))
+    expect(after.code).toBe(code)
+    expect(after.message).toBe(error.message)
     await service.close()
   })
 

@@ -13,6 +13,9 @@ import { DashboardService } from '../../src-main/services/dashboard.js'
 import { createDemoDatabase } from '../../src-main/services/demo.js'
 
 const enabled = process.env.ROUTEMETER_BENCH !== undefined
+if (!enabled) {
+  console.log('views-benchmark skipped: set ROUTEMETER_BENCH=1 to time the views on 1M requests')
+}
 
 describe.skipIf(!enabled)('views on 1M requests', () => {
   const dir = mkdtempSync(join(tmpdir(), 'routemeter-bench-'))

@@ -64,7 +64,7 @@ export interface ConfigSummary {
   rps: Spread
   p50: Spread
   p99: Spread
-  /** median throughput over the bare app's */
+  /** throughput over the bare app's in the same round: the median of the rounds */
   ratio: number
   p50Ratio: number
   p99Ratio: number
@@ -143,7 +143,6 @@ export async function runOverhead(options: OverheadOptions): Promise<ConfigSumma
   const summaries: ConfigSummary[] = []
   for (const [framework, configs] of Object.entries(CONFIGS)) {
     const bare = runs.get(key(framework, 'bare')) ?? []
-    const bareRps = spread(bare.map((r) => r.rps))
     const bareP50 = spread(bare.map((r) => r.p50))
     const bareP99 = spread(bare.map((r) => r.p99))
     const bareMain = spread(bare.map((r) => r.cpuMainUs))
@@ -155,9 +154,15 @@ export async function runOverhead(options: OverheadOptions): Promise<ConfigSumma
       const p99 = spread(list.map((r) => r.p99))
       const cpuMainUs = spread(list.map((r) => r.cpuMainUs))
       const cpuAllUs = spread(list.map((r) => r.cpuAllUs))
+      // Each run against the bare run of its own round: a noisy moment hits both alike.
+      const pairOf = (r: Run): Run | undefined => bare.find((b) => b.round === r.round)
       const added = list.map((r) => {
-        const pair = bare.find((b) => b.round === r.round)
+        const pair = pairOf(r)
         return pair === undefined ? Number.NaN : 1e6 / r.rps - 1e6 / pair.rps
+      })
+      const ratios = list.map((r) => {
+        const pair = pairOf(r)
+        return pair === undefined ? Number.NaN : r.rps / pair.rps
       })
       summaries.push({
         framework,
@@ -167,7 +172,7 @@ export async function runOverhead(options: OverheadOptions): Promise<ConfigSumma
         rps,
         p50,
         p99,
-        ratio: rps.median / bareRps.median,
+        ratio: spread(ratios).median,
         p50Ratio: p50.median / bareP50.median,
         p99Ratio: p99.median / bareP99.median,
         addedUs: spread(added),

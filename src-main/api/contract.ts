@@ -5,7 +5,8 @@
  * (`GET /api/<method>?<args>` for reads, `POST /api/<method>` with a JSON body
  * for writes, server-sent events on `GET /api/events`).
  *
- * Types only: the renderer imports this file and nothing else from src-main.
+ * Types and a few plain constants: the renderer imports this file and nothing
+ * else from src-main.
  * Times are ms since the Unix epoch; durations are microseconds.
  */
 import type { MonitorLevel, VersionSource } from 'routemeter/schema'
@@ -192,20 +193,36 @@ export type FileEvent =
   | { kind: 'opened'; info: FileInfo }
   | { kind: 'error'; error: ApiError }
 
+/** Every code an ApiError can carry. */
+export const API_ERROR_CODES = [
+  'NO_FILE',
+  'FILE_MISSING',
+  'FILE_EMPTY',
+  'NOT_SQLITE',
+  'CORRUPT',
+  'OTHER_APP',
+  'TOO_NEW',
+  'BAD_ARGUMENT',
+  'READ_ONLY',
+  'INTERNAL',
+] as const
+
 /** Errors cross the process boundary as data; `message` is for a person. */
 export interface ApiError {
-  code:
-    | 'NO_FILE'
-    | 'FILE_MISSING'
-    | 'FILE_EMPTY'
-    | 'NOT_SQLITE'
-    | 'CORRUPT'
-    | 'OTHER_APP'
-    | 'TOO_NEW'
-    | 'BAD_ARGUMENT'
-    | 'READ_ONLY'
-    | 'INTERNAL'
+  code: (typeof API_ERROR_CODES)[number]
   message: string
+}
+
+/** Whether a value that crossed a process boundary is an ApiError. */
+export function isApiError(value: unknown): value is ApiError {
+  const candidate = value as Partial<ApiError> | null
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.code === 'string' &&
+    (API_ERROR_CODES as readonly string[]).includes(candidate.code) &&
+    typeof candidate.message === 'string'
+  )
 }
 
 /** The dashboard API: every method takes one plain-data argument and returns plain data. */

@@ -1,4 +1,6 @@
-import type { ApiError } from './contract.js'
+import { isApiError, type ApiError } from './contract.js'
+
+export { isApiError }
 
 export type ApiErrorCode = ApiError['code']
 
@@ -22,30 +24,6 @@ export class DashboardError extends Error implements ApiError {
 
 export function badArgument(message: string): DashboardError {
   return new DashboardError('BAD_ARGUMENT', message)
-}
-
-const CODES: ReadonlySet<string> = new Set<ApiErrorCode>([
-  'NO_FILE',
-  'FILE_MISSING',
-  'FILE_EMPTY',
-  'NOT_SQLITE',
-  'CORRUPT',
-  'OTHER_APP',
-  'TOO_NEW',
-  'BAD_ARGUMENT',
-  'READ_ONLY',
-  'INTERNAL',
-])
-
-export function isApiError(value: unknown): value is ApiError {
-  const candidate = value as Partial<ApiError> | null
-  return (
-    typeof candidate === 'object' &&
-    candidate !== null &&
-    typeof candidate.code === 'string' &&
-    CODES.has(candidate.code) &&
-    typeof candidate.message === 'string'
-  )
 }
 
 /**

@@ -1,28 +1,6 @@
-import type { ApiError } from './types'
+import { isApiError, type ApiError } from './types'
 
-const CODES = new Set<string>([
-  'NO_FILE',
-  'FILE_MISSING',
-  'FILE_EMPTY',
-  'NOT_SQLITE',
-  'CORRUPT',
-  'OTHER_APP',
-  'TOO_NEW',
-  'BAD_ARGUMENT',
-  'READ_ONLY',
-  'INTERNAL',
-])
-
-export function isApiError(value: unknown): value is ApiError {
-  const candidate = value as Partial<ApiError> | null
-  return (
-    typeof candidate === 'object' &&
-    candidate !== null &&
-    typeof candidate.code === 'string' &&
-    CODES.has(candidate.code) &&
-    typeof candidate.message === 'string'
-  )
-}
+export { isApiError }
 
 /** Both transports reject with an ApiError; anything else (a bug, a lost connection) is INTERNAL. */
 export function toApiError(error: unknown): ApiError {

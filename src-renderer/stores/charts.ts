@@ -4,7 +4,7 @@
  * arguments or the file change, keeping the previous answer on screen meanwhile.
  */
 import { defineStore } from 'pinia'
-import { ref } from 'vue'
+import { computed, ref, shallowRef, type Ref, type ShallowRef } from 'vue'
 import {
   api,
   toApiError,
@@ -26,20 +26,30 @@ import {
 } from '../api'
 import { latestOnly } from './latest'
 
-export const useUtilizationStore = defineStore('utilization', () => {
-  /** requests per endpoint per day */
-  const data = ref<Utilization | null>(null)
+/** The state every chart store keeps for one API answer. */
+interface Loadable<Result, Args> {
+  /** the last answer; null until the first one arrives */
+  data: ShallowRef<Result | null>
   /** true while a load is under way */
-  const loading = ref(false)
+  loading: Ref<boolean>
   /** why the last load failed; null after a success */
+  error: Ref<ApiError | null>
+  /** asks again; an older answer arriving after a newer one is dropped */
+  load: (args: Args) => Promise<void>
+}
+
+/** The one way a chart store loads: latest answer wins, errors kept as data, loading cleared in finally. */
+function loadable<Result, Args>(fetch: (args: Args) => Promise<Result>): Loadable<Result, Args> {
+  const data = shallowRef<Result | null>(null)
+  const loading = ref(false)
   const error = ref<ApiError | null>(null)
   const latest = latestOnly()
 
-  async function load(args: RangeArgs): Promise<void> {
+  async function load(args: Args): Promise<void> {
     const ticket = latest.take()
     loading.value = true
     try {
-      const result = await api.utilization(args)
+      const result = await fetch(args)
       if (latest.isLatest(ticket)) {
         data.value = result
         error.value = null
@@ -51,182 +61,75 @@ export const useUtilizationStore = defineStore('utilization', () => {
     }
   }
   return { data, loading, error, load }
-})
+}
 
-export const useHeatmapStore = defineStore('hourHeatmap', () => {
-  /** requests by hour of day and day */
-  const data = ref<HourHeatmap | null>(null)
-  /** true while a load is under way */
-  const loading = ref(false)
-  /** why the last load failed; null after a success */
-  const error = ref<ApiError | null>(null)
-  const latest = latestOnly()
+/** requests per endpoint per day */
+export const useUtilizationStore = defineStore('utilization', () =>
+  loadable<Utilization, RangeArgs>((args) => api.utilization(args)),
+)
 
-  async function load(args: HeatmapArgs): Promise<void> {
-    const ticket = latest.take()
-    loading.value = true
-    try {
-      const result = await api.hourHeatmap(args)
-      if (latest.isLatest(ticket)) {
-        data.value = result
-        error.value = null
-      }
-    } catch (caught) {
-      if (latest.isLatest(ticket)) error.value = toApiError(caught)
-    } finally {
-      if (latest.isLatest(ticket)) loading.value = false
-    }
-  }
-  return { data, loading, error, load }
-})
+/** requests by hour of day and day */
+export const useHeatmapStore = defineStore('hourHeatmap', () =>
+  loadable<HourHeatmap, HeatmapArgs>((args) => api.hourHeatmap(args)),
+)
 
-export const usePerformanceStore = defineStore('performance', () => {
-  /** one response-time box per endpoint with requests */
-  const data = ref<EndpointBox[] | null>(null)
-  /** true while a load is under way */
-  const loading = ref(false)
-  /** why the last load failed; null after a success */
-  const error = ref<ApiError | null>(null)
-  const latest = latestOnly()
+/** one response-time box per endpoint with requests */
+export const usePerformanceStore = defineStore('performance', () =>
+  loadable<EndpointBox[], RangeArgs>((args) => api.performance(args)),
+)
 
-  async function load(args: RangeArgs): Promise<void> {
-    const ticket = latest.take()
-    loading.value = true
-    try {
-      const result = await api.performance(args)
-      if (latest.isLatest(ticket)) {
-        data.value = result
-        error.value = null
-      }
-    } catch (caught) {
-      if (latest.isLatest(ticket)) error.value = toApiError(caught)
-    } finally {
-      if (latest.isLatest(ticket)) loading.value = false
-    }
-  }
-  return { data, loading, error, load }
-})
+/** one response-time box per version of the focused endpoint */
+export const useVersionEvolutionStore = defineStore('versionEvolution', () =>
+  loadable<VersionEvolution, EndpointArgs>((args) => api.versionEvolution(args)),
+)
 
-export const useVersionEvolutionStore = defineStore('versionEvolution', () => {
-  /** one response-time box per version of the focused endpoint */
-  const data = ref<VersionEvolution | null>(null)
-  /** true while a load is under way */
-  const loading = ref(false)
-  /** why the last load failed; null after a success */
-  const error = ref<ApiError | null>(null)
-  const latest = latestOnly()
+/** requests per version and endpoint */
+export const useVersionUtilizationStore = defineStore('versionUtilization', () =>
+  loadable<VersionUtilization, RangeArgs>((args) => api.versionUtilization(args)),
+)
 
-  async function load(args: EndpointArgs): Promise<void> {
-    const ticket = latest.take()
-    loading.value = true
-    try {
-      const result = await api.versionEvolution(args)
-      if (latest.isLatest(ticket)) {
-        data.value = result
-        error.value = null
-      }
-    } catch (caught) {
-      if (latest.isLatest(ticket)) error.value = toApiError(caught)
-    } finally {
-      if (latest.isLatest(ticket)) loading.value = false
-    }
-  }
-  return { data, loading, error, load }
-})
-
-export const useVersionUtilizationStore = defineStore('versionUtilization', () => {
-  /** requests per version and endpoint */
-  const data = ref<VersionUtilization | null>(null)
-  /** true while a load is under way */
-  const loading = ref(false)
-  /** why the last load failed; null after a success */
-  const error = ref<ApiError | null>(null)
-  const latest = latestOnly()
-
-  async function load(args: RangeArgs): Promise<void> {
-    const ticket = latest.take()
-    loading.value = true
-    try {
-      const result = await api.versionUtilization(args)
-      if (latest.isLatest(ticket)) {
-        data.value = result
-        error.value = null
-      }
-    } catch (caught) {
-      if (latest.isLatest(ticket)) error.value = toApiError(caught)
-    } finally {
-      if (latest.isLatest(ticket)) loading.value = false
-    }
-  }
-  return { data, loading, error, load }
-})
-
+/** users or IPs of the focused endpoint: boxes and medians per version */
 export const useClientsStore = defineStore('clients', () => {
-  /** users or IPs of the focused endpoint: boxes and medians per version */
-  const data = ref<ClientBreakdown | null>(null)
-  /** true while a load is under way */
-  const loading = ref(false)
-  /** why the last load failed; null after a success */
-  const error = ref<ApiError | null>(null)
+  const { data, loading, error, load } = loadable<ClientBreakdown, ClientArgs>((args) =>
+    api.clients(args),
+  )
   /** whether clients are users (groupBy) or client IPs */
   const kind = ref<ClientKind>('user')
   /** the clients picked by hand; null shows the busiest ten */
   const chosen = ref<string[] | null>(null)
-  const latest = latestOnly()
 
   function setKind(next: ClientKind): void {
     if (next === kind.value) return
     kind.value = next
     chosen.value = null
   }
-
-  async function load(args: ClientArgs): Promise<void> {
-    const ticket = latest.take()
-    loading.value = true
-    try {
-      const result = await api.clients(args)
-      if (latest.isLatest(ticket)) {
-        data.value = result
-        error.value = null
-      }
-    } catch (caught) {
-      if (latest.isLatest(ticket)) error.value = toApiError(caught)
-    } finally {
-      if (latest.isLatest(ticket)) loading.value = false
-    }
-  }
   return { data, loading, error, kind, chosen, setKind, load }
 })
 
+/** requests per status code per day, and the latest errors */
 export const useStatusStore = defineStore('statusCodes', () => {
+  const {
+    data,
+    loading,
+    error,
+    load: loadBoth,
+  } = loadable<
+    { codes: StatusCodes; errors: ErrorRequest[] },
+    { args: StatusArgs; errorLimit: number }
+  >(async ({ args, errorLimit }) => {
+    const [codes, errors] = await Promise.all([
+      api.statusCodes(args),
+      api.latestErrors({ ...args, limit: errorLimit }),
+    ])
+    return { codes, errors }
+  })
   /** requests per status code per day */
-  const codes = ref<StatusCodes | null>(null)
+  const codes = computed(() => data.value?.codes ?? null)
   /** the latest requests answered 4xx/5xx or aborted, newest first */
-  const errors = ref<ErrorRequest[] | null>(null)
-  /** true while a load is under way */
-  const loading = ref(false)
-  /** why the last load failed; null after a success */
-  const error = ref<ApiError | null>(null)
-  const latest = latestOnly()
+  const errors = computed(() => data.value?.errors ?? null)
 
-  async function load(args: StatusArgs, errorLimit = 50): Promise<void> {
-    const ticket = latest.take()
-    loading.value = true
-    try {
-      const [codesResult, errorsResult] = await Promise.all([
-        api.statusCodes(args),
-        api.latestErrors({ ...args, limit: errorLimit }),
-      ])
-      if (latest.isLatest(ticket)) {
-        codes.value = codesResult
-        errors.value = errorsResult
-        error.value = null
-      }
-    } catch (caught) {
-      if (latest.isLatest(ticket)) error.value = toApiError(caught)
-    } finally {
-      if (latest.isLatest(ticket)) loading.value = false
-    }
+  function load(args: StatusArgs, errorLimit = 50): Promise<void> {
+    return loadBoth({ args, errorLimit })
   }
   return { codes, errors, loading, error, load }
 })

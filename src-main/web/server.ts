@@ -18,6 +18,7 @@ import type { ApiError, ApiMethod, DashboardApi, FileEvent } from '../api/contra
 import { badArgument, DashboardError, toApiError } from '../api/errors.js'
 import { argsFromQuery, httpStatus, isWriteMethod } from '../api/http.js'
 import { API_METHODS, isApiMethod, validateArgs } from '../api/validate.js'
+import { CONTENT_SECURITY_POLICY } from '../shell/security.js'
 
 /** What the server needs of the service: the API and its file events. */
 export interface WebService extends DashboardApi {
@@ -45,19 +46,8 @@ export interface WebServer {
   close(): Promise<void>
 }
 
-/** Scripts only from the server itself; ApexCharts needs inline styles. */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ')
+/** The same policy as the desktop window: one renderer, one set of rules. */
+export { CONTENT_SECURITY_POLICY }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',

@@ -70,33 +70,7 @@ export async function sleepAtLeast(ms: number): Promise<void> {
   }
 }
 
-/**
- * Polls `check` until it returns a value other than undefined/false/null,
- * or throws an error naming `what` after `timeout` ms. `check` may throw
- * while the condition is not met yet; the last error is reported.
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeout = 10_000,
-  interval = 20,
-): Promise<T> {
-  const deadline = Date.now() + timeout
-  let lastError: unknown
-  for (;;) {
-    try {
-      const value = await check()
-      if (value !== undefined && value !== null && value !== false) return value
-    } catch (error) {
-      lastError = error
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : ''
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${why}`)
-    }
-    await sleep(interval)
-  }
-}
+export { waitFor } from '../fixtures/wait.js'
 
 // ---------------------------------------------------------------- servers
 

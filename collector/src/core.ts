@@ -130,6 +130,8 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   private lastDataVersion: number | undefined
   private readonly reportedKinds = new Set<string>()
   private readonly counters = { written: 0, dropped: 0, errors: 0 }
+  /** whether passing maxEndpoints was reported */
+  private endpointLimitReported = false
   /** dropped count already reported, so each new loss is reported once */
   private reportedDropped = 0
   private readonly flushTimer: NodeJS.Timeout
@@ -228,10 +230,32 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     }
   }
 
-  private endpoint(method: string, route: string): EndpointState {
+  /**
+   * The state of an endpoint, created on first sight. Past `maxEndpoints`, a
+   * new route is counted under its method's unmatched endpoint instead, so a
+   * route template that carries URL values cannot grow the table without end.
+   */
+  private endpoint(method: string, route: string, inFile = false): EndpointState {
     const key = `${method} ${route}`
     let endpoint = this.endpoints.get(key)
     if (endpoint === undefined) {
+      if (
+        !inFile &&
+        route !== UNMATCHED_ROUTE &&
+        this.endpoints.size >= this.options.maxEndpoints
+      ) {
+        if (!this.endpointLimitReported) {
+          this.endpointLimitReported = true
+          this.report(
+            new Error(
+              `more than ${this.options.maxEndpoints} endpoints (maxEndpoints): requests of ` +
+                `routes not seen before are recorded under "${method} ${UNMATCHED_ROUTE}"`,
+            ),
+            'maxEndpoints',
+          )
+        }
+        return this.endpoint(method, UNMATCHED_ROUTE, true)
+      }
       endpoint = {
         id: undefined,
         method,
@@ -319,7 +343,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
 
   private loadEndpoints(store: MetricsStore): void {
     for (const row of store.endpoints()) {
-      const endpoint = this.endpoint(row.method, row.route)
+      const endpoint = this.endpoint(row.method, row.route, true)
       endpoint.id = row.id
       endpoint.level = row.monitor_level
     }

@@ -31,6 +31,11 @@ export interface RoutemeterOptions {
   flushInterval?: number
   /** Most rows kept in memory while the file cannot be written; beyond, rows are dropped and counted. Default 100000. */
   maxBufferedRows?: number
+  /**
+   * Most endpoints the collector creates; requests of further routes are
+   * recorded under their method's `(unmatched)` endpoint. Default 10000.
+   */
+  maxEndpoints?: number
   /** Milliseconds between two checks for monitoring levels changed by the desktop app. Default 1000. */
   levelPollInterval?: number
   /** Write what is buffered when the process exits or gets SIGINT/SIGTERM. Default true. */
@@ -48,6 +53,7 @@ export interface ResolvedOptions {
   onError: ((error: Error) => void) | undefined
   flushInterval: number
   maxBufferedRows: number
+  maxEndpoints: number
   levelPollInterval: number
   flushOnExit: boolean
 }
@@ -63,6 +69,7 @@ const KNOWN = new Set<string>([
   'onError',
   'flushInterval',
   'maxBufferedRows',
+  'maxEndpoints',
   'levelPollInterval',
   'flushOnExit',
 ])
@@ -149,6 +156,7 @@ export function resolveOptions(options: unknown = {}): ResolvedOptions {
     onError: optionalFunction(o, 'onError'),
     flushInterval: positiveInteger(o, 'flushInterval', 250),
     maxBufferedRows: positiveInteger(o, 'maxBufferedRows', 100_000),
+    maxEndpoints: positiveInteger(o, 'maxEndpoints', 10_000),
     levelPollInterval: positiveInteger(o, 'levelPollInterval', 1000),
     flushOnExit,
   }

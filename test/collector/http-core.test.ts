@@ -58,6 +58,35 @@ function handler(c: HttpCollector) {
 }
 
 describe('createCollector (plain http)', () => {
+  it('past maxEndpoints, new routes are counted under (unmatched), reported once', async () => {
+    const database = tempDatabase()
+    const errors: Error[] = []
+    const c = collector({ database, maxEndpoints: 3, onError: (error) => errors.push(error) })
+    // A route "template" that carries the URL's values, as a misconfigured app would give.
+    const { url } = await listen((req: IncomingMessage, res: ServerResponse) => {
+      c.track(req, res)
+      c.setRoute(req, req.url ?? '/')
+      res.end('ok')
+    })
+    for (let i = 0; i < 10; i++) expect((await request(`${url}/items/${i}`)).body).toBe('ok')
+    expect(c.flush()).toBe(true)
+
+    const endpoints = endpointKeys(database)
+    expect(endpoints).toEqual(
+      expect.arrayContaining([
+        'GET /items/0',
+        'GET /items/1',
+        'GET /items/2',
+        `GET ${UNMATCHED_ROUTE}`,
+      ]),
+    )
+    expect(endpoints).toHaveLength(4)
+    const rows = readRequests(database)
+    expect(rows).toHaveLength(10)
+    expect(rows.filter((r) => r.route === UNMATCHED_ROUTE)).toHaveLength(7)
+    expect(errors.filter((e) => /maxEndpoints/.test(e.message))).toHaveLength(1)
+  })
+
   it('track + setRoute record route, status, duration, group and IP', async () => {
     const database = tempDatabase()
     const c = collector({

@@ -41,6 +41,7 @@ describe('option validation', () => {
     ['flushInterval', '250'],
     ['maxBufferedRows', -1],
     ['maxBufferedRows', Infinity],
+    ['maxEndpoints', 0],
     ['levelPollInterval', NaN],
     ['flushOnExit', 'yes'],
   ]

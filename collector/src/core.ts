@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { ResolvedOptions } from './options.js'
-import { UNMATCHED_ROUTE, type MonitorLevel } from './schema/types.js'
+import { UNMATCHED_ROUTE } from './schema/types.js'
 import {
   MetricsStore,
   WRITE_BUSY_TIMEOUT_MS,
@@ -273,17 +273,12 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (this.closed) return
     let added = false
     for (const { method, route } of routes) {
-      const key = `${method} ${routeToString(route)}`
-      if (this.endpoints.has(key)) continue
-      this.discovered.push(this.endpoint(method, routeToString(route)))
+      const name = routeToString(route)
+      if (this.endpoints.has(`${method} ${name}`)) continue
+      this.discovered.push(this.endpoint(method, name))
       added = true
     }
     if (added) this.flush()
-  }
-
-  /** The monitoring level the collector applies to an endpoint now. */
-  levelOf(method: string, route: string): MonitorLevel | undefined {
-    return this.endpoints.get(`${method} ${route}`)?.level
   }
 
   flush(): boolean {
@@ -443,6 +438,20 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     openCollectors.delete(this)
     this.store?.close()
     this.store = undefined
+  }
+}
+
+/**
+ * A collector's handle as a plain object (methods bound), for adapters that hand
+ * out something else: a middleware function, the plain-http collector.
+ */
+export function handleOf(collector: RoutemeterHandle): RoutemeterHandle {
+  return {
+    flush: () => collector.flush(),
+    close: () => collector.close(),
+    stats: () => collector.stats(),
+    database: collector.database,
+    version: collector.version,
   }
 }
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Collector, type DiscoveredRoute, type RoutemeterHandle } from './core.js'
+import { Collector, handleOf, type DiscoveredRoute, type RoutemeterHandle } from './core.js'
 import { resolveOptions, type RoutemeterOptions } from './options.js'
 
 const kRoute = Symbol('routemeter.route')
@@ -28,10 +28,6 @@ export function createCollector(options?: RoutemeterOptions): HttpCollector {
       ;(req as RoutedRequest)[kRoute] = route
     },
     discover: (routes) => collector.discover(routes),
-    flush: () => collector.flush(),
-    close: () => collector.close(),
-    stats: () => collector.stats(),
-    database: collector.database,
-    version: collector.version,
+    ...handleOf(collector),
   }
 }

@@ -1,5 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Collector, routeToString, type DiscoveredRoute, type RoutemeterHandle } from '../core.js'
+import {
+  Collector,
+  handleOf,
+  routeToString,
+  type DiscoveredRoute,
+  type RoutemeterHandle,
+} from '../core.js'
 import { resolveOptions, type RoutemeterOptions } from '../options.js'
 
 /*
@@ -197,15 +203,13 @@ export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): Route
     }),
   )
   let discovered = false
-  const discoverOnce = (): void => {
-    if (discovered) return
-    discovered = true
-    discover()
-  }
 
   const handle = app.handle
   app.handle = function routemeterHandle(this: unknown, req, res, next) {
-    if (!discovered) discoverOnce()
+    if (!discovered) {
+      discovered = true
+      discover()
+    }
     collector.track(req, res)
     return handle.call(this, req, res, next)
   }
@@ -247,11 +251,5 @@ export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddlewar
     collector.track(req, res)
     next()
   }
-  return Object.assign(middleware, {
-    flush: () => collector.flush(),
-    close: () => collector.close(),
-    stats: () => collector.stats(),
-    database: collector.database,
-    version: collector.version,
-  })
+  return Object.assign(middleware, handleOf(collector))
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Collector, type DiscoveredRoute, type RoutemeterHandle } from '../core.js'
+import { Collector, handleOf, type DiscoveredRoute, type RoutemeterHandle } from '../core.js'
 import { resolveOptions, type RoutemeterOptions } from '../options.js'
 
 /*
@@ -130,11 +130,5 @@ export function koaMiddleware(options?: RoutemeterOptions): KoaMiddleware {
     collector.track(ctx.req, ctx.res, ctx)
     return next()
   }
-  return Object.assign(middleware, {
-    flush: () => collector.flush(),
-    close: () => collector.close(),
-    stats: () => collector.stats(),
-    database: collector.database,
-    version: collector.version,
-  })
+  return Object.assign(middleware, handleOf(collector))
 }

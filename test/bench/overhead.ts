@@ -7,21 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CONFIGS } from './configs.mjs'
 import { load, spread, startServer, threadCpu, type Spread } from './lib.js'
-
-export const CONFIGS: Record<string, readonly string[]> = {
-  express: [
-    'bare',
-    'routemeter-0',
-    'routemeter-1',
-    'prom-bundle',
-    'swagger-stats',
-    'status-monitor',
-    'otel',
-    'sqlite-batch',
-  ],
-  koa: ['bare', 'routemeter-0', 'routemeter-1', 'otel', 'sqlite-batch'],
-}
 
 export const LABELS: Record<string, string> = {
   bare: 'bare',

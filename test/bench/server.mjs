@@ -13,22 +13,9 @@
  */
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
+import { CONFIGS } from './configs.mjs'
 
 const require = createRequire(import.meta.url)
-
-const CONFIGS = {
-  express: [
-    'bare',
-    'routemeter-0',
-    'routemeter-1',
-    'prom-bundle',
-    'swagger-stats',
-    'status-monitor',
-    'otel',
-    'sqlite-batch',
-  ],
-  koa: ['bare', 'routemeter-0', 'routemeter-1', 'otel', 'sqlite-batch'],
-}
 
 /** OpenTelemetry's http + framework instrumentation, metrics only, read in process every second. */
 function startOpenTelemetry(framework) {

@@ -1,0 +1,1 @@
+export declare const CONFIGS: Record<string, readonly string[]>

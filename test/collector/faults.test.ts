@@ -23,6 +23,7 @@ import {
 import { join } from 'node:path'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { bind, type RoutemeterHandle } from 'routemeter'
+import { SCHEMA_VERSION } from 'routemeter/schema'
 import {
   countRequests,
   defer,
@@ -316,7 +317,9 @@ describe('faults', () => {
         expect.stringMatching(/deleted or replaced; reopening it/),
       ])
       // The new file is complete: schema, version, discovered endpoints, requests.
-      expect(withDb(database, (db) => db.pragma('user_version', { simple: true }))).toBe(1)
+      expect(withDb(database, (db) => db.pragma('user_version', { simple: true }))).toBe(
+        SCHEMA_VERSION,
+      )
       expect(readRequests(database).every((r) => r.version === 'v9')).toBe(true)
       expect(endpointKeys(database)).toEqual([
         'GET (unmatched)',

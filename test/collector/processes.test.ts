@@ -7,6 +7,7 @@ import Database from 'better-sqlite3'
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SCHEMA_VERSION } from 'routemeter/schema'
 import {
   buildPackage,
   countRequests,
@@ -146,7 +147,7 @@ describe('several processes writing one file', () => {
     expect(countRequests(database)).toBe(3 * PER_PROCESS)
     withDb(database, (db) => {
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok')
-      expect(db.pragma('user_version', { simple: true })).toBe(1)
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
       expect(db.prepare('SELECT name FROM version').pluck().all()).toEqual(['multi-process'])
       expect(db.prepare("SELECT count(*) FROM meta WHERE key = 'created_at'").pluck().get()).toBe(1)
       // One endpoint per (method, route), whichever process saw it first.
@@ -289,8 +290,8 @@ describe('the built package', () => {
         express: 'function',
         createCollector: 'function',
         SchemaTooNewError: 'function',
-        SCHEMA_VERSION: 1,
-        schemaVersion: 1,
+        SCHEMA_VERSION,
+        schemaVersion: SCHEMA_VERSION,
         UNMATCHED_ROUTE: '(unmatched)',
       })
     }

@@ -14,6 +14,7 @@ import {
   type ClientIpRow,
   type EndpointRow,
   type MetaRow,
+  type NodeRow,
   type RequestRow,
   type UserGroupRow,
   type VersionRow,
@@ -67,8 +68,10 @@ const COLUMNS: Record<string, string[]> = {
     'user_group_id',
     'client_ip_id',
     'aborted',
+    'node_id',
   ] satisfies (keyof RequestRow)[],
   [TABLES.meta]: ['key', 'value'] satisfies (keyof MetaRow)[],
+  [TABLES.node]: ['id', 'name', 'first_seen'] satisfies (keyof NodeRow)[],
 }
 
 describe('schema', () => {

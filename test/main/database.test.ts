@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { ApiError, RangeArgs } from '../../src-main/api/contract.js'
 import { DashboardService } from '../../src-main/services/dashboard.js'
 import { MetricsConnection } from '../../src-main/services/database.js'
+import { SCHEMA_VERSION } from 'routemeter/schema'
 import {
   buildMetricsFile,
   filesHash,
@@ -45,7 +46,9 @@ const cases: Array<[BadFileKind, ApiError['code'], RegExp]> = [
   [
     'too-new',
     'TOO_NEW',
-    /newer Routemeter \(file schema version 99; this app reads up to version 1\)/,
+    new RegExp(
+      `newer Routemeter \\(file schema version 99; this app reads up to version ${SCHEMA_VERSION}\\)`,
+    ),
   ],
 ]
 
@@ -178,5 +181,5 @@ describe('monitor level', () => {
 
 test('the bad-file fixtures are really bad and the good one good', () => {
   expect(() => MetricsConnection.open(join(temp.dir, 'missing.db'))).toThrow(/does not exist/)
-  expect(MetricsConnection.open(good).schemaVersion).toBe(1)
+  expect(MetricsConnection.open(good).schemaVersion).toBe(SCHEMA_VERSION)
 })

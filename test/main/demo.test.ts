@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createDemoDatabase } from '../../src-main/services/demo.js'
 import { MetricsConnection } from '../../src-main/services/database.js'
 import { FIXTURE_NOW, tempDir } from '../fixtures/metrics-files.js'
+import { SCHEMA_VERSION } from 'routemeter/schema'
 
 const temp = tempDir()
 let path: string
@@ -53,7 +54,7 @@ test('never overwrites a file', () => {
 
 test('is a valid Routemeter file, marked as the demo, ending at `now`', () => {
   const connection = MetricsConnection.open(path)
-  expect(connection.schemaVersion).toBe(1)
+  expect(connection.schemaVersion).toBe(SCHEMA_VERSION)
   connection.close()
   const { first, last, n } = db
     .prepare('SELECT min(time) AS first, max(time) AS last, count(*) AS n FROM request')

@@ -1,5 +1,6 @@
 import { APPLICATION_ID, SCHEMA_VERSION } from './types.js'
 import { up as initial } from './migrations/0001-initial.js'
+import { up as nodes } from './migrations/0002-nodes.js'
 
 /** The part of a better-sqlite3 connection that migrations use. */
 export interface MigrationDb {
@@ -9,7 +10,7 @@ export interface MigrationDb {
 }
 
 /** Ordered migrations; step i takes a file from user_version i to i + 1. */
-const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [initial]
+const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [initial, nodes]
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) {
   throw new Error('routemeter: SCHEMA_VERSION does not match the list of migrations')

@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452
@@ -74,6 +74,16 @@ export interface RequestRow {
   client_ip_id: number | null
   /** 1 when the client closed the connection before the response ended */
   aborted: 0 | 1
+  /** node that served the request; null for requests written before schema 2 */
+  node_id: number | null
+}
+
+/** Table `node`: the machines (host names, or the `node` option) that wrote requests. */
+export interface NodeRow {
+  id: number
+  name: string
+  /** ms since the Unix epoch */
+  first_seen: number
 }
 
 /** Table `meta`: facts about the file itself. */
@@ -90,4 +100,5 @@ export const TABLES = {
   clientIp: 'client_ip',
   request: 'request',
   meta: 'meta',
+  node: 'node',
 } as const

@@ -49,6 +49,8 @@ export interface RoutemeterHandle {
   stats(): CollectorStats
   readonly database: string
   readonly version: AppVersion
+  /** the machine this process runs on, as written with every request */
+  readonly node: string
 }
 
 const kTracked = Symbol('routemeter.tracked')
@@ -116,6 +118,7 @@ function installExitHooks(): void {
 export class Collector<Ctx = unknown> implements RoutemeterHandle {
   readonly database: string
   readonly version: AppVersion
+  readonly node: string
   private readonly options: ResolvedOptions
   private readonly hooks: FrameworkHooks<Ctx>
   private store: MetricsStore | undefined
@@ -143,6 +146,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     this.hooks = hooks
     this.database = options.database
     this.version = detectVersion(options)
+    this.node = options.node
     this.openStore()
     this.flushTimer = setInterval(() => this.flush(), options.flushInterval).unref()
     this.pollTimer = setInterval(() => this.pollLevels(), options.levelPollInterval).unref()
@@ -336,6 +340,15 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     }
   }
 
+  /**
+   * Re-reads monitoring levels from the file now, e.g. right after another
+   * connection changed one, so that the change applies to the next request.
+   */
+  refreshLevels(): void {
+    this.lastDataVersion = undefined
+    this.pollLevels()
+  }
+
   private loadEndpoints(store: MetricsStore): void {
     for (const row of store.endpoints()) {
       const endpoint = this.endpoint(row.method, row.route, true)
@@ -358,7 +371,13 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     const now = Date.now()
     if (now < this.nextOpenAttempt) return undefined
     try {
-      this.store = new MetricsStore(this.options.database, this.version)
+      this.store = new MetricsStore(
+        this.options.database,
+        this.version,
+        Date.now(),
+        undefined,
+        this.node,
+      )
       this.loadEndpoints(this.store)
       this.lastDataVersion = this.store.dataVersion()
       return this.store
@@ -452,6 +471,7 @@ export function handleOf(collector: RoutemeterHandle): RoutemeterHandle {
     stats: () => collector.stats(),
     database: collector.database,
     version: collector.version,
+    node: collector.node,
   }
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { hostname } from 'node:os'
 import type { MonitorLevel } from './schema/types.js'
 
 /**
@@ -40,6 +41,8 @@ export interface RoutemeterOptions {
   levelPollInterval?: number
   /** Write what is buffered when the process exits or gets SIGINT/SIGTERM. Default true. */
   flushOnExit?: boolean
+  /** Name of the machine the app runs on, kept with every request. Default `os.hostname()`. */
+  node?: string
 }
 
 export interface ResolvedOptions {
@@ -56,6 +59,7 @@ export interface ResolvedOptions {
   maxEndpoints: number
   levelPollInterval: number
   flushOnExit: boolean
+  node: string
 }
 
 const KNOWN = new Set<string>([
@@ -72,6 +76,7 @@ const KNOWN = new Set<string>([
   'maxEndpoints',
   'levelPollInterval',
   'flushOnExit',
+  'node',
 ])
 
 function bad(name: string, expected: string, value: unknown): TypeError {
@@ -159,5 +164,6 @@ export function resolveOptions(options: unknown = {}): ResolvedOptions {
     maxEndpoints: positiveInteger(o, 'maxEndpoints', 10_000),
     levelPollInterval: positiveInteger(o, 'levelPollInterval', 1000),
     flushOnExit,
+    node: optionalString(o, 'node') ?? (hostname() || 'unknown'),
   }
 }

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
@@ -49,6 +50,7 @@ export class MetricsStore {
   /** inode of the file when opened, to notice it being deleted or replaced */
   private readonly inode: number
   private readonly versionId: number
+  private readonly nodeId: number
   /** endpoints given an id by the transaction under way, undone if it rolls back */
   private readonly assigned: EndpointState[] = []
   private readonly groupIds = new Map<string, number>()
@@ -72,12 +74,14 @@ export class MetricsStore {
   /**
    * @param nativeBinding path of a better_sqlite3.node built for another ABI
    *   (the desktop app's Electron main process generates its demo file here)
+   * @param node the machine the requests were served on (table `node`)
    */
   constructor(
     path: string,
     version: { name: string; source: VersionSource },
     now = Date.now(),
     nativeBinding?: string,
+    node: string = hostname() || 'unknown',
   ) {
     this.path = resolve(path)
     mkdirSync(dirname(this.path), { recursive: true })
@@ -99,6 +103,12 @@ export class MetricsStore {
       this.versionId = (
         db.prepare('SELECT id FROM version WHERE name = ?').get(version.name) as { id: number }
       ).id
+      db.prepare(
+        'INSERT INTO node (name, first_seen) VALUES (?, ?) ON CONFLICT (name) DO NOTHING',
+      ).run(node, now)
+      this.nodeId = (
+        db.prepare('SELECT id FROM node WHERE name = ?').get(node) as { id: number }
+      ).id
     } catch (error) {
       db.close()
       throw error
@@ -110,8 +120,8 @@ export class MetricsStore {
     this.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
 
     this.insertRequest = db.prepare(
-      `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     this.insertEndpoint = db.prepare(
       `INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?, ?, ?, ?)
@@ -156,6 +166,7 @@ export class MetricsStore {
               : this.nameId(r.group, this.groupIds, this.insertGroup, this.selectGroup),
             r.ip === null ? null : this.nameId(r.ip, this.ipIds, this.insertIp, this.selectIp),
             r.aborted,
+            this.nodeId,
           )
         }
       },

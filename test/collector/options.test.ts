@@ -1,6 +1,7 @@
 import express from 'express'
 import Koa from 'koa'
 import { existsSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   bind,
@@ -16,6 +17,7 @@ import {
   removeTempDirs,
   request,
   tempDatabase,
+  withDb,
 } from './helpers.js'
 
 afterAll(removeTempDirs)
@@ -44,6 +46,8 @@ describe('option validation', () => {
     ['maxEndpoints', 0],
     ['levelPollInterval', NaN],
     ['flushOnExit', 'yes'],
+    ['node', ''],
+    ['node', 7],
   ]
 
   it.each(bad)('option %s = %o throws a TypeError naming it', (name, value) => {
@@ -207,5 +211,55 @@ describe('getIp and onError', () => {
     expect(handle.flush()).toBe(true)
     expect(readRequests(database)).toHaveLength(3)
     expect(handle.stats()).toMatchObject({ written: 3, errors: 3, dropped: 0, pending: 0 })
+  })
+})
+
+describe('node', () => {
+  /** Every request's node name, in insertion order, and the node table. */
+  function nodesOf(database: string): { requests: Array<string | null>; nodes: string[] } {
+    return withDb(database, (db) => ({
+      requests: db
+        .prepare('SELECT n.name FROM request r LEFT JOIN node n ON n.id = r.node_id ORDER BY r.id')
+        .pluck()
+        .all() as Array<string | null>,
+      nodes: db.prepare('SELECT name FROM node ORDER BY id').pluck().all() as string[],
+    }))
+  }
+
+  it('is the host name by default, written once and with every request', async () => {
+    const database = tempDatabase()
+    const app = express()
+    const handle = bind(app, { database })
+    defer(() => handle.close())
+    app.get('/', (_req, res) => {
+      res.send('ok')
+    })
+    const { url } = await listen(app)
+    for (let i = 0; i < 3; i++) await request(url)
+    expect(handle.flush()).toBe(true)
+    expect(handle.node).toBe(hostname())
+    expect(nodesOf(database)).toEqual({ requests: Array(3).fill(hostname()), nodes: [hostname()] })
+  })
+
+  it('the option names it; two nodes writing one file are told apart', async () => {
+    const database = tempDatabase()
+    const handles = ['web-1', 'web-2'].map((node) => {
+      const app = new Koa()
+      const handle = bind(app, { database, node })
+      defer(() => handle.close())
+      app.use((ctx) => {
+        ctx.body = node
+      })
+      return { app, handle }
+    })
+    const [one, two] = await Promise.all(handles.map(({ app }) => listen(app)))
+    await request(one!.url)
+    await request(two!.url)
+    await request(two!.url)
+    for (const { handle } of handles) expect(handle.flush()).toBe(true)
+    expect(handles.map(({ handle }) => handle.node)).toEqual(['web-1', 'web-2'])
+    const { requests, nodes } = nodesOf(database)
+    expect(nodes.sort()).toEqual(['web-1', 'web-2'])
+    expect(requests.sort()).toEqual(['web-1', 'web-2', 'web-2'])
   })
 })

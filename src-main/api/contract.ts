@@ -23,7 +23,18 @@ export interface RangeArgs {
   utcOffsetMinutes: number
   /** restrict to these endpoints; absent or empty = all */
   endpointIds?: number[]
+  /**
+   * restrict to requests served by these nodes (node names; UNKNOWN_NODE for
+   * requests without a node); absent or empty = all. Unknown names match nothing.
+   */
+  nodes?: string[]
 }
+
+/**
+ * How the views name the node of requests that have none: requests written
+ * before schema 2, or by a collector that did not record its node.
+ */
+export const UNKNOWN_NODE = '(unknown)'
 
 export interface EndpointArgs extends RangeArgs {
   endpointId: number
@@ -59,6 +70,8 @@ export interface FileInfo {
   createdAt: number | null
   /** true when this is the generated demo database */
   demo: boolean
+  /** the nodes that wrote requests, by name; UNKNOWN_NODE last when some requests have no node */
+  nodes: string[]
 }
 
 export interface Endpoint {
@@ -180,6 +193,23 @@ export interface ErrorRequest {
   aborted: boolean
 }
 
+export interface NodeArgs extends RangeArgs {
+  /** one endpoint, or all (in endpointIds) when absent */
+  endpointId?: number
+}
+
+/** One node's share of the requests in range. */
+export interface NodeShare {
+  node: string
+  hits: number
+  /** requests answered 400-499 */
+  errors4xx: number
+  /** requests answered 500-599 */
+  errors5xx: number
+  /** null when the node has no request in range */
+  stats: BoxStats | null
+}
+
 export interface SetLevelArgs {
   endpointId: number
   level: MonitorLevel
@@ -239,6 +269,8 @@ export interface DashboardApi {
   clients(args: ClientArgs): Promise<ClientBreakdown>
   statusCodes(args: StatusArgs): Promise<StatusCodes>
   latestErrors(args: StatusArgs & { limit?: number }): Promise<ErrorRequest[]>
+  /** every node in scope (the `nodes` filter, or all), busiest first, with its hits and durations */
+  nodeBreakdown(args: NodeArgs): Promise<NodeShare[]>
   setLevel(args: SetLevelArgs): Promise<Endpoint>
 }
 

@@ -15,6 +15,7 @@ const RANGE = {
   to: 'number',
   utcOffsetMinutes: 'number',
   endpointIds: 'numbers',
+  nodes: 'strings',
 } as const
 
 /** How each read method's fields are spelled in a query string. */
@@ -30,6 +31,7 @@ export const QUERY_FIELDS: { readonly [M in ApiMethod]: Readonly<Record<string, 
   clients: { ...RANGE, endpointId: 'number', kind: 'string', names: 'strings', limit: 'number' },
   statusCodes: { ...RANGE, endpointId: 'number' },
   latestErrors: { ...RANGE, endpointId: 'number', limit: 'number' },
+  nodeBreakdown: { ...RANGE, endpointId: 'number' },
   setLevel: { endpointId: 'number', level: 'number' },
 }
 

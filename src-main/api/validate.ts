@@ -13,6 +13,7 @@ import type {
   EndpointArgs,
   HeatmapArgs,
   MonitorLevel,
+  NodeArgs,
   RangeArgs,
   SetLevelArgs,
   StatusArgs,
@@ -27,6 +28,7 @@ const MAX_TIME = 253_402_300_799_999
 const MAX_RANGE_DAYS = 36_525
 const MAX_IDS = 10_000
 const MAX_NAMES = 100
+const MAX_NODES = 1000
 const MAX_NAME_LENGTH = 1000
 const MAX_PATH_LENGTH = 4096
 export const DEFAULT_CLIENT_LIMIT = 10
@@ -109,7 +111,26 @@ function range(method: ApiMethod, fields: Fields): RangeArgs {
     }
     args.endpointIds = [...new Set(ids as number[])]
   }
+  const nodes = names(method, fields, 'nodes', MAX_NODES)
+  if (nodes !== undefined) args.nodes = nodes
   return args
+}
+
+/** An optional array of names (users, IPs, nodes), without repeats. */
+function names(method: ApiMethod, fields: Fields, name: string, max: number): string[] | undefined {
+  const list = fields[name]
+  if (list === undefined) return undefined
+  if (!Array.isArray(list) || list.length > max) {
+    throw badArgument(
+      `${method}: "${name}" must be an array of at most ${max} names, got ${describe(list)}`,
+    )
+  }
+  for (const item of list as unknown[]) {
+    if (typeof item !== 'string' || item.length > MAX_NAME_LENGTH) {
+      throw badArgument(`${method}: "${name}" must hold strings, got ${describe(item)}`)
+    }
+  }
+  return [...new Set(list as string[])]
 }
 
 function withEndpoint(method: ApiMethod, fields: Fields): EndpointArgs {
@@ -156,20 +177,8 @@ export const VALIDATORS: Validators = {
       throw badArgument(`clients: "kind" must be "user" or "ip", got ${describe(kind)}`)
     }
     const result: ClientArgs = { ...withEndpoint('clients', fields), kind }
-    const names = fields.names
-    if (names !== undefined) {
-      if (!Array.isArray(names) || names.length > MAX_NAMES) {
-        throw badArgument(
-          `clients: "names" must be an array of at most ${MAX_NAMES} names, got ${describe(names)}`,
-        )
-      }
-      for (const name of names as unknown[]) {
-        if (typeof name !== 'string' || name.length > MAX_NAME_LENGTH) {
-          throw badArgument(`clients: "names" must hold strings, got ${describe(name)}`)
-        }
-      }
-      result.names = [...new Set(names as string[])]
-    }
+    const chosen = names('clients', fields, 'names', MAX_NAMES)
+    if (chosen !== undefined) result.names = chosen
     const limit = optionalInteger('clients', fields, 'limit', 1, MAX_CLIENT_LIMIT)
     if (limit !== undefined) result.limit = limit
     return result
@@ -182,6 +191,8 @@ export const VALIDATORS: Validators = {
     if (limit !== undefined) result.limit = limit
     return result
   },
+  nodeBreakdown: (args): NodeArgs =>
+    withOptionalEndpoint('nodeBreakdown', fieldsOf('nodeBreakdown', args)),
   setLevel: (args): SetLevelArgs => {
     const fields = fieldsOf('setLevel', args)
     return { endpointId: endpointId('setLevel', fields), level: monitorLevel('setLevel', fields) }

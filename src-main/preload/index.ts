@@ -38,6 +38,7 @@ const bridge: DashboardBridge = {
   clients: (args) => invoke('clients', args),
   statusCodes: (args) => invoke('statusCodes', args),
   latestErrors: (args) => invoke('latestErrors', args),
+  nodeBreakdown: (args) => invoke('nodeBreakdown', args),
   setLevel: (args) => invoke('setLevel', args),
   onFileEvent(listener) {
     const handler = (_event: Electron.IpcRendererEvent, fileEvent: FileEvent): void =>

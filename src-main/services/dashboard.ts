@@ -274,6 +274,11 @@ export class DashboardService implements DashboardApi {
     return this.query((q) => q.latestErrors(valid))
   }
 
+  nodeBreakdown(args: ApiArgs<'nodeBreakdown'>): ReturnType<DashboardApi['nodeBreakdown']> {
+    const valid = validateArgs('nodeBreakdown', args)
+    return this.query((q) => q.nodeBreakdown(valid))
+  }
+
   async setLevel(args: ApiArgs<'setLevel'>): Promise<Endpoint> {
     const { endpointId, level } = validateArgs('setLevel', args)
     const file = this.current()

@@ -18,6 +18,8 @@ import type {
   FileInfo,
   HeatmapArgs,
   HourHeatmap,
+  NodeArgs,
+  NodeShare,
   OverviewRow,
   PeriodStats,
   RangeArgs,
@@ -28,6 +30,7 @@ import type {
   VersionEvolution,
   VersionUtilization,
 } from '../api/contract.js'
+import { UNKNOWN_NODE } from '../api/contract.js'
 import { badArgument } from '../api/errors.js'
 import { DEFAULT_CLIENT_LIMIT, DEFAULT_ERROR_LIMIT } from '../api/validate.js'
 import { DEMO_META_KEY, toEndpoint, type MetricsConnection } from './database.js'
@@ -135,6 +138,30 @@ export class MetricsQueries {
     return [...this.versions().values()].filter((row) => wanted.has(row.id)).map(version)
   }
 
+  /** Node ids by name; requests without a node are UNKNOWN_NODE. */
+  private nodeIds(): Map<string, number> {
+    const rows = this.sql('SELECT id, name FROM node').all() as Array<{ id: number; name: string }>
+    return new Map(rows.map((row) => [row.name, row.id]))
+  }
+
+  /** The `nodes` filter as an SQL condition on request.node_id ('' when absent). */
+  private nodeFilter(args: RangeArgs): string {
+    if (args.nodes === undefined || args.nodes.length === 0) return ''
+    const ids = this.nodeIds()
+    // Ids come from the file, never from the caller: safe to write into the SQL.
+    const known = args.nodes.flatMap((name) => (ids.has(name) ? [ids.get(name)!] : []))
+    const conditions = known.length > 0 ? [`node_id IN (${known.join(',')})`] : []
+    if (args.nodes.includes(UNKNOWN_NODE)) conditions.push('node_id IS NULL')
+    return ` AND (${conditions.length > 0 ? conditions.join(' OR ') : '0'})`
+  }
+
+  /** Names of the nodes that wrote requests, UNKNOWN_NODE last if some requests have none. */
+  private nodeNames(): string[] {
+    const names = [...this.nodeIds().keys()].sort()
+    const unknown = this.sql('SELECT 1 FROM request WHERE node_id IS NULL LIMIT 1').get()
+    return unknown === undefined ? names : [...names, UNKNOWN_NODE]
+  }
+
   info(): FileInfo {
     const counts = this.sql(
       'SELECT count(*) AS requests, min(time) AS first, max(time) AS last FROM request',
@@ -155,14 +182,15 @@ export class MetricsQueries {
       lastRequest: counts.last,
       createdAt: Number.isFinite(createdAt) && meta.has('created_at') ? createdAt : null,
       demo: meta.get(DEMO_META_KEY) === '1',
+      nodes: this.nodeNames(),
     }
   }
 
-  private periodStats(endpointId: number, from: number, to: number): PeriodStats {
+  private periodStats(endpointId: number, from: number, to: number, nodes: string): PeriodStats {
     const packed = this.sql(
       `SELECT min(duration_us, ${PACKED_DURATION_CAP}) * 4
               + CASE WHEN status BETWEEN 400 AND 499 THEN 1 WHEN status BETWEEN 500 AND 599 THEN 2 ELSE 0 END
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?`,
+       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
     )
       .pluck()
       .all(endpointId, from, to) as number[]
@@ -181,6 +209,7 @@ export class MetricsQueries {
 
   /** Every endpoint in scope, by route, with or without requests. */
   endpoints(args: RangeArgs): OverviewRow[] {
+    const nodes = this.nodeFilter(args)
     const now = this.now()
     const today = startOfLocalDay(now, args.utcOffsetMinutes)
     const weekAgo = now - 7 * MS_PER_DAY
@@ -188,18 +217,19 @@ export class MetricsQueries {
       .sort(byRoute)
       .map((row) => ({
         ...toEndpoint(row),
-        today: this.periodStats(row.id, today, END_OF_TIME),
-        week: this.periodStats(row.id, weekAgo, END_OF_TIME),
-        range: this.periodStats(row.id, args.from, args.to),
+        today: this.periodStats(row.id, today, END_OF_TIME, nodes),
+        week: this.periodStats(row.id, weekAgo, END_OF_TIME, nodes),
+        range: this.periodStats(row.id, args.from, args.to, nodes),
       }))
   }
 
   /** Series of the endpoints with requests (and of selected ones without), busiest first. */
   utilization(args: RangeArgs): Utilization {
+    const nodes = this.nodeFilter(args)
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
     const perDay = this.sql(
       `SELECT (time + CAST(? AS INTEGER)) / ${MS_PER_DAY} AS day, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ? GROUP BY day`,
+       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY day`,
     )
     const explicit = (args.endpointIds?.length ?? 0) > 0
     const series: Array<{ endpointId: number; counts: number[]; total: number }> = []
@@ -219,11 +249,12 @@ export class MetricsQueries {
   }
 
   hourHeatmap(args: HeatmapArgs): HourHeatmap {
+    const nodes = this.nodeFilter(args)
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
     const counts = Array.from({ length: 24 }, () => zeros(days.length))
     const perHour = this.sql(
       `SELECT (time + CAST(? AS INTEGER)) / 3600000 AS hour, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ? GROUP BY hour`,
+       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY hour`,
     )
     for (const endpoint of this.optionalEndpointScope(args)) {
       const rows = perHour.all(offsetMs(args.utcOffsetMinutes), endpoint.id, args.from, args.to)
@@ -234,9 +265,9 @@ export class MetricsQueries {
     return { days, counts }
   }
 
-  private durations(endpointId: number, from: number, to: number): Float64Array {
+  private durations(endpointId: number, from: number, to: number, nodes: string): Float64Array {
     const values = this.sql(
-      'SELECT duration_us FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?',
+      `SELECT duration_us FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
     )
       .pluck()
       .all(endpointId, from, to) as number[]
@@ -245,19 +276,25 @@ export class MetricsQueries {
 
   /** Box per endpoint with requests in range, slowest median first. */
   performance(args: RangeArgs): EndpointBox[] {
+    const nodes = this.nodeFilter(args)
     const boxes: EndpointBox[] = []
     for (const endpoint of this.scope(args)) {
-      const stats = boxStats(this.durations(endpoint.id, args.from, args.to))
+      const stats = boxStats(this.durations(endpoint.id, args.from, args.to, nodes))
       if (stats !== null) boxes.push({ endpointId: endpoint.id, stats })
     }
     return boxes.sort((a, b) => b.stats.median - a.stats.median || a.endpointId - b.endpointId)
   }
 
   /** Ids of the versions with requests in range, among the endpoints in scope. */
-  private versionsInRange(endpoints: EndpointRow[], from: number, to: number): Set<number> {
+  private versionsInRange(
+    endpoints: EndpointRow[],
+    from: number,
+    to: number,
+    nodes: string,
+  ): Set<number> {
     const present = new Set<number>()
     const distinct = this.sql(
-      `SELECT DISTINCT version_id FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?`,
+      `SELECT DISTINCT version_id FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
     ).pluck()
     for (const endpoint of endpoints) {
       for (const id of distinct.all(endpoint.id, from, to) as number[]) present.add(id)
@@ -266,10 +303,11 @@ export class MetricsQueries {
   }
 
   versionEvolution(args: EndpointArgs): VersionEvolution {
+    const nodes = this.nodeFilter(args)
     this.endpointRow(args.endpointId)
     const byVersion = new Map<number, DurationList>()
     const rows = this.sql(
-      'SELECT version_id, duration_us FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?',
+      `SELECT version_id, duration_us FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
     )
       .raw()
       .iterate(args.endpointId, args.from, args.to) as IterableIterator<[number, number]>
@@ -278,7 +316,7 @@ export class MetricsQueries {
       if (list === undefined) byVersion.set(versionId, (list = new DurationList()))
       list.push(duration)
     }
-    const ids = this.versionsInRange(this.scope(args), args.from, args.to)
+    const ids = this.versionsInRange(this.scope(args), args.from, args.to, nodes)
     for (const id of byVersion.keys()) ids.add(id)
     const versions = this.versionList(ids)
     const boxes = versions.map((v) => {
@@ -290,9 +328,10 @@ export class MetricsQueries {
 
   /** Endpoints with requests in range, by id; versions by first seen. */
   versionUtilization(args: RangeArgs): VersionUtilization {
+    const nodes = this.nodeFilter(args)
     const perVersion = this.sql(
       `SELECT version_id AS versionId, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ? GROUP BY version_id`,
+       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY version_id`,
     )
     const counts = new Map<number, Map<number, number>>()
     const endpointIds: number[] = []
@@ -322,6 +361,7 @@ export class MetricsQueries {
    * (`available`) to be shown; unknown ones are left out.
    */
   clients(args: ClientArgs): ClientBreakdown {
+    const nodes = this.nodeFilter(args)
     this.endpointRow(args.endpointId)
     const column = args.kind === 'user' ? 'user_group_id' : 'client_ip_id'
     const names =
@@ -339,7 +379,7 @@ export class MetricsQueries {
 
     const busiest = this.sql(
       `SELECT ${column} AS id, count(*) AS n FROM request
-       WHERE endpoint_id = ? AND time >= ? AND time < ?
+       WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}
        GROUP BY ${column} ORDER BY n DESC, ${column} LIMIT ${MAX_AVAILABLE}`,
     ).all(args.endpointId, args.from, args.to) as Array<{ id: number | null; n: number }>
     const available = busiest.map((row) => ({ name: nameOf(row.id), count: row.n }))
@@ -364,7 +404,7 @@ export class MetricsQueries {
     const byVersion = shown.map(() => new Map<number, DurationList>())
     const rows = this.sql(
       `SELECT ${column}, version_id, duration_us FROM request
-       WHERE endpoint_id = ? AND time >= ? AND time < ?`,
+       WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
     )
       .raw()
       .iterate(args.endpointId, args.from, args.to) as IterableIterator<
@@ -397,10 +437,11 @@ export class MetricsQueries {
   }
 
   statusCodes(args: StatusArgs): StatusCodes {
+    const nodes = this.nodeFilter(args)
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
     const perDay = this.sql(
       `SELECT status, (time + CAST(? AS INTEGER)) / ${MS_PER_DAY} AS day, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ? GROUP BY status, day`,
+       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY status, day`,
     )
     const series = new Map<number, { counts: number[]; total: number }>()
     for (const endpoint of this.optionalEndpointScope(args)) {
@@ -423,6 +464,7 @@ export class MetricsQueries {
 
   /** Requests answered 4xx/5xx or left by their client, newest first. */
   latestErrors(args: StatusArgs & { limit?: number }): ErrorRequest[] {
+    const nodes = this.nodeFilter(args)
     const limit = args.limit ?? DEFAULT_ERROR_LIMIT
     const newest = this.sql(
       `SELECT r.id, r.endpoint_id AS endpointId, r.time, r.duration_us AS durationUs, r.status,
@@ -431,7 +473,7 @@ export class MetricsQueries {
        JOIN version v ON v.id = r.version_id
        LEFT JOIN user_group g ON g.id = r.user_group_id
        LEFT JOIN client_ip ip ON ip.id = r.client_ip_id
-       WHERE r.endpoint_id = ? AND r.time >= ? AND r.time < ? AND (r.status >= 400 OR r.aborted = 1)
+       WHERE r.endpoint_id = ? AND r.time >= ? AND r.time < ?${nodes.replaceAll('node_id', 'r.node_id')} AND (r.status >= 400 OR r.aborted = 1)
        ORDER BY r.time DESC, r.id DESC LIMIT ?`,
     )
     type Row = Omit<ErrorRequest, 'aborted'> & { aborted: number }
@@ -444,5 +486,48 @@ export class MetricsQueries {
       .sort((a, b) => b.time - a.time || b.id - a.id)
       .slice(0, limit)
       .map((row) => ({ ...row, aborted: row.aborted === 1 }))
+  }
+
+  /** Hits, errors and durations per node, busiest first; every node in scope, even without requests. */
+  nodeBreakdown(args: NodeArgs): NodeShare[] {
+    const ids = this.nodeIds()
+    const wanted =
+      args.nodes === undefined || args.nodes.length === 0 ? this.nodeNames() : args.nodes
+    const names = new Map<number | null, string>()
+    for (const name of wanted) {
+      if (name === UNKNOWN_NODE) names.set(null, name)
+      else if (ids.has(name)) names.set(ids.get(name)!, name)
+    }
+    const perNode = new Map<number | null, { durations: DurationList; e4: number; e5: number }>()
+    for (const id of names.keys()) perNode.set(id, { durations: new DurationList(), e4: 0, e5: 0 })
+    const nodes = this.nodeFilter(args)
+    const rows = this.sql(
+      `SELECT node_id, duration_us, status FROM request
+       WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
+    ).raw()
+    for (const endpoint of this.optionalEndpointScope(args)) {
+      const found = rows.iterate(endpoint.id, args.from, args.to) as IterableIterator<
+        [number | null, number, number]
+      >
+      for (const [node, duration, status] of found) {
+        const entry = perNode.get(node)
+        if (entry === undefined) continue
+        entry.durations.push(duration)
+        if (status >= 400 && status < 500) entry.e4++
+        else if (status >= 500 && status < 600) entry.e5++
+      }
+    }
+    return [...names.entries()]
+      .map(([id, node]) => {
+        const entry = perNode.get(id)!
+        return {
+          node,
+          hits: entry.durations.length,
+          errors4xx: entry.e4,
+          errors5xx: entry.e5,
+          stats: boxStats(entry.durations.sorted()),
+        }
+      })
+      .sort((a, b) => b.hits - a.hits || (a.node < b.node ? -1 : 1))
   }
 }

@@ -42,6 +42,7 @@ export function createIpcHandlers(service: DashboardApi, shell: ShellHooks): Ipc
     clients: (args) => service.clients(validateArgs('clients', args)),
     statusCodes: (args) => service.statusCodes(validateArgs('statusCodes', args)),
     latestErrors: (args) => service.latestErrors(validateArgs('latestErrors', args)),
+    nodeBreakdown: (args) => service.nodeBreakdown(validateArgs('nodeBreakdown', args)),
     setLevel: (args) => service.setLevel(validateArgs('setLevel', args)),
   } satisfies IpcHandlers
 }

@@ -117,6 +117,7 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
     clients: (args) => call('clients', args),
     statusCodes: (args) => call('statusCodes', args),
     latestErrors: (args) => call('latestErrors', args),
+    nodeBreakdown: (args) => call('nodeBreakdown', args),
     setLevel: (args) => call('setLevel', args),
     onFileEvent(listener) {
       listeners.add(listener)

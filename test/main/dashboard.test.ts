@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3'
 import { copyFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { SCHEMA_VERSION } from 'routemeter/schema'
 import { afterEach, beforeAll, afterAll, describe, expect, test } from 'vitest'
 import type { FileEvent } from '../../src-main/api/contract.js'
 import { DashboardService } from '../../src-main/services/dashboard.js'
@@ -60,7 +61,7 @@ test('opening a file announces it', async () => {
   const { service, events } = serviceWithEvents()
   const info = await service.openFile({ path: small })
   expect(events).toEqual([{ kind: 'opened', info }])
-  expect(info).toMatchObject({ path: small, demo: true, schemaVersion: 1 })
+  expect(info).toMatchObject({ path: small, demo: true, schemaVersion: SCHEMA_VERSION })
 })
 
 describe('with a collector writing', () => {

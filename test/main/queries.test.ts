@@ -6,6 +6,7 @@
  */
 import Database from 'better-sqlite3'
 import { statSync } from 'node:fs'
+import { SCHEMA_VERSION } from 'routemeter/schema'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { BoxStats, RangeArgs } from '../../src-main/api/contract.js'
 import { DashboardService } from '../../src-main/services/dashboard.js'
@@ -139,13 +140,14 @@ test('info', async () => {
   expect(info).toEqual({
     path,
     sizeBytes: statSync(path).size,
-    schemaVersion: 1,
+    schemaVersion: SCHEMA_VERSION,
     requestCount: rows.length,
     endpointCount: reference.prepare('SELECT count(*) FROM endpoint').pluck().get(),
     firstRequest: Math.min(...times),
     lastRequest: Math.max(...times),
     createdAt: FIXTURE_NOW - 30 * DAY,
     demo: true,
+    nodes: reference.prepare('SELECT name FROM node ORDER BY name').pluck().all(),
   })
 })
 

@@ -28,6 +28,7 @@ describe('validators', () => {
         'hourHeatmap',
         'info',
         'latestErrors',
+        'nodeBreakdown',
         'openFile',
         'performance',
         'setLevel',
@@ -100,6 +101,38 @@ describe('validators', () => {
       /"names" must hold strings/,
     )
     expect(rejection('clients', { ...base, kind: 'user', limit: 101 })).toMatch(/"limit"/)
+  })
+
+  test('nodes: a filter of every range method, names without repeats', () => {
+    expect(validateArgs('performance', { ...range, nodes: ['web-2', 'web-1', 'web-2'] })).toEqual({
+      ...range,
+      nodes: ['web-2', 'web-1'],
+    })
+    expect(rejection('utilization', { ...range, nodes: 'web-1' })).toMatch(
+      /^utilization: "nodes" must be an array of at most 1000 names/,
+    )
+    expect(rejection('endpoints', { ...range, nodes: ['web-1', 7] })).toMatch(
+      /"nodes" must hold strings, got 7/,
+    )
+    expect(rejection('endpoints', { ...range, nodes: ['x'.repeat(1001)] })).toMatch(/"nodes"/)
+  })
+
+  test('nodeBreakdown: a range, an optional endpoint, the node filter', () => {
+    expect(validateArgs('nodeBreakdown', { ...range, endpointId: 3, nodes: ['a'] })).toEqual({
+      ...range,
+      endpointId: 3,
+      nodes: ['a'],
+    })
+    expect(validateArgs('nodeBreakdown', range)).toEqual(range)
+    expect(rejection('nodeBreakdown', { ...range, endpointId: 0 })).toMatch(
+      /^nodeBreakdown: "endpointId"/,
+    )
+    const query = queryFromArgs('nodeBreakdown', { ...range, nodes: ['a,b', '(unknown)'] })
+    expect(query).toContain('nodes=a%2Cb&nodes=%28unknown%29')
+    expect(argsFromQuery('nodeBreakdown', new URLSearchParams(query))).toEqual({
+      ...range,
+      nodes: ['a,b', '(unknown)'],
+    })
   })
 
   test('latestErrors: limit', () => {

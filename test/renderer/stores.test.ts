@@ -40,6 +40,7 @@ function info(overrides: Partial<FileInfo> = {}): FileInfo {
     lastRequest: NOW - 1000,
     createdAt: NOW - 20 * DAY,
     demo: false,
+    nodes: [],
     ...overrides,
   }
 }
@@ -75,6 +76,7 @@ function fakeBridge() {
     clients: vi.fn<DashboardBridge['clients']>(fail),
     statusCodes: vi.fn<DashboardBridge['statusCodes']>(fail),
     latestErrors: vi.fn<DashboardBridge['latestErrors']>(fail),
+    nodeBreakdown: vi.fn<DashboardBridge['nodeBreakdown']>(fail),
     setLevel: vi.fn<DashboardBridge['setLevel']>(fail),
     onFileEvent: vi.fn<DashboardBridge['onFileEvent']>(() => () => undefined),
     chooseFile: vi.fn<DashboardBridge['chooseFile']>(() => Promise.resolve(null)),

@@ -234,6 +234,11 @@ export const API_ERROR_CODES = [
   'TOO_NEW',
   'BAD_ARGUMENT',
   'READ_ONLY',
+  'WRONG_TOKEN',
+  'UNREACHABLE',
+  'NOT_ROUTEMETER',
+  'DOWNLOAD_FAILED',
+  'CANCELLED',
   'INTERNAL',
 ] as const
 
@@ -293,4 +298,99 @@ export interface DashboardBridge extends DashboardApi {
   chooseFile(): Promise<FileInfo | null>
   /** 'desktop' over IPC, 'web' over HTTP */
   readonly transport: 'desktop' | 'web'
+  /** servers, pulled copies and merged datasets; absent where the transport has none */
+  readonly sources?: SourcesApi
 }
+
+/** A server the user added: its token never crosses to the UI. */
+export interface ServerEntry {
+  /** stable id derived from the URL */
+  id: string
+  /** the app's URL as typed, e.g. https://api.example.com */
+  url: string
+  /** node name the server gave at its last answer; null before */
+  node: string | null
+  /** when its copy was last pulled (ms since the epoch); null without a copy */
+  pulledAt: number | null
+  /** size of the pulled copy in bytes; null without a copy */
+  copyBytes: number | null
+}
+
+/** A download in progress. */
+export interface PullProgress {
+  serverId: string
+  url: string
+  phase: 'connecting' | 'downloading' | 'checking' | 'merging'
+  /** compressed bytes received so far */
+  receivedBytes: number
+  /** compressed bytes announced by the server (Content-Length); null when unknown */
+  totalBytes: number | null
+  /** true for a refresh that fetches only what is new since the copy */
+  incremental: boolean
+}
+
+/** One part of the dataset on screen: a local file or a server's pulled copy. */
+export type SourceRef = { kind: 'file'; path: string } | { kind: 'server'; serverId: string }
+
+export interface DatasetSource {
+  kind: 'file' | 'server'
+  /** file path, or the server's URL */
+  label: string
+  /** set for servers */
+  serverId: string | null
+}
+
+export interface SourcesState {
+  /** whether this app may contact servers (web mode: --allow-remote) */
+  remoteAllowed: boolean
+  /** whether local files can be named from the UI (web mode: --allow-open) */
+  openAllowed: boolean
+  servers: ServerEntry[]
+  /** the running download, if any */
+  pull: PullProgress | null
+  /** why the last download failed; cleared by the next one */
+  pullError: ApiError | null
+  /** what the open dataset is made of; one file source for a plain file, null when none */
+  dataset: DatasetSource[] | null
+}
+
+/** Whether a source took a monitoring-level change. */
+export interface SourceLevelResult {
+  source: DatasetSource
+  accepted: boolean
+  /** why not, for a person; null when accepted */
+  message: string | null
+}
+
+export interface LevelChange {
+  /** the endpoint in the open dataset, with its level as now shown */
+  endpoint: Endpoint
+  sources: SourceLevelResult[]
+}
+
+/**
+ * Servers and datasets of several sources (`api.sources.<method>` in the UI;
+ * IPC channels `sources:<method>`; web mode: `/api/sources/<method>`).
+ */
+export interface SourcesApi {
+  state(args: Record<string, never>): Promise<SourcesState>
+  /** checks the URL and token with the server's /info, then remembers the server */
+  addServer(args: { url: string; token: string }): Promise<ServerEntry>
+  removeServer(args: { serverId: string }): Promise<SourcesState>
+  /** downloads a server's metrics (a full copy) and opens it */
+  pull(args: { serverId: string }): Promise<FileInfo>
+  cancelPull(args: Record<string, never>): Promise<SourcesState>
+  /** pulls what is new on the open dataset's servers and merges again */
+  refresh(args: Record<string, never>): Promise<FileInfo>
+  /** opens several files and/or servers as one dataset */
+  open(args: { sources: SourceRef[] }): Promise<FileInfo>
+  /** sets an endpoint's level in every source of the open dataset */
+  setLevel(args: SetLevelArgs): Promise<LevelChange>
+}
+
+export type SourcesMethod = keyof SourcesApi
+export type SourcesArgs<M extends SourcesMethod> = Parameters<SourcesApi[M]>[0]
+export type SourcesResult<M extends SourcesMethod> = Awaited<ReturnType<SourcesApi[M]>>
+
+/** The sources methods that are reads (GET in web mode); the others are POST. */
+export const SOURCES_READ_METHODS: readonly SourcesMethod[] = ['state']

@@ -108,6 +108,14 @@ export function httpStatus(error: ApiError): number {
     case 'OTHER_APP':
     case 'TOO_NEW':
       return 422
+    case 'CANCELLED':
+      return 409
+    // A server this one talks to for the user failed: a gateway's error.
+    case 'WRONG_TOKEN':
+    case 'UNREACHABLE':
+    case 'NOT_ROUTEMETER':
+    case 'DOWNLOAD_FAILED':
+      return 502
     case 'INTERNAL':
       return 500
   }

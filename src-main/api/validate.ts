@@ -16,6 +16,9 @@ import type {
   NodeArgs,
   RangeArgs,
   SetLevelArgs,
+  SourceRef,
+  SourcesArgs,
+  SourcesMethod,
   StatusArgs,
 } from './contract.js'
 import { badArgument } from './errors.js'
@@ -209,5 +212,101 @@ export function isApiMethod(name: unknown): name is ApiMethod {
 /** Checks a method's argument; throws a DashboardError (BAD_ARGUMENT) when it is not valid. */
 export function validateArgs<M extends ApiMethod>(method: M, args: unknown): ApiArgs<M> {
   const validator = VALIDATORS[method] as (args: unknown) => ApiArgs<M>
+  return validator(args)
+}
+
+// ---- sources: servers, pulled copies, merged datasets ----------------------------------------
+
+const MAX_URL_LENGTH = 2048
+const MAX_TOKEN_LENGTH = 4096
+
+function text(
+  method: SourcesMethod,
+  fields: Fields,
+  name: string,
+  max: number,
+  what: string,
+): string {
+  const value = fields[name]
+  if (
+    typeof value !== 'string' ||
+    value.trim() === '' ||
+    value.length > max ||
+    value.includes('\0')
+  ) {
+    throw badArgument(`${method}: "${name}" must be ${what}, got ${describe(value)}`)
+  }
+  return value.trim()
+}
+
+function sourcesFields(method: SourcesMethod, args: unknown): Fields {
+  if (args === undefined || args === null) return {}
+  if (typeof args !== 'object' || Array.isArray(args)) {
+    throw badArgument(`${method}: the argument must be an object, got ${describe(args)}`)
+  }
+  return args as Fields
+}
+
+function serverIdOf(method: SourcesMethod, fields: Fields): string {
+  const id = text(method, fields, 'serverId', 64, 'the id of an added server')
+  if (!/^[0-9a-f]{1,64}$/.test(id)) throw badArgument(`${method}: "serverId" is not a server id`)
+  return id
+}
+
+type SourcesValidators = {
+  readonly [M in SourcesMethod]: (args: unknown) => SourcesArgs<M>
+}
+
+export const SOURCES_VALIDATORS: SourcesValidators = {
+  state: () => ({}),
+  addServer: (args) => {
+    const fields = sourcesFields('addServer', args)
+    return {
+      url: text('addServer', fields, 'url', MAX_URL_LENGTH, "the app's URL"),
+      token: text('addServer', fields, 'token', MAX_TOKEN_LENGTH, "the server's token"),
+    }
+  },
+  removeServer: (args) => ({
+    serverId: serverIdOf('removeServer', sourcesFields('removeServer', args)),
+  }),
+  pull: (args) => ({ serverId: serverIdOf('pull', sourcesFields('pull', args)) }),
+  cancelPull: () => ({}),
+  refresh: () => ({}),
+  open: (args) => {
+    const list = sourcesFields('open', args).sources
+    if (!Array.isArray(list) || list.length === 0 || list.length > 100) {
+      throw badArgument(
+        `open: "sources" must be a list of files and servers, got ${describe(list)}`,
+      )
+    }
+    const sources: SourceRef[] = (list as unknown[]).map((item) => {
+      const fields = sourcesFields('open', item)
+      if (fields.kind === 'server') return { kind: 'server', serverId: serverIdOf('open', fields) }
+      if (fields.kind === 'file') {
+        return {
+          kind: 'file',
+          path: text('open', fields, 'path', MAX_PATH_LENGTH, 'the path of a file'),
+        }
+      }
+      throw badArgument(
+        `open: each source has "kind" "file" or "server", got ${describe(fields.kind)}`,
+      )
+    })
+    return { sources }
+  },
+  setLevel: (args) => VALIDATORS.setLevel(args),
+}
+
+export const SOURCES_METHODS = Object.keys(SOURCES_VALIDATORS) as SourcesMethod[]
+
+export function isSourcesMethod(name: unknown): name is SourcesMethod {
+  return typeof name === 'string' && Object.hasOwn(SOURCES_VALIDATORS, name)
+}
+
+export function validateSourcesArgs<M extends SourcesMethod>(
+  method: M,
+  args: unknown,
+): SourcesArgs<M> {
+  const validator = SOURCES_VALIDATORS[method] as (args: unknown) => SourcesArgs<M>
   return validator(args)
 }

@@ -30,6 +30,16 @@ export function errorTitle(error: ApiError): string {
       return 'The request was refused'
     case 'READ_ONLY':
       return 'The metrics file cannot be written'
+    case 'WRONG_TOKEN':
+      return 'The server refused the token'
+    case 'UNREACHABLE':
+      return 'The server cannot be reached'
+    case 'NOT_ROUTEMETER':
+      return 'This is not a Routemeter server'
+    case 'DOWNLOAD_FAILED':
+      return 'The download failed'
+    case 'CANCELLED':
+      return 'The download was cancelled'
     case 'INTERNAL':
       return 'Something went wrong'
   }

@@ -1,0 +1,285 @@
+/**
+ * Files this app writes itself: a server's pulled copy brought up to date
+ * with a delta, and one dataset merged from several metrics files.
+ *
+ * Merging maps what ids mean rather than the ids: endpoints by method and
+ * route, versions, users or groups, client IPs and nodes by name. Requests
+ * get new ids; a request without a node is given a node named after its
+ * source, so that the per-node views can still tell the sources apart.
+ *
+ * Every file written here uses a rollback journal, not WAL: the app swaps
+ * such files by renaming a new one over the old, and a stale -wal beside a
+ * renamed file would be replayed into it.
+ */
+import Database from 'better-sqlite3'
+import { renameSync, rmSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { migrate } from 'routemeter/schema'
+import { getNativeBinding } from '../database.js'
+
+export function openWritable(path: string): Database.Database {
+  const binding = getNativeBinding()
+  return new Database(path, {
+    timeout: 5000,
+    ...(binding === undefined ? {} : { nativeBinding: binding }),
+  })
+}
+
+/** Switches a file of ours to a rollback journal (see the top of this file). */
+export function useRollbackJournal(path: string): void {
+  const db = openWritable(path)
+  try {
+    db.pragma('journal_mode = DELETE')
+  } finally {
+    db.close()
+  }
+}
+
+/** A temporary name next to `path`, on the same file system so that rename is atomic. */
+export function partPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.part`)
+}
+
+/** Renames `part` over `path`, first removing a -wal and -shm that belong to the old file. */
+export function replaceFile(part: string, path: string): void {
+  for (const suffix of ['-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true })
+  renameSync(part, path)
+}
+
+/** Highest request id of a file (0 when it has none). */
+export function lastRequestId(db: Database.Database, schema = 'main'): number {
+  return (
+    (db.prepare(`SELECT coalesce(max(id), 0) FROM ${schema}.request`).pluck().get() as number) ?? 0
+  )
+}
+
+/**
+ * Called after requests with id > `afterId` were added to `db`, to bring
+ * derived tables (the views' rollups) up to date. The views' owner plugs in
+ * the real rebuild; until then there is nothing derived to update.
+ */
+export type RollupRebuild = (db: Database.Database, afterId: number) => void
+let rebuildRollups: RollupRebuild = () => {}
+
+export function setRollupRebuild(rebuild: RollupRebuild): void {
+  rebuildRollups = rebuild
+}
+
+/** The tables a delta carries besides requests, in an order that keeps references valid. */
+const DIMENSION_TABLES = ['meta', 'endpoint', 'version', 'user_group', 'client_ip', 'node'] as const
+
+function columnsOf(db: Database.Database, schema: string, table: string): string[] {
+  return (db.prepare(`PRAGMA ${schema}.table_info(${table})`).all() as Array<{ name: string }>).map(
+    (column) => column.name,
+  )
+}
+
+/**
+ * Applies a delta snapshot (`?since=<id>`: every table but the requests in
+ * full, plus the requests with id > since) to a pulled copy, in place, in
+ * one transaction. Ids are the server's in both files, so rows replace rows.
+ * Returns the copy's new last request id.
+ */
+export function applyDelta(copyPath: string, deltaPath: string, since: number): number {
+  const db = openWritable(copyPath)
+  try {
+    db.prepare('ATTACH DATABASE ? AS delta').run(deltaPath)
+    db.transaction(() => {
+      for (const table of [...DIMENSION_TABLES, 'request']) {
+        const theirs = columnsOf(db, 'delta', table)
+        const ours = new Set(columnsOf(db, 'main', table))
+        if (theirs.length === 0 || ours.size === 0) continue
+        const columns = theirs.filter((name) => ours.has(name)).join(', ')
+        if (table === 'request') {
+          db.prepare(
+            `INSERT OR IGNORE INTO main.request (${columns}) SELECT ${columns} FROM delta.request WHERE id > ? ORDER BY id`,
+          ).run(since)
+        } else {
+          db.exec(
+            `INSERT OR REPLACE INTO main.${table} (${columns}) SELECT ${columns} FROM delta.${table}`,
+          )
+        }
+      }
+      rebuildRollups(db, since)
+    }).immediate()
+    const last = lastRequestId(db)
+    db.exec('DETACH DATABASE delta')
+    return last
+  } finally {
+    db.close()
+  }
+}
+
+/** One input of a merge. */
+export interface MergeSource {
+  path: string
+  /** names the node of requests that have none (a file's name, a server's host) */
+  label: string
+}
+
+/** How far each source has been merged, so that the next merge adds only what is new. */
+export interface MergeMark {
+  path: string
+  lastRequestId: number
+}
+
+/**
+ * Creates `dest` from scratch (through a part file renamed at the end) with
+ * every source's rows. Returns how far each source was merged.
+ */
+export function mergeSources(dest: string, sources: readonly MergeSource[]): MergeMark[] {
+  const part = partPath(dest)
+  rmSync(part, { force: true })
+  const db = openWritable(part)
+  let marks: MergeMark[]
+  try {
+    migrate(db)
+    db.prepare(
+      "INSERT OR REPLACE INTO meta (key, value) VALUES ('routemeter_desktop_merged', ?)",
+    ).run(JSON.stringify(sources.map((source) => source.label)))
+    marks = addToMerged(db, sources, new Map()) ?? []
+  } catch (error) {
+    db.close()
+    rmSync(part, { force: true })
+    throw error
+  }
+  db.close()
+  replaceFile(part, dest)
+  return marks
+}
+
+/**
+ * Adds to an existing merged file what is new in its sources (requests with
+ * a higher id than last time; endpoints, levels and names in full), in one
+ * transaction, in place. Returns null when a source was replaced by another
+ * file (its last id went down): only a full merge is right then.
+ */
+export function mergeIncrement(
+  dest: string,
+  sources: readonly MergeSource[],
+  marks: readonly MergeMark[],
+): MergeMark[] | null {
+  const since = new Map(marks.map((mark) => [mark.path, mark.lastRequestId]))
+  const db = openWritable(dest)
+  try {
+    return addToMerged(db, sources, since)
+  } finally {
+    db.close()
+  }
+}
+
+/** SQLite attaches at most 10 databases to a connection. */
+export const MAX_MERGED_SOURCES = 10
+
+class SourceShrank extends Error {}
+
+function addToMerged(
+  db: Database.Database,
+  sources: readonly MergeSource[],
+  since: ReadonlyMap<string, number>,
+): MergeMark[] | null {
+  if (sources.length > MAX_MERGED_SOURCES) {
+    throw new Error(`at most ${MAX_MERGED_SOURCES} files or servers can be opened as one`)
+  }
+  const before = lastRequestId(db)
+  // ATTACH is refused inside a transaction: attach all, then merge all in one.
+  // Sources are only ever read (SELECT) through these names.
+  sources.forEach((source, index) =>
+    db.prepare(`ATTACH DATABASE ? AS src${index}`).run(source.path),
+  )
+  try {
+    return db
+      .transaction(() => {
+        // A source may have lowered a level: the merged level is the highest of the sources' now.
+        db.exec('UPDATE endpoint SET monitor_level = 0')
+        const marks = sources.map((source, index) => {
+          const schema = `src${index}`
+          const last = lastRequestId(db, schema)
+          const from = since.get(source.path) ?? 0
+          if (last < from) throw new SourceShrank(source.path)
+          addSource(db, schema, source, from)
+          return { path: source.path, lastRequestId: last }
+        })
+        rebuildRollups(db, before)
+        return marks
+      })
+      .immediate()
+  } catch (error) {
+    if (error instanceof SourceShrank) return null
+    throw error
+  } finally {
+    sources.forEach((_source, index) => db.exec(`DETACH DATABASE src${index}`))
+  }
+}
+
+/** Copies one attached source (`src`) into main: dimensions by name, then its requests > `since`. */
+function addSource(db: Database.Database, src: string, source: MergeSource, since: number): void {
+  const hasNodes = columnsOf(db, src, 'node').length > 0
+  db.exec(`
+    INSERT INTO main.endpoint (method, route, monitor_level, first_seen, last_requested)
+      SELECT method, route, monitor_level, first_seen, last_requested FROM ${src}.endpoint WHERE true
+      ON CONFLICT (method, route) DO UPDATE SET
+        monitor_level = max(monitor_level, excluded.monitor_level),
+        first_seen = min(first_seen, excluded.first_seen),
+        last_requested = CASE
+          WHEN last_requested IS NULL THEN excluded.last_requested
+          WHEN excluded.last_requested IS NULL THEN last_requested
+          ELSE max(last_requested, excluded.last_requested) END;
+    INSERT INTO main.version (name, source, first_seen)
+      SELECT name, source, first_seen FROM ${src}.version WHERE true
+      ON CONFLICT (name) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen);
+    INSERT OR IGNORE INTO main.user_group (name) SELECT name FROM ${src}.user_group;
+    INSERT OR IGNORE INTO main.client_ip (address) SELECT address FROM ${src}.client_ip;
+    ${
+      hasNodes
+        ? `INSERT INTO main.node (name, first_seen) SELECT name, first_seen FROM ${src}.node WHERE true
+             ON CONFLICT (name) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen);`
+        : ''
+    }
+    DROP TABLE IF EXISTS temp.map_endpoint;
+    DROP TABLE IF EXISTS temp.map_version;
+    DROP TABLE IF EXISTS temp.map_user;
+    DROP TABLE IF EXISTS temp.map_ip;
+    DROP TABLE IF EXISTS temp.map_node;
+    CREATE TEMP TABLE map_endpoint (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+    CREATE TEMP TABLE map_version (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+    CREATE TEMP TABLE map_user (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+    CREATE TEMP TABLE map_ip (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+    CREATE TEMP TABLE map_node (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+    INSERT INTO map_endpoint SELECT s.id, m.id FROM ${src}.endpoint s
+      JOIN main.endpoint m ON m.method = s.method AND m.route = s.route;
+    INSERT INTO map_version SELECT s.id, m.id FROM ${src}.version s JOIN main.version m ON m.name = s.name;
+    INSERT INTO map_user SELECT s.id, m.id FROM ${src}.user_group s JOIN main.user_group m ON m.name = s.name;
+    INSERT INTO map_ip SELECT s.id, m.id FROM ${src}.client_ip s JOIN main.client_ip m ON m.address = s.address;
+    ${hasNodes ? `INSERT INTO map_node SELECT s.id, m.id FROM ${src}.node s JOIN main.node m ON m.name = s.name;` : ''}
+  `)
+  const nodeColumn = columnsOf(db, src, 'request').includes('node_id') ? 'r.node_id' : 'NULL'
+  let fallback: number | null = null
+  const unnamed = db
+    .prepare(`SELECT min(time) FROM ${src}.request r WHERE r.id > ? AND ${nodeColumn} IS NULL`)
+    .pluck()
+    .get(since) as number | null
+  if (unnamed !== null) {
+    db.prepare(
+      `INSERT INTO main.node (name, first_seen) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen)`,
+    ).run(source.label, unnamed)
+    fallback = db
+      .prepare('SELECT id FROM main.node WHERE name = ?')
+      .pluck()
+      .get(source.label) as number
+  }
+  db.prepare(
+    `INSERT INTO main.request
+       (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
+     SELECT e.dst, r.time, r.duration_us, r.status, v.dst, u.dst, i.dst, r.aborted, coalesce(n.dst, ?)
+     FROM ${src}.request r
+     JOIN temp.map_endpoint e ON e.src = r.endpoint_id
+     JOIN temp.map_version v ON v.src = r.version_id
+     LEFT JOIN temp.map_user u ON u.src = r.user_group_id
+     LEFT JOIN temp.map_ip i ON i.src = r.client_ip_id
+     LEFT JOIN temp.map_node n ON n.src = ${nodeColumn}
+     WHERE r.id > ?
+     ORDER BY r.id`,
+  ).run(fallback, since)
+}

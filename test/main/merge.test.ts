@@ -1,0 +1,193 @@
+/**
+ * Several metrics files as one: two nodes of one service, each written by a
+ * real collector bound to a real Koa app, merged by the sources service and
+ * read through the dashboard's own queries.
+ */
+import { Router } from '@koa/router'
+import Database from 'better-sqlite3'
+import Koa from 'koa'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bind } from 'routemeter'
+import { DashboardService } from '../../src-main/services/dashboard.js'
+import { SourcesService } from '../../src-main/services/sources/service.js'
+import { tempDir, type TempDir } from '../fixtures/metrics-files.js'
+
+interface NodeApp {
+  database: string
+  get(path: string): Promise<void>
+  close(): Promise<void>
+}
+
+/** A Koa app whose collector writes `database` as node `node`. */
+async function startNode(database: string, node: string, version: string): Promise<NodeApp> {
+  const app = new Koa()
+  const router = new Router()
+  router.get('/api/items', (ctx) => {
+    ctx.body = [1, 2, 3]
+  })
+  router.get('/api/items/:id', (ctx) => {
+    if (ctx.params.id === 'missing') ctx.status = 404
+    else ctx.body = { id: ctx.params.id }
+  })
+  // a route of this node only
+  router.get(`/api/only-${node}`, (ctx) => {
+    ctx.body = node
+  })
+  app.use(router.routes())
+  const collector = bind(app, { database, node, version, flushOnExit: false, groupBy: () => node })
+  const server = app.listen(0, '127.0.0.1')
+  await new Promise<void>((resolve) => server.once('listening', resolve))
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return {
+    database,
+    async get(path) {
+      await (await fetch(origin + path)).arrayBuffer()
+    },
+    async close() {
+      collector.close()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+/** Requests per (method route, node) in a file, as SQL reads them (the reference). */
+function countsByEndpoint(path: string): Map<string, number> {
+  const db = new Database(path, { readonly: true })
+  const rows = db
+    .prepare(
+      `SELECT e.method || ' ' || e.route AS endpoint, count(*) AS n
+       FROM request r JOIN endpoint e ON e.id = r.endpoint_id GROUP BY 1`,
+    )
+    .all() as Array<{ endpoint: string; n: number }>
+  db.close()
+  return new Map(rows.map((row) => [row.endpoint, row.n]))
+}
+
+const RANGE = { from: Date.UTC(2020, 0, 1), to: Date.UTC(2100, 0, 1), utcOffsetMinutes: 0 }
+
+let temp: TempDir
+let a: NodeApp
+let b: NodeApp
+let files: DashboardService
+let sources: SourcesService
+
+beforeAll(async () => {
+  temp = tempDir()
+  a = await startNode(join(temp.dir, 'a', 'metrics.db'), 'node-a', '1.0.0')
+  b = await startNode(join(temp.dir, 'b', 'metrics.db'), 'node-b', '1.1.0')
+  for (let i = 0; i < 30; i++) await a.get(`/api/items/${i}`)
+  for (let i = 0; i < 12; i++) await a.get('/api/items')
+  await a.get('/api/items/missing')
+  await a.get('/api/only-node-a')
+  await a.get('/api/only-node-a')
+  for (let i = 0; i < 20; i++) await b.get('/api/items')
+  await b.get('/nowhere')
+  await a.close()
+  await b.close()
+  files = new DashboardService({ watch: false })
+  sources = new SourcesService({ files, dataDir: join(temp.dir, 'data'), watch: false })
+})
+
+afterAll(async () => {
+  await sources?.close()
+  await files?.close()
+  temp?.cleanup()
+})
+
+describe('merging two nodes', () => {
+  it('shows the sum of both files, endpoint by endpoint, with a node each', async () => {
+    const info = await sources.open({
+      sources: [
+        { kind: 'file', path: a.database },
+        { kind: 'file', path: b.database },
+      ],
+    })
+    expect(info.requestCount).toBe(30 + 12 + 1 + 2 + 20 + 1)
+    expect(info.nodes).toEqual(['node-a', 'node-b'])
+
+    const expected = new Map<string, number>()
+    for (const path of [a.database, b.database]) {
+      for (const [endpoint, n] of countsByEndpoint(path)) {
+        expected.set(endpoint, (expected.get(endpoint) ?? 0) + n)
+      }
+    }
+    const rows = await files.endpoints(RANGE)
+    const merged = new Map(
+      rows
+        .filter((row) => row.range.hits > 0)
+        .map((row) => [`${row.method} ${row.route}`, row.range.hits]),
+    )
+    expect(merged).toEqual(expected)
+    // GET /api/items was served by both nodes: one endpoint, not two.
+    expect(merged.get('GET /api/items')).toBe(32)
+
+    const split = await files.nodeBreakdown(RANGE)
+    expect(split.map((share) => [share.node, share.hits])).toEqual([
+      ['node-a', 45],
+      ['node-b', 21],
+    ])
+    expect(split.find((share) => share.node === 'node-a')?.errors4xx).toBe(1)
+
+    const state = await sources.state({})
+    expect(state.dataset?.map((source) => source.kind)).toEqual(['file', 'file'])
+  })
+
+  it('filters by node', async () => {
+    const onlyB = await files.endpoints({ ...RANGE, nodes: ['node-b'] })
+    const hits = onlyB.reduce((sum, row) => sum + row.range.hits, 0)
+    expect(hits).toBe(21)
+  })
+
+  it('adds only what is new when a source grows, and ends where a full merge would', async () => {
+    const again = await startNode(b.database, 'node-b', '1.1.0')
+    for (let i = 0; i < 7; i++) await again.get('/api/items/7')
+    await again.close()
+    await sources.remergeNow()
+    const info = await files.info({})
+    expect(info.requestCount).toBe(66 + 7)
+    const split = await files.nodeBreakdown(RANGE)
+    expect(split.find((share) => share.node === 'node-b')?.hits).toBe(28)
+  })
+
+  it('sets a level in every file of the dataset and says so per file', async () => {
+    const row = (await files.endpoints(RANGE)).find(
+      (candidate) => candidate.method === 'GET' && candidate.route === '/api/items',
+    )!
+    const change = await sources.setLevel({ endpointId: row.id, level: 0 })
+    expect(change.endpoint.level).toBe(0)
+    expect(change.sources.map((result) => result.accepted)).toEqual([true, true])
+    for (const path of [a.database, b.database]) {
+      const db = new Database(path, { readonly: true })
+      const level = db
+        .prepare("SELECT monitor_level FROM endpoint WHERE method = 'GET' AND route = '/api/items'")
+        .pluck()
+        .get()
+      db.close()
+      expect(level).toBe(0)
+    }
+    // A route only node-a has is refused by node-b's file, and the answer says which.
+    const only = (await files.endpoints(RANGE)).find(
+      (candidate) => candidate.route === '/api/only-node-a',
+    )!
+    const partial = await sources.setLevel({ endpointId: only.id, level: 2 })
+    expect(partial.sources.map((result) => result.accepted)).toEqual([true, false])
+    expect(partial.sources[1]!.message).toContain('/api/only-node-a')
+    expect(partial.endpoint.level).toBe(2)
+  })
+
+  it('refuses a file that is not a metrics file, and keeps the dataset on screen', async () => {
+    const before = files.path
+    await expect(
+      sources.open({
+        sources: [
+          { kind: 'file', path: a.database },
+          { kind: 'file', path: join(temp.dir, 'missing.db') },
+        ],
+      }),
+    ).rejects.toMatchObject({ code: 'FILE_MISSING' })
+    expect(files.path).toBe(before)
+  })
+})

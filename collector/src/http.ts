@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Collector, handleOf, type DiscoveredRoute, type RoutemeterHandle } from './core.js'
 import { resolveOptions, type RoutemeterOptions } from './options.js'
+import { remoteOf } from './remote/index.js'
 
 const kRoute = Symbol('routemeter.route')
 
@@ -14,16 +15,31 @@ export interface HttpCollector extends RoutemeterHandle {
   setRoute(req: IncomingMessage, route: string | RegExp): void
   /** Lists routes so that they appear in the endpoint table before their first request. */
   discover(routes: Iterable<DiscoveredRoute>): void
+  /**
+   * With the `remote` option: answers a request of the remote API and returns
+   * true (the handler must then leave the response alone); false otherwise.
+   */
+  handleRemote(req: IncomingMessage, res: ServerResponse): boolean
 }
 
 export function createCollector(options?: RoutemeterOptions): HttpCollector {
-  const collector = new Collector(resolveOptions(options), {
+  const resolved = resolveOptions(options)
+  const collector = new Collector(resolved, {
     routeOf: (req) => (req as RoutedRequest)[kRoute],
     ipOf: () => undefined,
     subject: (req) => req,
   })
+  const remote = remoteOf(resolved, collector)
   return {
-    track: (req, res) => collector.track(req, res),
+    track: (req, res) => {
+      // The remote API's requests are not the app's traffic.
+      if (!remote?.matches(req)) collector.track(req, res)
+    },
+    handleRemote: (req, res) => {
+      if (remote === undefined || !remote.matches(req)) return false
+      void remote.handle(req, res)
+      return true
+    },
     setRoute: (req, route) => {
       ;(req as RoutedRequest)[kRoute] = route
     },

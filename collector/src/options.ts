@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { hostname } from 'node:os'
 import type { MonitorLevel } from './schema/types.js'
+import { resolveRemote, type RemoteOptions, type ResolvedRemote } from './remote/options.js'
 
 /**
  * What `groupBy`, `getIp` and an `ignore` predicate receive: Express's `req`,
@@ -43,6 +44,12 @@ export interface RoutemeterOptions {
   flushOnExit?: boolean
   /** Name of the machine the app runs on, kept with every request. Default `os.hostname()`. */
   node?: string
+  /**
+   * Serve the metrics file to the desktop app under `prefix` (default `/routemeter`), behind
+   * `Authorization: Bearer <token>`. `true` or `{}`: the token comes from env `ROUTEMETER_TOKEN`.
+   * Default off.
+   */
+  remote?: boolean | RemoteOptions
 }
 
 export interface ResolvedOptions {
@@ -60,6 +67,7 @@ export interface ResolvedOptions {
   levelPollInterval: number
   flushOnExit: boolean
   node: string
+  remote: ResolvedRemote | undefined
 }
 
 const KNOWN = new Set<string>([
@@ -77,6 +85,7 @@ const KNOWN = new Set<string>([
   'levelPollInterval',
   'flushOnExit',
   'node',
+  'remote',
 ])
 
 function bad(name: string, expected: string, value: unknown): TypeError {
@@ -165,5 +174,6 @@ export function resolveOptions(options: unknown = {}): ResolvedOptions {
     levelPollInterval: positiveInteger(o, 'levelPollInterval', 1000),
     flushOnExit,
     node: optionalString(o, 'node') ?? (hostname() || 'unknown'),
+    remote: resolveRemote(o.remote),
   }
 }

@@ -7,6 +7,7 @@ import {
   type RoutemeterHandle,
 } from '../core.js'
 import { resolveOptions, type RoutemeterOptions } from '../options.js'
+import { remoteOf } from '../remote/index.js'
 
 /*
  * Express 4 and 5 keep routes in a tree of routers. A route knows its own
@@ -203,9 +204,12 @@ export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): Route
     }),
   )
   let discovered = false
+  const remote = remoteOf(resolved, collector)
 
   const handle = app.handle
   app.handle = function routemeterHandle(this: unknown, req, res, next) {
+    // The remote API is answered ahead of the app's routing, and not recorded.
+    if (remote?.matches(req)) return void remote.handle(req, res)
     if (!discovered) {
       discovered = true
       discover()
@@ -238,11 +242,14 @@ export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddlewar
   const walk = (req: IncomingMessage): void =>
     collector.discover(walkApp((req as ExpressRequest).app))
   const collector: Collector = new Collector(resolved, expressHooks(walk))
+  const remote = remoteOf(resolved, collector)
   const middleware = (
     req: IncomingMessage,
     res: ServerResponse,
     next: (err?: unknown) => void,
   ): void => {
+    // A body parser registered earlier may have read the body already: it is in req.body.
+    if (remote?.matches(req)) return void remote.handle(req, res, (req as { body?: unknown }).body)
     const app = (req as { app?: object }).app
     if (app !== undefined && !apps.has(app)) {
       apps.add(app)

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Collector, handleOf, type DiscoveredRoute, type RoutemeterHandle } from '../core.js'
 import { resolveOptions, type RoutemeterOptions } from '../options.js'
+import { remoteOf } from '../remote/index.js'
 
 /*
  * Koa 2 and 3. @koa/router leaves the matched route's full template (router
@@ -22,6 +23,10 @@ interface KoaContext {
   _matchedRoute?: string | RegExp
   /** @koa/router: the layers whose path matched, routes and router.use() middleware */
   matched?: RouterLayer[]
+  /** false: Koa leaves the response to the middleware (the remote API answers it) */
+  respond?: boolean
+  /** a body parser's result */
+  request?: { body?: unknown }
 }
 
 /** A Koa application, as far as the adapter needs one. */
@@ -92,12 +97,16 @@ const koaHooks = {
 
 /** Installs the collector on a Koa app: every request is timed before any middleware runs. */
 export function bindKoa(app: KoaApp, options?: RoutemeterOptions): RoutemeterHandle {
-  const collector = new Collector<KoaContext>(resolveOptions(options), koaHooks)
+  const resolved = resolveOptions(options)
+  const collector = new Collector<KoaContext>(resolved, koaHooks)
+  const remote = remoteOf(resolved, collector)
   const discover = (): void => collector.discover(koaRoutes(app))
   let discovered = false
 
   const handleRequest = app.handleRequest
   app.handleRequest = function routemeterHandleRequest(this: unknown, ctx, fnMiddleware) {
+    // The remote API is answered ahead of the app's middleware, and not recorded.
+    if (remote?.matches(ctx.req)) return remote.handle(ctx.req, ctx.res)
     if (!discovered) {
       discovered = true
       discover()
@@ -119,9 +128,15 @@ export type KoaMiddleware = ((ctx: KoaContext, next: () => Promise<unknown>) => 
 
 /** The explicit middleware: times requests from where it is registered. */
 export function koaMiddleware(options?: RoutemeterOptions): KoaMiddleware {
-  const collector = new Collector<KoaContext>(resolveOptions(options), koaHooks)
+  const resolved = resolveOptions(options)
+  const collector = new Collector<KoaContext>(resolved, koaHooks)
+  const remote = remoteOf(resolved, collector)
   const apps = new WeakSet<object>()
   const middleware = (ctx: KoaContext, next: () => Promise<unknown>): Promise<unknown> => {
+    if (remote?.matches(ctx.req)) {
+      ctx.respond = false
+      return remote.handle(ctx.req, ctx.res, ctx.request?.body)
+    }
     const app = ctx.app as KoaApp | undefined
     if (app !== undefined && !apps.has(app) && isKoaApp(app)) {
       apps.add(app)

@@ -11,19 +11,29 @@ import {
   Menu,
   net,
   protocol,
+  safeStorage,
   session,
   type MenuItemConstructorOptions,
 } from 'electron'
 import { existsSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import type { ApiError, FileEvent, FileInfo } from './api/contract.js'
+import type { ApiError, FileEvent, FileInfo, MenuCommand } from './api/contract.js'
 import { toApiError } from './api/errors.js'
-import { API_METHODS } from './api/validate.js'
+import { API_METHODS, SOURCES_METHODS } from './api/validate.js'
 import { DashboardService } from './services/dashboard.js'
 import { setNativeBinding } from './services/database.js'
 import { createDemoDatabase } from './services/demo.js'
-import { apiChannel, CHANNELS, createIpcHandlers, respond } from './shell/handlers.js'
+import { SourcesService } from './services/sources/service.js'
+import {
+  apiChannel,
+  CHANNELS,
+  createIpcHandlers,
+  createSourcesHandlers,
+  respond,
+  sourcesChannel,
+} from './shell/handlers.js'
+import { encryptedServerStore } from './shell/server-store.js'
 import { RecentFiles } from './shell/recent.js'
 import {
   APP_ORIGIN,
@@ -54,6 +64,7 @@ if (!primary) app.quit()
 const service = new DashboardService()
 let window: BrowserWindow | null = null
 let recent: RecentFiles
+let sources: SourcesService
 let startupError: ApiError | null = null
 /** the file on screen, for the window title */
 let shown: FileInfo | null = null
@@ -116,6 +127,11 @@ function nativeBindingPath(): string {
   return electronNativeBinding(app.getAppPath(), process.versions.electron)
 }
 
+/** Menu items that need the UI's dialogs: the window is asked to show them. */
+function menuCommand(command: MenuCommand): void {
+  window?.webContents.send(CHANNELS.menuCommand, command)
+}
+
 function buildMenu(): void {
   const recentItems: MenuItemConstructorOptions[] = recent.list().map((path) => ({
     label: path,
@@ -147,6 +163,10 @@ function buildMenu(): void {
         },
         { label: 'Open Demo Database', click: () => openFromMenu(openDemo) },
         { type: 'separator' },
+        { label: 'Open from Server…', click: () => menuCommand('open-server') },
+        { label: 'Open Several as One…', click: () => menuCommand('open-several') },
+        { label: 'Refresh from Server', click: () => menuCommand('refresh') },
+        { type: 'separator' },
         process.platform === 'darwin' ? { role: 'close' } : { role: 'quit' },
       ],
     },
@@ -175,6 +195,16 @@ function registerIpc(): void {
   for (const method of API_METHODS) {
     const handler: (args: unknown) => Promise<unknown> = handlers[method]
     ipcMain.handle(apiChannel(method), (event, args: unknown) => {
+      if (!fromApp(event)) {
+        return { ok: false, error: { code: 'BAD_ARGUMENT', message: 'unknown sender' } }
+      }
+      return respond(() => handler(args))
+    })
+  }
+  const sourcesHandlers = createSourcesHandlers(sources)
+  for (const method of SOURCES_METHODS) {
+    const handler: (args: unknown) => Promise<unknown> = sourcesHandlers[method]
+    ipcMain.handle(sourcesChannel(method), (event, args: unknown) => {
       if (!fromApp(event)) {
         return { ok: false, error: { code: 'BAD_ARGUMENT', message: 'unknown sender' } }
       }
@@ -285,6 +315,7 @@ app.on('web-contents-created', (_event, contents) => {
 app.on('window-all-closed', () => app.quit())
 
 app.on('will-quit', () => {
+  void sources?.close()
   void service.close()
 })
 
@@ -305,6 +336,12 @@ void app.whenReady().then(async () => {
     callback(false),
   )
   recent = new RecentFiles(join(app.getPath('userData'), 'recent.json'))
+  // Pulled copies and merged datasets in the profile; tokens encrypted with the OS keychain's key.
+  sources = new SourcesService({
+    files: service,
+    dataDir: join(app.getPath('userData'), 'servers'),
+    store: encryptedServerStore(join(app.getPath('userData'), 'servers.json'), safeStorage),
+  })
   serveRenderer()
   registerIpc()
   await openStartupFile()

@@ -300,7 +300,12 @@ export interface DashboardBridge extends DashboardApi {
   readonly transport: 'desktop' | 'web'
   /** servers, pulled copies and merged datasets; absent where the transport has none */
   readonly sources?: SourcesApi
+  /** desktop: calls `listener` when a menu item asks the UI for something; returns the unsubscribe */
+  onMenuCommand?(listener: (command: MenuCommand) => void): () => void
 }
+
+/** What the desktop menu asks of the UI. */
+export type MenuCommand = 'open-server' | 'open-several' | 'refresh'
 
 /** A server the user added: its token never crosses to the UI. */
 export interface ServerEntry {

@@ -11,9 +11,14 @@ import type {
   DashboardBridge,
   FileEvent,
   FileInfo,
+  MenuCommand,
+  SourcesApi,
+  SourcesArgs,
+  SourcesMethod,
+  SourcesResult,
 } from '../api/contract.js'
 import type { ApiResponse } from '../api/dispatch.js'
-import { apiChannel, CHANNELS } from '../shell/channels.js'
+import { apiChannel, CHANNELS, sourcesChannel } from '../shell/channels.js'
 
 /** Rejects with the ApiError itself (plain data crosses contextBridge intact). */
 function unwrap<T>(response: ApiResponse<T>): T {
@@ -25,7 +30,37 @@ async function invoke<M extends ApiMethod>(method: M, args: ApiArgs<M>): Promise
   return unwrap((await ipcRenderer.invoke(apiChannel(method), args)) as ApiResponse<ApiResult<M>>)
 }
 
+async function invokeSources<M extends SourcesMethod>(
+  method: M,
+  args: SourcesArgs<M>,
+): Promise<SourcesResult<M>> {
+  const response = (await ipcRenderer.invoke(sourcesChannel(method), args)) as ApiResponse<
+    SourcesResult<M>
+  >
+  return unwrap(response)
+}
+
+const sources: SourcesApi = {
+  state: (args) => invokeSources('state', args),
+  addServer: (args) => invokeSources('addServer', args),
+  removeServer: (args) => invokeSources('removeServer', args),
+  pull: (args) => invokeSources('pull', args),
+  cancelPull: (args) => invokeSources('cancelPull', args),
+  refresh: (args) => invokeSources('refresh', args),
+  open: (args) => invokeSources('open', args),
+  setLevel: (args) => invokeSources('setLevel', args),
+}
+
 const bridge: DashboardBridge = {
+  sources,
+  onMenuCommand(listener) {
+    const handler = (_event: Electron.IpcRendererEvent, command: MenuCommand): void =>
+      listener(command)
+    ipcRenderer.on(CHANNELS.menuCommand, handler)
+    return () => {
+      ipcRenderer.removeListener(CHANNELS.menuCommand, handler)
+    }
+  },
   transport: 'desktop',
   info: (args) => invoke('info', args),
   openFile: (args) => invoke('openFile', args),

@@ -3,10 +3,19 @@
  * each validating its argument before the service sees it. main (index.ts)
  * registers one `ipcMain.handle` per entry; tests call them directly.
  */
-import type { ApiError, ApiMethod, ApiResult, DashboardApi, FileInfo } from '../api/contract.js'
+import type {
+  ApiError,
+  ApiMethod,
+  ApiResult,
+  DashboardApi,
+  FileInfo,
+  SourcesApi,
+  SourcesMethod,
+  SourcesResult,
+} from '../api/contract.js'
 import type { ApiResponse } from '../api/dispatch.js'
 import { toApiError } from '../api/errors.js'
-import { validateArgs } from '../api/validate.js'
+import { SOURCES_METHODS, validateArgs, validateSourcesArgs } from '../api/validate.js'
 
 /** A renamed or missing method in the contract fails the build here. */
 export type IpcHandlers = { readonly [M in ApiMethod]: (args: unknown) => Promise<ApiResult<M>> }
@@ -47,6 +56,20 @@ export function createIpcHandlers(service: DashboardApi, shell: ShellHooks): Ipc
   } satisfies IpcHandlers
 }
 
+export type SourcesHandlers = {
+  readonly [M in SourcesMethod]: (args: unknown) => Promise<SourcesResult<M>>
+}
+
+/** One handler per sources method (channel `sources:<method>`), each validating its argument. */
+export function createSourcesHandlers(sources: SourcesApi): SourcesHandlers {
+  const handlers: Partial<Record<SourcesMethod, (args: unknown) => Promise<unknown>>> = {}
+  for (const method of SOURCES_METHODS) {
+    const call = sources[method] as (args: unknown) => Promise<unknown>
+    handlers[method] = (args) => call.call(sources, validateSourcesArgs(method, args))
+  }
+  return handlers as SourcesHandlers
+}
+
 /** IPC keeps only the message of a thrown error: answers travel as data instead. */
 export async function respond<T>(run: () => Promise<T>): Promise<ApiResponse<T>> {
   try {
@@ -56,4 +79,4 @@ export async function respond<T>(run: () => Promise<T>): Promise<ApiResponse<T>>
   }
 }
 
-export { apiChannel, CHANNELS } from './channels.js'
+export { apiChannel, CHANNELS, sourcesChannel } from './channels.js'

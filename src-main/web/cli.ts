@@ -10,11 +10,15 @@ import { parseArgs } from 'node:util'
 import { toApiError } from '../api/errors.js'
 import { DashboardService } from '../services/dashboard.js'
 import { createDemoDatabase } from '../services/demo.js'
+import { SourcesService } from '../services/sources/service.js'
 import { startWebServer } from './server.js'
 
 export const USAGE =
   'usage: serve [path/to/metrics.db] [--port N] [--host H] [--static DIR] [--allow-open]\n' +
-  '  without a file, a generated demo database is shown'
+  '             [--allow-remote] [--data-dir DIR]\n' +
+  '  without a file, a generated demo database is shown\n' +
+  '  --allow-remote: let the browser add servers and pull their metrics (outgoing requests)\n' +
+  '  --data-dir: where pulled copies and merged files go (default: a folder in the OS temp folder)'
 
 export interface ServeOptions {
   /** the metrics file; undefined: the demo database */
@@ -23,6 +27,10 @@ export interface ServeOptions {
   port: number
   staticDir: string
   allowOpen: boolean
+  /** the browser may add servers: this process then makes outgoing requests; default false */
+  allowRemote?: boolean
+  /** pulled copies and merged datasets; default a folder in the OS temp folder */
+  dataDir?: string
 }
 
 /** Parses the arguments; throws an Error whose message is for the person who typed them. */
@@ -36,6 +44,8 @@ export function parseServeArgs(argv: readonly string[], defaultStaticDir: string
       host: { type: 'string' },
       static: { type: 'string' },
       'allow-open': { type: 'boolean' },
+      'allow-remote': { type: 'boolean' },
+      'data-dir': { type: 'string' },
     },
   })
   if (positionals.length > 1) throw new Error('one metrics file at most')
@@ -51,6 +61,8 @@ export function parseServeArgs(argv: readonly string[], defaultStaticDir: string
     port,
     staticDir: resolve(values.static ?? defaultStaticDir),
     allowOpen: values['allow-open'] ?? false,
+    ...(values['allow-remote'] === true ? { allowRemote: true } : {}),
+    ...(values['data-dir'] === undefined ? {} : { dataDir: resolve(values['data-dir']) }),
   }
 }
 
@@ -98,8 +110,17 @@ export async function runServe(
   if (!existsSync(join(options.staticDir, 'index.html'))) {
     console.warn(`No renderer build in ${options.staticDir}: only the API is served.`)
   }
+  // Servers and their tokens live in memory only in web mode.
+  const dataDir = options.dataDir ?? join(tmpdir(), 'routemeter-data', String(process.pid))
+  const sources = new SourcesService({
+    files: service,
+    dataDir,
+    remoteAllowed: options.allowRemote ?? false,
+    openAllowed: options.allowOpen,
+  })
   const server = await startWebServer({
     service,
+    sources,
     host: options.host,
     port: options.port,
     staticDir: options.staticDir,
@@ -115,7 +136,10 @@ export async function runServe(
     file,
     async stop() {
       await server.close()
+      await sources.close()
       await service.close()
+      // Copies pulled into the default folder go with the server, like the tokens.
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true })
     },
   }
 }

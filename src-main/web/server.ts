@@ -14,10 +14,18 @@ import type { Server } from 'node:http'
 import { isIP, type AddressInfo } from 'node:net'
 import { extname, join, resolve, sep } from 'node:path'
 import { PassThrough } from 'node:stream'
-import type { ApiError, ApiMethod, DashboardApi, FileEvent } from '../api/contract.js'
+import type { ApiError, ApiMethod, DashboardApi, FileEvent, SourcesApi } from '../api/contract.js'
+import { SOURCES_READ_METHODS } from '../api/contract.js'
 import { badArgument, DashboardError, toApiError } from '../api/errors.js'
 import { argsFromQuery, httpStatus, isWriteMethod } from '../api/http.js'
-import { API_METHODS, isApiMethod, validateArgs } from '../api/validate.js'
+import {
+  API_METHODS,
+  isApiMethod,
+  isSourcesMethod,
+  SOURCES_METHODS,
+  validateArgs,
+  validateSourcesArgs,
+} from '../api/validate.js'
 import { CONTENT_SECURITY_POLICY } from '../shell/security.js'
 
 /** What the server needs of the service: the API and its file events. */
@@ -37,6 +45,8 @@ export interface WebServerOptions {
   allowOpen?: boolean
   /** ms between two heartbeat comments on the event stream; default 15 000 */
   heartbeatMs?: number
+  /** servers and merged datasets, under /api/sources/<method>; absent: not served */
+  sources?: SourcesApi
 }
 
 export interface WebServer {
@@ -191,6 +201,46 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       sendError(ctx, toApiError(error))
     }
   }
+
+  // Servers and datasets: GET /api/sources/state, POST /api/sources/<method> with a JSON body.
+  router.all('/sources/:method', async (ctx) => {
+    const name = ctx.params.method
+    const sources = options.sources
+    if (sources === undefined || !isSourcesMethod(name)) {
+      sendError(
+        ctx,
+        {
+          code: 'BAD_ARGUMENT',
+          message:
+            sources === undefined
+              ? 'this server has no sources API'
+              : `unknown sources method "${name}"; known: ${SOURCES_METHODS.join(', ')}`,
+        },
+        404,
+      )
+      return
+    }
+    const read = SOURCES_READ_METHODS.includes(name)
+    if (ctx.method !== (read ? 'GET' : 'POST')) {
+      ctx.set('Allow', read ? 'GET' : 'POST')
+      sendError(
+        ctx,
+        { code: 'BAD_ARGUMENT', message: `${name} is called with ${read ? 'GET' : 'POST'}` },
+        405,
+      )
+      return
+    }
+    try {
+      const args = read ? {} : await readJsonBody(ctx)
+      const valid = validateSourcesArgs(name, args)
+      const call = sources[name] as (args: unknown) => Promise<unknown>
+      ctx.status = 200
+      ctx.set('Cache-Control', 'no-store')
+      ctx.body = await call.call(sources, valid)
+    } catch (error) {
+      sendError(ctx, toApiError(error))
+    }
+  })
 
   router.all('/:method', async (ctx) => {
     const name = ctx.params.method

@@ -7,6 +7,10 @@ import {
   type ApiResult,
   type DashboardBridge,
   type FileEvent,
+  type SourcesApi,
+  type SourcesArgs,
+  type SourcesMethod,
+  type SourcesResult,
 } from './types'
 
 /** Thrown by the web transport: an ApiError that is also an Error. */
@@ -73,6 +77,54 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
     return body as ApiResult<M>
   }
 
+  /** Servers and datasets: GET /api/sources/state, POST for the others. */
+  async function callSources<M extends SourcesMethod>(
+    method: M,
+    args: SourcesArgs<M>,
+  ): Promise<SourcesResult<M>> {
+    const read = method === 'state'
+    let response: Response
+    try {
+      response = await fetch(
+        new URL(`sources/${method}`, base),
+        read
+          ? undefined
+          : {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify(args),
+            },
+      )
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error)
+      throw new HttpApiError(
+        'INTERNAL',
+        `Cannot reach the Routemeter server at ${base.origin} (${reason}). Is it still running?`,
+      )
+    }
+    const body: unknown = await response.json().catch(() => undefined)
+    if (!response.ok) {
+      const error = (body as { error?: unknown } | undefined)?.error
+      if (isApiError(error)) throw new HttpApiError(error.code, error.message)
+      throw new HttpApiError(
+        'INTERNAL',
+        `The server answered ${response.status} ${response.statusText}`,
+      )
+    }
+    return body as SourcesResult<M>
+  }
+
+  const sources: SourcesApi = {
+    state: (args) => callSources('state', args),
+    addServer: (args) => callSources('addServer', args),
+    removeServer: (args) => callSources('removeServer', args),
+    pull: (args) => callSources('pull', args),
+    cancelPull: (args) => callSources('cancelPull', args),
+    refresh: (args) => callSources('refresh', args),
+    open: (args) => callSources('open', args),
+    setLevel: (args) => callSources('setLevel', args),
+  }
+
   const listeners = new Set<(event: FileEvent) => void>()
   let source: EventSource | null = null
   let lostConnection = false
@@ -106,6 +158,7 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
 
   return {
     transport: 'web',
+    sources,
     info: (args) => call('info', args),
     openFile: (args) => call('openFile', args),
     endpoints: (args) => call('endpoints', args),

@@ -355,6 +355,8 @@ export interface SourcesState {
   pull: PullProgress | null
   /** why the last download failed; cleared by the next one */
   pullError: ApiError | null
+  /** the last download that succeeded (a refresh says whether only what was new came) */
+  lastPull: PullProgress | null
   /** what the open dataset is made of; one file source for a plain file, null when none */
   dataset: DatasetSource[] | null
 }

@@ -261,8 +261,8 @@ export class RemoteClient {
             `announced ${announced}; nothing was saved. Try again.`,
         )
       }
-      useRollbackJournal(part)
       if (options.check ?? true) checkCopy(part, this.label)
+      useRollbackJournal(part)
       renameSync(part, dest)
     } catch (error) {
       rmSync(part, { force: true })

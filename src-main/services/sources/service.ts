@@ -87,6 +87,7 @@ export class SourcesService implements SourcesApi {
   private servers: StoredServer[]
   private running: RunningPull | null = null
   private pullError: ReturnType<typeof toApiError> | null = null
+  private lastPull: PullProgress | null = null
   private dataset: Dataset | null = null
   /** one merge at a time: a change seen while merging merges again afterwards */
   private merging: Promise<void> = Promise.resolve()
@@ -146,6 +147,7 @@ export class SourcesService implements SourcesApi {
       servers: this.servers.map((server) => this.entry(server)),
       pull: this.running === null ? null : { ...this.running.progress },
       pullError: this.pullError,
+      lastPull: this.lastPull,
       dataset: this.datasetSources(),
     }
   }
@@ -202,7 +204,9 @@ export class SourcesService implements SourcesApi {
     this.running = { progress, controller }
     this.pullError = null
     try {
-      return await run(client, controller.signal, progress)
+      const result = await run(client, controller.signal, progress)
+      this.lastPull = { ...progress }
+      return result
     } catch (error) {
       this.pullError = toApiError(error)
       throw error
@@ -216,11 +220,13 @@ export class SourcesService implements SourcesApi {
     signal: AbortSignal,
     progress: PullProgress,
   ): Promise<void> {
-    progress.phase = 'downloading'
+    progress.phase = 'connecting'
     progress.incremental = false
     await client.download(this.copyPath(progress.serverId), {
       signal,
       onProgress: ({ receivedBytes, totalBytes }) => {
+        // The first report comes with the response's headers.
+        progress.phase = 'downloading'
         progress.receivedBytes = receivedBytes
         progress.totalBytes = totalBytes
         if (totalBytes !== null && receivedBytes >= totalBytes) progress.phase = 'checking'
@@ -251,12 +257,12 @@ export class SourcesService implements SourcesApi {
       const delta = join(this.dataDir, `${id}.delta.db`)
       const part = partPath(copy)
       try {
-        progress.phase = 'downloading'
         await client.download(delta, {
           since,
           signal,
           check: false,
           onProgress: ({ receivedBytes, totalBytes }) => {
+            progress.phase = 'downloading'
             progress.receivedBytes = receivedBytes
             progress.totalBytes = totalBytes
           },

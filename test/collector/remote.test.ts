@@ -1,0 +1,564 @@
+/*
+ * The collector's remote API (issue 5), over real HTTP: Koa 2 and 3 and
+ * Express 4 and 5 apps in their own processes (fixtures/remote-service.ts),
+ * snapshots gunzipped and opened with better-sqlite3 and compared with the
+ * server's file; and in this process, the options and the middleware forms.
+ */
+import express from 'express'
+import Koa from 'koa'
+import { existsSync, writeFileSync } from 'node:fs'
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import { join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  bind,
+  createCollector,
+  express as expressMiddleware,
+  koa as koaMiddleware,
+} from 'routemeter'
+import { SCHEMA_VERSION } from 'routemeter/schema'
+import { failureDelay, FailureThrottle } from '../../collector/src/remote/auth.js'
+import {
+  AUTH,
+  fetchRaw,
+  RemoteService,
+  snapshotDirs,
+  TOKEN,
+  type Fetched,
+} from '../fixtures/remote-service-client.js'
+import {
+  countRequests,
+  defer,
+  listen,
+  makeTempDir,
+  removeTempDirs,
+  tempDatabase,
+  waitFor,
+  withDb,
+} from './helpers.js'
+
+afterAll(removeTempDirs)
+
+const json = (reply: Fetched): unknown => JSON.parse(reply.body.toString('utf8'))
+
+/** Tables of a metrics file (SQLite's own excepted). */
+function tableNames(path: string): string[] {
+  return withDb(path, (db) =>
+    db
+      .prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name",
+      )
+      .pluck()
+      .all(),
+  ) as string[]
+}
+
+/** A table's rows as JSON, sorted: comparable whatever the table's key. */
+function rowsOf(path: string, table: string, where = ''): string[] {
+  return withDb(path, (db) =>
+    (db.prepare(`SELECT * FROM "${table}" ${where}`).all() as unknown[])
+      .map((row) => JSON.stringify(row))
+      .sort(),
+  )
+}
+
+const isRollup = (table: string): boolean => /rollup/i.test(table)
+
+/** Gunzips a snapshot reply into a file of its own. */
+function saveSnapshot(reply: Fetched): string {
+  const path = join(makeTempDir(), 'copy.db')
+  writeFileSync(path, gunzipSync(reply.body))
+  return path
+}
+
+// ---------------------------------------------------------------- a real service per framework
+
+describe.each(['koa', 'koa2', 'express', 'express4'])('remote API of a %s service', (framework) => {
+  let service: RemoteService
+  /** requests of the app's own routes sent so far: exactly what the file may hold */
+  let appRequests = 0
+
+  async function traffic(paths: string[]): Promise<void> {
+    for (const path of paths) {
+      expect(await service.get(path)).toBe(200)
+      appRequests++
+    }
+  }
+
+  const written = (): Promise<number> =>
+    waitFor(`${appRequests} requests in the file`, () => {
+      const count = countRequests(service.database)
+      return count === appRequests && count
+    })
+
+  beforeAll(async () => {
+    service = await new RemoteService(framework).start()
+    await traffic([
+      ...Array.from({ length: 30 }, (_, i) => `/books/${i % 7}`),
+      '/books/',
+      '/books/',
+    ])
+    await written()
+  })
+
+  afterAll(async () => {
+    await service?.stop()
+    expect(service?.errors ?? []).toEqual([])
+  })
+
+  it('GET /info describes the server file', async () => {
+    const reply = await service.remote('/info')
+    expect(reply.status).toBe(200)
+    expect(reply.headers['content-type']).toMatch(/^application\/json/)
+    const facts = withDb(service.database, (db) => ({
+      requests: db.prepare('SELECT count(*) FROM request').pluck().get(),
+      endpoints: db.prepare('SELECT count(*) FROM endpoint').pluck().get(),
+      firstRequest: db.prepare('SELECT min(time) FROM request').pluck().get(),
+      lastRequest: db.prepare('SELECT max(time) FROM request').pluck().get(),
+      lastRequestId: db.prepare('SELECT max(id) FROM request').pluck().get(),
+      fileBytes:
+        (db.pragma('page_count', { simple: true }) as number) *
+        (db.pragma('page_size', { simple: true }) as number),
+    }))
+    expect(json(reply)).toEqual({
+      schemaVersion: SCHEMA_VERSION,
+      node: `node-${framework}`,
+      appVersion: 'remote-test',
+      ...facts,
+    })
+    expect(facts.requests).toBe(appRequests)
+  })
+
+  it('GET /snapshot is a gzip of a file with the same rows as the server file', async () => {
+    const reply = await service.remote('/snapshot')
+    expect(reply.status).toBe(200)
+    expect(reply.headers['content-type']).toBe('application/gzip')
+    expect(Number(reply.headers['content-length'])).toBe(reply.body.length)
+    expect(reply.headers['x-routemeter-node']).toBe(`node-${framework}`)
+    expect(Number(reply.headers['x-routemeter-schema'])).toBe(SCHEMA_VERSION)
+    expect(reply.headers['x-routemeter-since']).toBeUndefined()
+    const copy = saveSnapshot(reply)
+    expect(Number(reply.headers['x-routemeter-uncompressed-length'])).toBe(
+      gunzipSync(reply.body).length,
+    )
+
+    const tables = tableNames(service.database)
+    expect(tables).toEqual(expect.arrayContaining(['endpoint', 'node', 'request', 'version']))
+    expect(tableNames(copy)).toEqual(tables)
+    for (const table of tables) {
+      expect(rowsOf(copy, table), table).toEqual(rowsOf(service.database, table))
+    }
+    expect(rowsOf(copy, 'request')).toHaveLength(appRequests)
+    const lastId = withDb(service.database, (db) =>
+      db.prepare('SELECT max(id) FROM request').pluck().get(),
+    )
+    expect(Number(reply.headers['x-routemeter-last-request-id'])).toBe(lastId)
+    withDb(copy, (db) => {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+      expect(db.pragma('application_id', { simple: true })).toBe(0x524d5452)
+      // A file of its own: no WAL to carry along.
+      expect(db.pragma('journal_mode', { simple: true })).toBe('delete')
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok')
+    })
+    // Removed once the response has ended (just after the client got its last byte).
+    await waitFor('the snapshot folder to be removed', () => snapshotDirs(service.tmp).length === 0)
+  })
+
+  it('GET /snapshot?since=<id> holds every other table in full and only the newer requests', async () => {
+    const ids = withDb(
+      service.database,
+      (db) => db.prepare('SELECT id FROM request ORDER BY id').pluck().all() as number[],
+    )
+    const since = ids[Math.floor(ids.length / 2)]!
+    const reply = await service.remote(`/snapshot?since=${since}`)
+    expect(reply.status).toBe(200)
+    expect(reply.headers['content-type']).toBe('application/gzip')
+    expect(Number(reply.headers['x-routemeter-since'])).toBe(since)
+    expect(Number(reply.headers['x-routemeter-last-request-id'])).toBe(ids.at(-1))
+    expect(Number(reply.headers['content-length'])).toBe(reply.body.length)
+    const copy = saveSnapshot(reply)
+    expect(Number(reply.headers['x-routemeter-uncompressed-length'])).toBe(
+      gunzipSync(reply.body).length,
+    )
+
+    const newer = rowsOf(service.database, 'request', `WHERE id > ${since}`)
+    expect(newer.length).toBe(ids.length - ids.indexOf(since) - 1)
+    expect(rowsOf(copy, 'request')).toEqual(newer)
+    const tables = tableNames(service.database)
+    expect(tableNames(copy)).toEqual(tables)
+    for (const table of tables) {
+      if (table === 'request') continue
+      if (isRollup(table)) expect(rowsOf(copy, table), table).toEqual([])
+      else if (table === 'meta') {
+        // the rollups' watermark goes with the rollups
+        const meta = rowsOf(service.database, 'meta').filter((row) => !row.includes('rollup'))
+        expect(rowsOf(copy, 'meta')).toEqual(meta)
+      } else expect(rowsOf(copy, table), table).toEqual(rowsOf(service.database, table))
+    }
+    withDb(copy, (db) => {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok')
+    })
+
+    const nothingNew = await service.remote(`/snapshot?since=${ids.at(-1)}`)
+    expect(rowsOf(saveSnapshot(nothingNew), 'request')).toEqual([])
+    for (const bad of ['-1', 'abc', '1.5', '']) {
+      const refused = await service.remote(`/snapshot?since=${bad}`)
+      expect(refused.status, bad).toBe(400)
+      expect(json(refused)).toEqual({ error: expect.stringMatching(/since/) })
+    }
+  })
+
+  it('concurrent snapshots while the app serves are each a consistent copy', async () => {
+    let serving = true
+    const load = (async () => {
+      for (let i = 0; serving; i++) await traffic([`/books/${i % 5}`])
+    })()
+    const replies = await Promise.all([
+      service.remote('/snapshot'),
+      service.remote('/snapshot'),
+      service.remote('/snapshot?since=3'),
+      service.remote('/snapshot'),
+    ])
+    serving = false
+    await load
+    await written()
+    for (const reply of replies) {
+      expect(reply.status).toBe(200)
+      const copy = saveSnapshot(reply)
+      const last = Number(reply.headers['x-routemeter-last-request-id'])
+      const since = Number(reply.headers['x-routemeter-since'] ?? 0)
+      // Consistent: exactly the server's requests up to the copy's last id, none missing.
+      expect(rowsOf(copy, 'request')).toEqual(
+        rowsOf(service.database, 'request', `WHERE id > ${since} AND id <= ${last}`),
+      )
+      withDb(copy, (db) => expect(db.pragma('integrity_check', { simple: true })).toBe('ok'))
+    }
+    await waitFor(
+      'the snapshot folders to be removed',
+      () => snapshotDirs(service.tmp).length === 0,
+    )
+  })
+
+  it('refuses a missing or wrong token with 401 and no data', async () => {
+    const wrong = [
+      undefined,
+      'Bearer',
+      `Bearer ${TOKEN.slice(0, -1)}x`,
+      `Bearer ${TOKEN}x`,
+      `Basic ${Buffer.from(`user:${TOKEN}`).toString('base64')}`,
+    ]
+    const route = '/books/:id'
+    const levelBefore = withDb(service.database, (db) =>
+      db
+        .prepare("SELECT monitor_level FROM endpoint WHERE route = ? AND method = 'GET'")
+        .pluck()
+        .get(route),
+    )
+    // Each from its own client address: a client's first failures are not slowed.
+    let client = 10
+    for (const authorization of wrong) {
+      for (const [method, path] of [
+        ['GET', '/info'],
+        ['GET', '/snapshot'],
+        ['GET', '/snapshot?since=0'],
+        ['POST', '/levels'],
+        ['GET', '/nothing-here'],
+      ] as const) {
+        const reply = await fetchRaw(`${service.url}/routemeter${path}`, {
+          method,
+          headers: authorization === undefined ? {} : { authorization },
+          body: method === 'POST' ? JSON.stringify({ method: 'GET', route, level: 0 }) : undefined,
+          localAddress: `127.0.1.${client++}`,
+        })
+        expect(reply.status, `${authorization} ${path}`).toBe(401)
+        expect(reply.headers['www-authenticate']).toBe('Bearer')
+        expect(reply.headers['content-type']).toMatch(/^application\/json/)
+        const body = json(reply) as Record<string, unknown>
+        expect(Object.keys(body)).toEqual(['error'])
+        expect(body.error).toMatch(authorization?.startsWith('Bearer ') ? /wrong token/ : /missing/)
+        expect(reply.body.length).toBeLessThan(200)
+      }
+    }
+    const levelAfter = withDb(service.database, (db) =>
+      db
+        .prepare("SELECT monitor_level FROM endpoint WHERE route = ? AND method = 'GET'")
+        .pluck()
+        .get(route),
+    )
+    expect(levelAfter).toBe(levelBefore)
+    expect(snapshotDirs(service.tmp)).toEqual([])
+  })
+
+  it('slows down repeated failures from one client, and a success starts it afresh', async () => {
+    const fail = async (localAddress: string): Promise<number> => {
+      const started = performance.now()
+      const reply = await fetchRaw(`${service.url}/routemeter/info`, {
+        headers: { authorization: 'Bearer not-the-token-at-all' },
+        localAddress,
+      })
+      expect(reply.status).toBe(401)
+      return performance.now() - started
+    }
+    for (let i = 0; i < 5; i++) await fail('127.0.0.2')
+    // Lower bounds only: a loaded machine may be slower, never faster than the delay.
+    expect(await fail('127.0.0.2')).toBeGreaterThanOrEqual(99)
+    expect(await fail('127.0.0.2')).toBeGreaterThanOrEqual(199)
+    expect(await fail('127.0.0.2')).toBeGreaterThanOrEqual(399)
+    // Another client is not slowed (its answer comes long before the 800 ms the 9th would take).
+    expect(await fail('127.0.0.3')).toBeLessThan(800)
+    const ok = await fetchRaw(`${service.url}/routemeter/info`, {
+      headers: AUTH,
+      localAddress: '127.0.0.2',
+    })
+    expect(ok.status).toBe(200)
+    expect(await fail('127.0.0.2')).toBeLessThan(800)
+  })
+
+  it('POST /levels changes a monitor level that the next requests follow', async () => {
+    const route = '/books/:id'
+    const endpoint = () =>
+      withDb(
+        service.database,
+        (db) =>
+          db
+            .prepare(
+              `SELECT e.monitor_level AS level, e.last_requested AS lastRequested,
+                      (SELECT count(*) FROM request r WHERE r.endpoint_id = e.id) AS requests
+               FROM endpoint e WHERE e.method = 'GET' AND e.route = ?`,
+            )
+            .get(route) as { level: number; lastRequested: number; requests: number },
+      )
+    const post = (body: unknown) =>
+      service.remote('/levels', { method: 'POST', body: JSON.stringify(body) })
+
+    const reply = await post({ method: 'GET', route, level: 0 })
+    expect(reply.status).toBe(200)
+    expect(json(reply)).toEqual({ method: 'GET', route, level: 0 })
+    const before = endpoint()
+    expect(before.level).toBe(0)
+
+    // The service polls levels every 10 minutes: only the API's refresh can apply it this soon.
+    await traffic(['/books/41', '/books/42', '/books/43'])
+    appRequests -= 3 // level 0: not recorded
+    await waitFor(
+      'the endpoint to be touched',
+      () => endpoint().lastRequested > before.lastRequested,
+    )
+    expect(endpoint().requests).toBe(before.requests)
+
+    expect((await post({ method: 'get', route, level: 1 })).status).toBe(200)
+    await traffic(['/books/44'])
+    await written()
+    expect(endpoint()).toMatchObject({ level: 1, requests: before.requests + 1 })
+
+    const refusals: Array<[unknown, number, RegExp]> = [
+      [{ method: 'GET', route: '/nowhere/:id', level: 0 }, 404, /no endpoint GET \/nowhere/],
+      [{ method: 'GET', route, level: 4 }, 400, /level/],
+      [{ method: 'GET', route, level: '1' }, 400, /level/],
+      [{ method: 'GET', level: 1 }, 400, /route/],
+      [{ route, level: 1 }, 400, /method/],
+      [[1, 2], 400, /JSON object/],
+      [{ method: 'GET', route, level: 2, padding: 'x'.repeat(17_000) }, 400, /at most 16384 bytes/],
+    ]
+    for (const [body, status, message] of refusals) {
+      const refused = await post(body)
+      expect(refused.status, JSON.stringify(body).slice(0, 80)).toBe(status)
+      expect(json(refused)).toEqual({ error: expect.stringMatching(message) })
+    }
+    const notJson = await service.remote('/levels', { method: 'POST', body: '{"method": ' })
+    expect(notJson.status).toBe(400)
+    expect(json(notJson)).toEqual({ error: 'the body is not valid JSON' })
+    const wrongMethod = await service.remote('/levels')
+    expect(wrongMethod.status).toBe(405)
+    expect(wrongMethod.headers.allow).toBe('POST')
+    expect((await service.remote('/snapshot', { method: 'POST' })).status).toBe(405)
+    expect((await service.remote('/elsewhere')).status).toBe(404)
+    expect(endpoint().level).toBe(1)
+  })
+
+  it('an interrupted download leaves the service up and no temporary file', async () => {
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${service.url}/routemeter/snapshot`, { headers: AUTH, agent: false })
+      req.on('response', (res) => {
+        expect(res.statusCode).toBe(200)
+        req.destroy()
+        resolve()
+      })
+      req.on('error', (error) => {
+        if (!req.destroyed) reject(error)
+      })
+      req.end()
+    })
+    expect((await service.remote('/info')).status).toBe(200)
+    await traffic(['/books/1'])
+    await waitFor('the snapshot folder to be removed', () => snapshotDirs(service.tmp).length === 0)
+  })
+
+  it('records none of its own requests, only the app traffic', async () => {
+    const count = await written()
+    expect(count).toBe(appRequests)
+    const endpoints = withDb(
+      service.database,
+      (db) => db.prepare('SELECT method, route FROM endpoint').all() as Array<{ route: string }>,
+    )
+    expect(
+      endpoints.filter((e) => e.route.includes('routemeter') || e.route === '(unmatched)'),
+    ).toEqual([])
+  })
+})
+
+// ---------------------------------------------------------------- in this process
+
+describe('remote options', () => {
+  const saved = process.env.ROUTEMETER_TOKEN
+  afterAll(() => {
+    if (saved === undefined) delete process.env.ROUTEMETER_TOKEN
+    else process.env.ROUTEMETER_TOKEN = saved
+  })
+
+  it('refuses remote access without a usable token, and other bad values, naming the option', () => {
+    delete process.env.ROUTEMETER_TOKEN
+    const database = tempDatabase()
+    const bad: Array<[unknown, RegExp]> = [
+      [true, /"remote\.token" is required.*ROUTEMETER_TOKEN/],
+      [{}, /"remote\.token" is required/],
+      [{ prefix: '/metrics' }, /"remote\.token" is required/],
+      [{ token: 'short-token' }, /"remote\.token" must be at least 16 characters \(got 11\)/],
+      [{ token: 42 }, /"remote\.token" must be a string/],
+      [{ token: TOKEN, prefix: 'routemeter' }, /"remote\.prefix"/],
+      [{ token: TOKEN, prefix: '/routemeter/' }, /"remote\.prefix"/],
+      [{ token: TOKEN, prefix: '/a?b' }, /"remote\.prefix"/],
+      [{ token: TOKEN, prefix: '/' }, /"remote\.prefix"/],
+      [{ token: TOKEN, tokn: TOKEN }, /unknown option "remote\.tokn"/],
+      ['yes', /option "remote" must be true or an object/],
+      [null, /option "remote" must be true or an object/],
+    ]
+    for (const [remote, message] of bad) {
+      const options = { database, remote } as never
+      expect(() => bind(express(), options), JSON.stringify(remote)).toThrow(TypeError)
+      expect(() => bind(express(), options)).toThrow(message)
+      expect(() => bind(new Koa(), options)).toThrow(message)
+      expect(() => koaMiddleware(options)).toThrow(message)
+      expect(() => expressMiddleware(options)).toThrow(message)
+      expect(() => createCollector(options)).toThrow(message)
+    }
+    process.env.ROUTEMETER_TOKEN = 'too-short'
+    expect(() => bind(express(), { database, remote: true })).toThrow(
+      /at least 16 characters \(got 9, from ROUTEMETER_TOKEN\)/,
+    )
+    // Refused before anything was opened or created.
+    expect(existsSync(database)).toBe(false)
+  })
+
+  it('takes the token from ROUTEMETER_TOKEN, and serves under another prefix', async () => {
+    process.env.ROUTEMETER_TOKEN = TOKEN
+    const database = tempDatabase()
+    const app = express()
+    const handle = bind(app, { database, remote: { prefix: '/ops/metrics' } })
+    defer(() => handle.close())
+    app.get('/routemeter/info', (_req, res) => {
+      res.send('the app')
+    })
+    const { url } = await listen(app)
+    const info = await fetchRaw(`${url}/ops/metrics/info`, { headers: AUTH })
+    expect(info.status).toBe(200)
+    expect(json(info)).toMatchObject({ schemaVersion: SCHEMA_VERSION, node: handle.node })
+    // The default prefix is the app's again.
+    expect((await fetchRaw(`${url}/routemeter/info`)).body.toString()).toBe('the app')
+    expect((await fetchRaw(`${url}/ops/metricsinfo`, { headers: AUTH })).status).toBe(404)
+  })
+})
+
+describe('the remote API in the middleware forms and plain http', () => {
+  it('koa() middleware answers before the app and does not record it', async () => {
+    const database = tempDatabase()
+    const app = new Koa()
+    const middleware = koaMiddleware({ database, remote: { token: TOKEN } })
+    defer(() => middleware.close())
+    app.use(middleware)
+    app.use((ctx) => {
+      ctx.body = 'app'
+    })
+    const { url } = await listen(app)
+    expect((await fetchRaw(`${url}/hello`)).body.toString()).toBe('app')
+    middleware.flush()
+    const info = await fetchRaw(`${url}/routemeter/info`, { headers: AUTH })
+    expect(info.status).toBe(200)
+    expect(json(info)).toMatchObject({ requests: 1 })
+    expect((await fetchRaw(`${url}/routemeter/info`)).status).toBe(401)
+    const snapshot = await fetchRaw(`${url}/routemeter/snapshot`, { headers: AUTH })
+    expect(rowsOf(saveSnapshot(snapshot), 'request')).toEqual(rowsOf(database, 'request'))
+    middleware.flush()
+    expect(countRequests(database)).toBe(1)
+  })
+
+  it('express() middleware after a JSON body parser takes the parsed level change', async () => {
+    const database = tempDatabase()
+    const app = express()
+    app.use(express.json())
+    const middleware = expressMiddleware({ database, remote: { token: TOKEN } })
+    defer(() => middleware.close())
+    app.use(middleware)
+    app.get('/books/:id', (req, res) => {
+      res.json({ id: req.params.id })
+    })
+    const { url } = await listen(app)
+    expect((await fetchRaw(`${url}/books/1`)).status).toBe(200)
+    middleware.flush()
+    const reply = await fetchRaw(`${url}/routemeter/levels`, {
+      method: 'POST',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'GET', route: '/books/:id', level: 3 }),
+    })
+    expect(reply.status).toBe(200)
+    expect(json(reply)).toEqual({ method: 'GET', route: '/books/:id', level: 3 })
+    expect(
+      withDb(database, (db) => db.prepare('SELECT monitor_level FROM endpoint').pluck().all()),
+    ).toEqual([3])
+    middleware.flush()
+    expect(countRequests(database)).toBe(1)
+  })
+
+  it('createCollector().handleRemote answers the remote API in a plain http handler', async () => {
+    const database = tempDatabase()
+    const collector = createCollector({ database, remote: { token: TOKEN } })
+    defer(() => collector.close())
+    const { url } = await listen((req: IncomingMessage, res: ServerResponse) => {
+      collector.track(req, res)
+      if (collector.handleRemote(req, res)) return
+      collector.setRoute(req, '/hello')
+      res.end('hello')
+    })
+    expect((await fetchRaw(`${url}/hello`)).body.toString()).toBe('hello')
+    collector.flush()
+    expect(json(await fetchRaw(`${url}/routemeter/info`, { headers: AUTH }))).toMatchObject({
+      requests: 1,
+      endpoints: 1,
+    })
+    collector.flush()
+    expect(countRequests(database)).toBe(1)
+    const off = createCollector({ database: tempDatabase() })
+    defer(() => off.close())
+    expect(off.handleRemote({ url: '/routemeter/info' } as never, {} as never)).toBe(false)
+  })
+})
+
+describe('failure throttle', () => {
+  it('delays failures after the fifth, doubling from 100 ms to 5 s, until a success', () => {
+    expect(Array.from({ length: 14 }, (_, i) => failureDelay(i + 1))).toEqual([
+      0, 0, 0, 0, 0, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000,
+    ])
+    const throttle = new FailureThrottle()
+    const delays = Array.from({ length: 7 }, () => throttle.fail('10.0.0.1'))
+    expect(delays).toEqual([0, 0, 0, 0, 0, 100, 200])
+    expect(throttle.fail('10.0.0.2')).toBe(0)
+    throttle.succeed('10.0.0.1')
+    expect(throttle.fail('10.0.0.1')).toBe(0)
+    // A client quiet for a quarter of an hour starts afresh too.
+    const now = Date.now()
+    for (let i = 0; i < 6; i++) throttle.fail('10.0.0.3', now)
+    expect(throttle.fail('10.0.0.3', now + 16 * 60_000)).toBe(0)
+  })
+})

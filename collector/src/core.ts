@@ -1,14 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { ResolvedOptions } from './options.js'
+import type { MonitorLevel } from './schema/types.js'
 import { UNMATCHED_ROUTE } from './schema/types.js'
-import {
-  MetricsStore,
-  WRITE_BUSY_TIMEOUT_MS,
-  type EndpointState,
-  type PendingRequest,
-} from './store.js'
 import { detectVersion, type AppVersion } from './version.js'
+import {
+  RowBatch,
+  type Batch,
+  type EndpointDefinition,
+  type EndpointLevel,
+} from './writer-batch.js'
+import { WriterLink } from './writer-thread.js'
 
 /** What an adapter tells the core about its framework. */
 export interface FrameworkHooks<Ctx = unknown> {
@@ -38,6 +40,8 @@ export interface CollectorStats {
   dropped: number
   /** errors reported through onError or as warnings */
   errors: number
+  /** whether the file is written by a thread of its own (false: on the app's thread) */
+  writerThread: boolean
 }
 
 /** The handle `bind` returns. */
@@ -51,6 +55,16 @@ export interface RoutemeterHandle {
   readonly version: AppVersion
   /** the machine this process runs on, as written with every request */
   readonly node: string
+}
+
+/** What the collector knows of an endpoint; `slot` is its number in the batches. */
+interface Endpoint {
+  slot: number
+  method: string
+  route: string
+  level: MonitorLevel
+  /** ms since the epoch of the latest request not yet handed to the writer; 0: none */
+  lastRequested: number
 }
 
 const kTracked = Symbol('routemeter.tracked')
@@ -81,10 +95,6 @@ export function routeToString(route: string | RegExp | readonly unknown[]): stri
   return `[${route.map((part) => routeToString(part as string | RegExp)).join(',')}]`
 }
 
-const REOPEN_DELAY_MS = 2000
-const MAX_WRITE_BACKOFF_MS = 4000
-const FINAL_BUSY_TIMEOUT_MS = 2000
-
 /** Every open collector, flushed when the process exits. */
 const openCollectors = new Set<Collector>()
 let exitHooksInstalled = false
@@ -96,6 +106,7 @@ function flushAllSync(): void {
 function installExitHooks(): void {
   if (exitHooksInstalled) return
   exitHooksInstalled = true
+  // At 'exit' only synchronous code runs: flushFinal blocks until the writer thread has written.
   process.on('exit', flushAllSync)
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = (): void => {
@@ -110,10 +121,16 @@ function installExitHooks(): void {
   }
 }
 
+/** Internal choices, for tests: `thread: false` writes on the app's thread. */
+export interface CollectorInternals {
+  thread?: boolean
+}
+
 /**
  * The framework-agnostic collector. Per request it reads a clock, listens
- * once for the response's `close`, and pushes one row into a bounded buffer;
- * a timer writes the buffer into the metrics file in one transaction.
+ * once for the response's `close`, and appends one row to a columnar batch;
+ * every flushInterval the batch goes to the writer thread, which writes it
+ * into the metrics file in one transaction.
  */
 export class Collector<Ctx = unknown> implements RoutemeterHandle {
   readonly database: string
@@ -121,37 +138,65 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   readonly node: string
   private readonly options: ResolvedOptions
   private readonly hooks: FrameworkHooks<Ctx>
-  private store: MetricsStore | undefined
-  private nextOpenAttempt = 0
-  /** after a busy or full file, writes pause this long (doubling up to 4 s) */
-  private writeBackoff = 0
-  private nextWriteAttempt = 0
-  private readonly endpoints = new Map<string, EndpointState>()
-  private pending: PendingRequest[] = []
-  private readonly touched = new Set<EndpointState>()
-  private discovered: EndpointState[] = []
-  private lastDataVersion: number | undefined
+  /** endpoints by method, then route */
+  private readonly endpoints = new Map<string, Map<string, Endpoint>>()
+  /** endpoints by slot */
+  private readonly slots: Endpoint[] = []
+  /** slots the writer knows (defined in a batch already) */
+  private defined = 0
+  private batch = new RowBatch()
+  private touched: Endpoint[] = []
+  private discovered: number[] = []
+  /** rows the writer held at the last look: with the batch's, what counts against maxBufferedRows */
+  private outstanding = 0
+  private readonly writer: WriterLink
   private readonly reportedKinds = new Set<string>()
-  private readonly counters = { written: 0, dropped: 0, errors: 0 }
+  /** the writer's count of good writes when an error was last reported */
+  private goodWritesSeen = 0
+  private readonly counters = { dropped: 0, errors: 0 }
   /** whether passing maxEndpoints was reported */
   private endpointLimitReported = false
   /** dropped count already reported, so each new loss is reported once */
   private reportedDropped = 0
   private readonly flushTimer: NodeJS.Timeout
-  private readonly pollTimer: NodeJS.Timeout
   private closed = false
 
-  constructor(options: ResolvedOptions, hooks: FrameworkHooks<Ctx>) {
+  constructor(
+    options: ResolvedOptions,
+    hooks: FrameworkHooks<Ctx>,
+    internals: CollectorInternals = {},
+  ) {
     this.options = options
     this.hooks = hooks
     this.database = options.database
     this.version = detectVersion(options)
     this.node = options.node
-    this.openStore()
-    this.flushTimer = setInterval(() => this.flush(), options.flushInterval).unref()
-    this.pollTimer = setInterval(() => this.pollLevels(), options.levelPollInterval).unref()
+    this.writer = new WriterLink(
+      {
+        database: options.database,
+        version: { name: this.version.name, source: this.version.source },
+        node: options.node,
+        flushInterval: options.flushInterval,
+        levelPollInterval: options.levelPollInterval,
+        thread: internals.thread ?? true,
+      },
+      {
+        error: (error, kind) => this.report(error, kind),
+        levels: (levels) => this.applyLevels(levels),
+        restarted: (lost) => {
+          this.counters.dropped += lost
+          this.defined = 0
+        },
+      },
+    )
+    this.flushTimer = setInterval(() => this.handOver(), options.flushInterval).unref()
     openCollectors.add(this)
     if (options.flushOnExit) installExitHooks()
+  }
+
+  /** Whether the writer runs in a thread of its own (false: on the app's thread). */
+  get threaded(): boolean {
+    return this.writer.threaded
   }
 
   /** Hot path: called when a request starts. */
@@ -190,22 +235,26 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       route = UNMATCHED_ROUTE
     }
     const endpoint = this.endpoint(req.method ?? 'GET', route)
-    if (time > endpoint.pendingLastRequested) endpoint.pendingLastRequested = time
-    this.touched.add(endpoint)
+    if (endpoint.lastRequested === 0) this.touched.push(endpoint)
+    if (time > endpoint.lastRequested) endpoint.lastRequested = time
     if (endpoint.level === 0) return
-    if (this.pending.length >= this.options.maxBufferedRows) {
-      this.counters.dropped++
-      return
+    if (this.batch.count + this.outstanding >= this.options.maxBufferedRows) {
+      // Full at the last look: the writer may have written since.
+      this.outstanding = this.writer.outstanding()
+      if (this.batch.count + this.outstanding >= this.options.maxBufferedRows) {
+        this.counters.dropped++
+        return
+      }
     }
-    this.pending.push({
-      endpoint,
+    this.batch.push(
+      endpoint.slot,
       time,
       durationUs,
-      status: res.headersSent ? res.statusCode : 0,
-      group: this.groupOf(req, ctx),
-      ip: this.ipOf(tracked, ctx),
-      aborted: res.writableFinished ? 0 : 1,
-    })
+      res.headersSent ? res.statusCode : 0,
+      this.groupOf(req, ctx),
+      this.ipOf(tracked, ctx),
+      res.writableFinished ? 0 : 1,
+    )
   }
 
   private groupOf(req: IncomingMessage, ctx: Ctx | undefined): string | null {
@@ -239,15 +288,15 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
    * new route is counted under its method's unmatched endpoint instead, so a
    * route template that carries URL values cannot grow the table without end.
    */
-  private endpoint(method: string, route: string, inFile = false): EndpointState {
-    const key = `${method} ${route}`
-    let endpoint = this.endpoints.get(key)
+  private endpoint(method: string, route: string, inFile = false): Endpoint {
+    let routes = this.endpoints.get(method)
+    if (routes === undefined) {
+      routes = new Map()
+      this.endpoints.set(method, routes)
+    }
+    let endpoint = routes.get(route)
     if (endpoint === undefined) {
-      if (
-        !inFile &&
-        route !== UNMATCHED_ROUTE &&
-        this.endpoints.size >= this.options.maxEndpoints
-      ) {
+      if (!inFile && route !== UNMATCHED_ROUTE && this.slots.length >= this.options.maxEndpoints) {
         if (!this.endpointLimitReported) {
           this.endpointLimitReported = true
           this.report(
@@ -261,13 +310,14 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         return this.endpoint(method, UNMATCHED_ROUTE, true)
       }
       endpoint = {
-        id: undefined,
+        slot: this.slots.length,
         method,
         route,
         level: this.options.defaultLevel,
-        pendingLastRequested: 0,
+        lastRequested: 0,
       }
-      this.endpoints.set(key, endpoint)
+      this.slots.push(endpoint)
+      routes.set(route, endpoint)
     }
     return endpoint
   }
@@ -278,14 +328,28 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     let added = false
     for (const { method, route } of routes) {
       const name = routeToString(route)
-      if (this.endpoints.has(`${method} ${name}`)) continue
-      this.discovered.push(this.endpoint(method, name))
+      if (this.endpoints.get(method)?.has(name) === true) continue
+      this.discovered.push(this.endpoint(method, name).slot)
       added = true
     }
     if (added) this.flush()
   }
 
-  flush(): boolean {
+  /** Levels the writer read from the file (another connection's changes win). */
+  private applyLevels(levels: EndpointLevel[]): void {
+    for (const [method, route, level] of levels) this.endpoint(method, route, true).level = level
+  }
+
+  /**
+   * Re-reads monitoring levels from the file now, e.g. right after another
+   * connection changed one, so that the change applies to the next request.
+   */
+  refreshLevels(): void {
+    if (!this.closed) this.writer.refreshLevels()
+  }
+
+  /** Reports rows dropped since the last report. */
+  private reportDropped(): void {
     if (this.counters.dropped > this.reportedDropped) {
       const lost = this.counters.dropped - this.reportedDropped
       this.reportedDropped = this.counters.dropped
@@ -296,113 +360,67 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         'dropped',
       )
     }
-    if (this.pending.length === 0 && this.touched.size === 0 && this.discovered.length === 0) {
-      return true
-    }
-    if (Date.now() < this.nextWriteAttempt) return false
-    const store = this.openStore()
-    if (store === undefined) return false
-    const requests = this.pending
-    const touched = [...this.touched]
-    const discovered = this.discovered
-    try {
-      store.write(requests, touched, discovered)
-    } catch (error) {
-      this.report(error, 'write')
-      if (isTransient(error)) {
-        this.writeBackoff = Math.min(Math.max(this.writeBackoff * 2, 250), MAX_WRITE_BACKOFF_MS)
-        this.nextWriteAttempt = Date.now() + this.writeBackoff
-      } else this.dropStore()
-      return false
-    }
-    this.writeBackoff = 0
-    this.pending = []
-    this.discovered = []
-    for (const endpoint of touched) endpoint.pendingLastRequested = 0
-    this.touched.clear()
-    this.counters.written += requests.length
-    this.reportedKinds.clear()
-    return true
   }
 
-  /** Applies monitoring levels changed in the file by another process (the desktop app). */
-  pollLevels(): void {
-    const store = this.openStore()
-    if (store === undefined) return
-    try {
-      const dataVersion = store.dataVersion()
-      if (dataVersion === this.lastDataVersion) return
-      this.lastDataVersion = dataVersion
-      this.loadEndpoints(store)
-    } catch (error) {
-      this.report(error, 'poll')
-      if (!isTransient(error)) this.dropStore()
+  /** What was collected since the last hand-over, as a batch for the writer; undefined if nothing. */
+  private takeBatch(): { batch: Batch; rows: number } | undefined {
+    if (
+      this.batch.count === 0 &&
+      this.touched.length === 0 &&
+      this.discovered.length === 0 &&
+      this.defined === this.slots.length
+    ) {
+      return undefined
     }
+    const endpoints: EndpointDefinition[] = []
+    for (let slot = this.defined; slot < this.slots.length; slot++) {
+      const { method, route, level } = this.slots[slot]!
+      endpoints.push({ method, route, level })
+    }
+    const firstSlot = this.defined
+    this.defined = this.slots.length
+    const touched = new Float64Array(this.touched.length * 2)
+    for (let i = 0; i < this.touched.length; i++) {
+      const endpoint = this.touched[i]!
+      touched[2 * i] = endpoint.slot
+      touched[2 * i + 1] = endpoint.lastRequested
+      endpoint.lastRequested = 0
+    }
+    this.touched = []
+    const discovered = Int32Array.from(this.discovered)
+    this.discovered = []
+    const rows = this.batch.take()
+    return { batch: { ...rows, firstSlot, endpoints, touched, discovered }, rows: rows.count }
+  }
+
+  /** Every flushInterval: hands what was collected to the writer, without waiting. */
+  private handOver(): void {
+    this.reportDropped()
+    const taken = this.takeBatch()
+    this.writer.send(taken?.batch, taken?.rows ?? 0)
+    this.outstanding = this.writer.outstanding()
+  }
+
+  /** Hands what was collected over and waits until it is written; false if it could not be. */
+  flush(): boolean {
+    return this.flushNow(false)
+  }
+
+  private flushNow(final: boolean): boolean {
+    if (this.closed) return this.batch.count === 0
+    this.reportDropped()
+    const taken = this.takeBatch()
+    const written = this.writer.sendAndWait(taken?.batch, taken?.rows ?? 0, final)
+    this.outstanding = this.writer.outstanding()
+    return written
   }
 
   /**
-   * Re-reads monitoring levels from the file now, e.g. right after another
-   * connection changed one, so that the change applies to the next request.
+   * The last write before closing or exiting: opens the file even if an attempt
+   * failed less than 2 s ago, and waits longer for another process's lock.
    */
-  refreshLevels(): void {
-    this.lastDataVersion = undefined
-    this.pollLevels()
-  }
-
-  private loadEndpoints(store: MetricsStore): void {
-    for (const row of store.endpoints()) {
-      const endpoint = this.endpoint(row.method, row.route, true)
-      endpoint.id = row.id
-      endpoint.level = row.monitor_level
-    }
-  }
-
-  /** The open store; opens (or reopens a deleted or replaced file) when needed, at most every 2 s. */
-  private openStore(): MetricsStore | undefined {
-    if (this.closed) return undefined
-    if (this.store !== undefined) {
-      if (this.store.isSameFile()) return this.store
-      this.report(
-        new Error(`the metrics file ${this.store.path} was deleted or replaced; reopening it`),
-        'replaced',
-      )
-      this.dropStore()
-    }
-    const now = Date.now()
-    if (now < this.nextOpenAttempt) return undefined
-    try {
-      this.store = new MetricsStore(
-        this.options.database,
-        this.version,
-        Date.now(),
-        undefined,
-        this.node,
-      )
-      this.loadEndpoints(this.store)
-      this.lastDataVersion = this.store.dataVersion()
-      return this.store
-    } catch (error) {
-      this.nextOpenAttempt = now + REOPEN_DELAY_MS
-      this.report(error, 'open')
-      return undefined
-    }
-  }
-
-  /** Forgets the connection; endpoints get their ids again from the next file. */
-  private dropStore(): void {
-    try {
-      this.store?.close()
-    } catch {
-      // closing a broken connection may fail too; it is dropped either way
-    }
-    this.store = undefined
-    this.nextOpenAttempt = Date.now() + REOPEN_DELAY_MS
-    for (const endpoint of this.endpoints.values()) {
-      if (endpoint.id !== undefined) {
-        endpoint.id = undefined
-        this.touched.add(endpoint)
-      }
-    }
+  flushFinal(): boolean {
+    return this.flushNow(true)
   }
 
   /** Reports an error: to onError every time, else one warning per kind until the next good write. */
@@ -418,6 +436,11 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       }
       return
     }
+    const goodWrites = this.writer.goodWrites()
+    if (goodWrites !== this.goodWritesSeen) {
+      this.goodWritesSeen = goodWrites
+      this.reportedKinds.clear()
+    }
     const code = (err as { code?: unknown }).code
     const key = `${kind}:${typeof code === 'string' ? code : err.name}`
     if (this.reportedKinds.has(key)) return
@@ -428,38 +451,24 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     )
   }
 
-  /**
-   * The last write before closing or exiting: opens the file even if an attempt
-   * failed less than 2 s ago, rather than lose what is buffered.
-   */
-  flushFinal(): boolean {
-    this.nextOpenAttempt = 0
-    this.nextWriteAttempt = 0
-    // Last chance: wait longer for another process's lock than a periodic write does.
-    this.store?.setBusyTimeout(FINAL_BUSY_TIMEOUT_MS)
-    try {
-      return this.flush()
-    } finally {
-      this.store?.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
-    }
-  }
-
   stats(): CollectorStats {
-    return { ...this.counters, pending: this.pending.length }
+    return {
+      written: this.writer.writtenRows(),
+      pending: this.batch.count + Math.max(0, this.writer.outstanding()),
+      ...this.counters,
+      writerThread: this.writer.threaded,
+    }
   }
 
   close(): void {
     if (this.closed) return
     clearInterval(this.flushTimer)
-    clearInterval(this.pollTimer)
     this.flushFinal()
     this.closed = true
     openCollectors.delete(this)
-    this.store?.close()
-    this.store = undefined
+    this.writer.close()
   }
 }
-
 /**
  * A collector's handle as a plain object (methods bound), for adapters that hand
  * out something else: a middleware function, the plain-http collector.
@@ -476,13 +485,3 @@ export function handleOf(collector: RoutemeterHandle): RoutemeterHandle {
 }
 
 /** SQLITE_BUSY/LOCKED/FULL/IOERR may pass: keep the connection and the rows, try again. */
-function isTransient(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code
-  return (
-    typeof code === 'string' &&
-    (code.startsWith('SQLITE_BUSY') ||
-      code.startsWith('SQLITE_LOCKED') ||
-      code === 'SQLITE_FULL' ||
-      code.startsWith('SQLITE_IOERR'))
-  )
-}

@@ -1,0 +1,237 @@
+/*
+ * What writes a collector's batches into the metrics file: opens (and reopens)
+ * the file, keeps the rows it could not write yet, backs off while the file is
+ * busy or full, and notices monitoring levels changed by another connection.
+ * It runs in the writer thread, or on the app's thread when no thread can run.
+ */
+import type { MonitorLevel, VersionSource } from './schema/types.js'
+import { MetricsStore, WRITE_BUSY_TIMEOUT_MS, type EndpointState } from './store.js'
+import { decodeRows, type Batch, type EndpointLevel } from './writer-batch.js'
+import type { PendingRequest } from './store.js'
+
+export interface WriterConfig {
+  database: string
+  version: { name: string; source: VersionSource }
+  node: string
+}
+
+/** What the writer tells the collector. */
+export interface WriterEvents {
+  /** an error, reported on the app's thread (onError or a warning) */
+  error(error: unknown, kind: string): void
+  /** the levels of the file's endpoints: after opening it, or another connection's change */
+  levels(endpoints: EndpointLevel[]): void
+  /**
+   * Rows that left the writer: written, or skipped because their endpoint is
+   * at level 0 in the file. `wrote` is true after each successful write.
+   */
+  settled(written: number, skipped: number, wrote: boolean): void
+}
+
+const REOPEN_DELAY_MS = 2000
+const MAX_WRITE_BACKOFF_MS = 4000
+const FINAL_BUSY_TIMEOUT_MS = 2000
+
+export class BatchWriter {
+  private store: MetricsStore | undefined
+  private nextOpenAttempt = 0
+  /** after a busy or full file, writes pause this long (doubling up to 4 s) */
+  private writeBackoff = 0
+  private nextWriteAttempt = 0
+  /** endpoints by the collector's slot */
+  private readonly slots: EndpointState[] = []
+  /** every endpoint known, by "METHOD route": the collector's and the file's */
+  private readonly byKey = new Map<string, EndpointState>()
+  private pending: PendingRequest[] = []
+  private readonly touched = new Set<EndpointState>()
+  private discovered: EndpointState[] = []
+  private lastDataVersion: number | undefined
+  private closed = false
+
+  constructor(
+    private readonly config: WriterConfig,
+    private readonly events: WriterEvents,
+  ) {}
+
+  /** Rows waiting to be written. */
+  get held(): number {
+    return this.pending.length
+  }
+
+  /** Whether anything waits to be written. */
+  get hasWork(): boolean {
+    return this.pending.length > 0 || this.touched.size > 0 || this.discovered.length > 0
+  }
+
+  /** Takes a batch over; rows of endpoints the file has at level 0 are left out. */
+  receive(batch: Batch): void {
+    for (let i = 0; i < batch.endpoints.length; i++) {
+      const { method, route, level } = batch.endpoints[i]!
+      this.slots[batch.firstSlot + i] = this.known(method, route, level)
+    }
+    // An endpoint in the file has the file's level; a new one the collector's.
+    const skipped = decodeRows(
+      batch,
+      this.slots,
+      (endpoint) => endpoint.id === undefined || endpoint.level !== 0,
+      this.pending,
+    )
+    const touched = batch.touched
+    for (let i = 0; i < touched.length; i += 2) {
+      const endpoint = this.slots[touched[i]!]!
+      const time = touched[i + 1]!
+      if (time > endpoint.pendingLastRequested) endpoint.pendingLastRequested = time
+      this.touched.add(endpoint)
+    }
+    for (const slot of batch.discovered) this.discovered.push(this.slots[slot]!)
+    if (skipped > 0) this.events.settled(0, skipped, false)
+  }
+
+  private known(method: string, route: string, level: MonitorLevel): EndpointState {
+    const key = `${method} ${route}`
+    let endpoint = this.byKey.get(key)
+    if (endpoint === undefined) {
+      endpoint = { id: undefined, method, route, level, pendingLastRequested: 0 }
+      this.byKey.set(key, endpoint)
+    }
+    return endpoint
+  }
+
+  /**
+   * Writes what is held in one transaction; false if the file could not be
+   * written (the rows are kept). `final`: the last write before closing or
+   * exiting, which opens the file even if an attempt failed less than 2 s ago
+   * and waits longer for another process's lock.
+   */
+  write(final = false): boolean {
+    if (!this.hasWork) return true
+    if (final) {
+      this.nextOpenAttempt = 0
+      this.nextWriteAttempt = 0
+    } else if (Date.now() < this.nextWriteAttempt) return false
+    const store = this.openStore()
+    if (store === undefined) return false
+    const requests = this.pending
+    const touched = [...this.touched]
+    const discovered = this.discovered
+    const unassigned = new Map<EndpointState, MonitorLevel>()
+    for (const endpoint of this.byKey.values()) {
+      if (endpoint.id === undefined) unassigned.set(endpoint, endpoint.level)
+    }
+    if (final) store.setBusyTimeout(FINAL_BUSY_TIMEOUT_MS)
+    try {
+      store.write(requests, touched, discovered)
+    } catch (error) {
+      this.events.error(error, 'write')
+      if (isTransient(error)) {
+        this.writeBackoff = Math.min(Math.max(this.writeBackoff * 2, 250), MAX_WRITE_BACKOFF_MS)
+        this.nextWriteAttempt = Date.now() + this.writeBackoff
+      } else this.dropStore()
+      return false
+    } finally {
+      if (final && this.store === store) store.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
+    }
+    this.writeBackoff = 0
+    this.pending = []
+    this.discovered = []
+    for (const endpoint of touched) endpoint.pendingLastRequested = 0
+    this.touched.clear()
+    // A new endpoint takes the level the file already had for it (another process's).
+    const changed: EndpointLevel[] = []
+    for (const [endpoint, level] of unassigned) {
+      if (endpoint.id !== undefined && endpoint.level !== level) {
+        changed.push([endpoint.method, endpoint.route, endpoint.level])
+      }
+    }
+    this.events.settled(requests.length, 0, true)
+    if (changed.length > 0) this.events.levels(changed)
+    return true
+  }
+
+  /** Applies monitoring levels changed in the file by another connection (the desktop app). */
+  pollLevels(force = false): void {
+    const store = this.openStore()
+    if (store === undefined) return
+    try {
+      const dataVersion = store.dataVersion()
+      if (dataVersion === this.lastDataVersion && !force) return
+      this.lastDataVersion = dataVersion
+      this.loadEndpoints(store)
+    } catch (error) {
+      this.events.error(error, 'poll')
+      if (!isTransient(error)) this.dropStore()
+    }
+  }
+
+  private loadEndpoints(store: MetricsStore): void {
+    const levels: EndpointLevel[] = []
+    for (const row of store.endpoints()) {
+      const endpoint = this.known(row.method, row.route, row.monitor_level)
+      endpoint.id = row.id
+      endpoint.level = row.monitor_level
+      levels.push([row.method, row.route, row.monitor_level])
+    }
+    this.events.levels(levels)
+  }
+
+  /** The open store; opens (or reopens a deleted or replaced file) when needed, at most every 2 s. */
+  openStore(): MetricsStore | undefined {
+    if (this.closed) return undefined
+    if (this.store !== undefined) {
+      if (this.store.isSameFile()) return this.store
+      this.events.error(
+        new Error(`the metrics file ${this.store.path} was deleted or replaced; reopening it`),
+        'replaced',
+      )
+      this.dropStore()
+    }
+    const now = Date.now()
+    if (now < this.nextOpenAttempt) return undefined
+    try {
+      const { database, version, node } = this.config
+      this.store = new MetricsStore(database, version, now, undefined, node)
+      this.lastDataVersion = this.store.dataVersion()
+      this.loadEndpoints(this.store)
+      return this.store
+    } catch (error) {
+      this.nextOpenAttempt = now + REOPEN_DELAY_MS
+      this.events.error(error, 'open')
+      return undefined
+    }
+  }
+
+  /** Forgets the connection; endpoints get their ids again from the next file. */
+  private dropStore(): void {
+    try {
+      this.store?.close()
+    } catch {
+      // closing a broken connection may fail too; it is dropped either way
+    }
+    this.store = undefined
+    this.nextOpenAttempt = Date.now() + REOPEN_DELAY_MS
+    for (const endpoint of this.byKey.values()) {
+      if (endpoint.id !== undefined) {
+        endpoint.id = undefined
+        this.touched.add(endpoint)
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true
+    this.store?.close()
+    this.store = undefined
+  }
+}
+
+/** SQLITE_BUSY/LOCKED/FULL/IOERR may pass: keep the connection and the rows, try again. */
+export function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code
+  return (
+    typeof code === 'string' &&
+    (code.startsWith('SQLITE_BUSY') ||
+      code.startsWith('SQLITE_LOCKED') ||
+      code === 'SQLITE_FULL' ||
+      code.startsWith('SQLITE_IOERR'))
+  )
+}

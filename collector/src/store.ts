@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import { rollUpRequests } from './rollup-store.js'
 import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
 
@@ -169,6 +170,8 @@ export class MetricsStore {
             this.nodeId,
           )
         }
+        // The views read the rollups: they count this batch in the same transaction.
+        rollUpRequests(db)
       },
     ).immediate
   }

@@ -14,6 +14,7 @@ import {
   type EndpointRow,
   type MonitorLevel,
 } from 'routemeter/schema'
+import { rollUpAfter, rollupTablesSql } from 'routemeter/writer'
 import type { Endpoint } from '../api/contract.js'
 import { badArgument, DashboardError } from '../api/errors.js'
 
@@ -225,15 +226,48 @@ function asCorrupt(error: unknown, path: string): DashboardError {
 
 export interface OpenOptions {
   /**
-   * Run `PRAGMA quick_check` when opening: it reads the whole file (about
-   * 0.1 s per 100 MB), and finds damage the header check cannot. Default true.
+   * Check the file with SQLite's `quick_check` when opening. It reads every
+   * page (about 0.1 s per 100 MB): files up to `fullCheckMaxBytes` are
+   * checked whole; larger ones every table but `request`, whose pages only
+   * the latest errors, the IP breakdown and a range's first and last minutes
+   * read (damage there is reported by the query that meets it). Default true.
    */
   quickCheck?: boolean
+  /** largest file checked whole on open; default 64 MiB */
+  fullCheckMaxBytes?: number
+}
+
+const FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
+
+/** First schema whose files hold rollups; older files get them in the connection's TEMP schema. */
+const ROLLUPS_SINCE = 3
+
+function quickCheck(db: Database.Database, path: string, sizeBytes: number, options: OpenOptions) {
+  if (!(options.quickCheck ?? true)) return
+  const whole = sizeBytes <= (options.fullCheckMaxBytes ?? FULL_CHECK_MAX_BYTES)
+  const tables = whole
+    ? [undefined]
+    : (db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name <> 'request'")
+        .pluck()
+        .all() as string[])
+  for (const table of tables) {
+    const pragma = table === undefined ? 'quick_check(1)' : `quick_check("${table}")`
+    const result = db.pragma(pragma, { simple: true }) as string
+    if (result !== 'ok') {
+      throw new DashboardError(
+        'CORRUPT',
+        `The metrics file ${path} is damaged (SQLite's check says: ${result}).`,
+      )
+    }
+  }
 }
 
 /** A validated, read-only connection to one metrics file. */
 export class MetricsConnection {
   private lastSize = 0
+  /** for a file older than schema 3: the largest request id counted in the TEMP rollups */
+  private tempRollupsThrough: number | undefined
 
   private constructor(
     readonly path: string,
@@ -257,22 +291,34 @@ export class MetricsConnection {
     }
     try {
       const version = checkRoutemeterSchema(db, absolute)
-      if (options.quickCheck ?? true) {
-        const result = db.pragma('quick_check(1)', { simple: true }) as string
-        if (result !== 'ok') {
-          throw new DashboardError(
-            'CORRUPT',
-            `The metrics file ${absolute} is damaged (SQLite's check says: ${result}).`,
-          )
-        }
-      }
-      // A larger page cache: the views scan the request table's index and rows.
+      quickCheck(db, absolute, stats.size, options)
+      // A larger page cache: the views read rollups, and requests at a range's ends.
       db.pragma('cache_size = -65536')
-      return new MetricsConnection(absolute, db, version, identityOf(stats))
+      const connection = new MetricsConnection(absolute, db, version, identityOf(stats))
+      if (version < ROLLUPS_SINCE) {
+        // The app never changes a file: an older one gets its rollups in memory.
+        db.pragma('temp_store = MEMORY')
+        db.exec(rollupTablesSql('temp'))
+        connection.tempRollupsThrough = 0
+        connection.refreshRollups()
+      }
+      return connection
     } catch (error) {
       db.close()
       throw asCorrupt(error, absolute)
     }
+  }
+
+  /**
+   * For a file older than schema 3 (whose collector keeps no rollups), counts
+   * the requests written since the last call into the TEMP rollups; nothing
+   * to do for newer files, whose writer keeps them.
+   */
+  refreshRollups(): void {
+    if (this.tempRollupsThrough === undefined) return
+    this.tempRollupsThrough = this.db.transaction(() =>
+      rollUpAfter(this.db, this.tempRollupsThrough!),
+    )()
   }
 
   /** Size of the file in bytes; the last one known once the file is gone. */

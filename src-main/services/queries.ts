@@ -1,11 +1,25 @@
 /**
  * The views' queries on one read-only connection. Arguments arrive
- * validated. SQLite counts and buckets; medians, percentiles and box plots
- * are computed in JS (stats.ts) over durations fetched one number per row.
+ * validated.
  *
- * Most queries run once per endpoint: with `endpoint_id = ?` first, the
- * index request (endpoint_id, time) serves the time range, and covers the
- * counting queries entirely.
+ * Most views read the rollup tables that the collector's writer keeps
+ * (collector/SCHEMA.md), not the requests: a range [from, to) is cut into
+ * whole UTC days (rollup_day), whole UTC hours at its ends (rollup_hour) and
+ * the minutes before the first and after the last whole hour, read from the
+ * requests themselves (index request (endpoint_id, time)). So no range is
+ * snapped: counts are exact for any range, and quantiles come from the
+ * rollups' duration histograms, within QUANTILE_RELATIVE_ERROR (4.5%) of the
+ * exact value (stats.ts, DurationSummary).
+ *
+ * The views by local day or hour (utilization, hour heatmap, status codes)
+ * count whole UTC hours from rollup_status: each request counts in the
+ * local hour, and day, in which its UTC hour starts. With a UTC offset of
+ * whole hours that is exact; with one that is not (+5:30, +5:45, -9:30)
+ * requests move up to 45 minutes earlier (a request at 23:50 local time in
+ * +5:30 counts in the hour 23:30-00:30 that starts the day before).
+ *
+ * Raw requests remain the source of the latest errors and the per-IP
+ * breakdown, which no rollup keeps.
  */
 import type Database from 'better-sqlite3'
 import type { EndpointRow, VersionRow } from 'routemeter/schema'
@@ -35,11 +49,10 @@ import { badArgument } from '../api/errors.js'
 import { DEFAULT_CLIENT_LIMIT, DEFAULT_ERROR_LIMIT } from '../api/validate.js'
 import { DEMO_META_KEY, toEndpoint, type MetricsConnection } from './database.js'
 import {
-  boxStats,
   daysOfRange,
-  DurationList,
-  medianAndP95,
+  DurationSummary,
   MS_PER_DAY,
+  MS_PER_HOUR,
   offsetMs,
   startOfLocalDay,
 } from './stats.js'
@@ -50,14 +63,8 @@ export const NO_CLIENT = '(none)'
 const MAX_AVAILABLE = 500
 /** Larger than any time: "since midnight" and "the last 7 days" include later clock skew. */
 const END_OF_TIME = Number.MAX_SAFE_INTEGER
-
-/*
- * Overview rows come back as one number: duration × 4 + status class
- * (1 = 4xx, 2 = 5xx). better-sqlite3 builds an array per row for several
- * columns; one plucked number per row is three times faster and takes 8
- * bytes. Durations are capped at 2^50 µs (35 years) to stay exact.
- */
-const PACKED_DURATION_CAP = 2 ** 50 - 1
+/** node_id and user_group_id of rollup rows whose requests have none. */
+const NO_ID = 0
 
 function version(row: VersionRow): Version {
   return { id: row.id, name: row.name, source: row.source, firstSeen: row.first_seen }
@@ -73,6 +80,65 @@ function byRoute(a: EndpointRow, b: EndpointRow): number {
   if (unmatched !== 0) return unmatched
   return a.route < b.route ? -1 : a.route > b.route ? 1 : a.method < b.method ? -1 : 1
 }
+
+/**
+ * [from, to) cut into whole UTC days, whole UTC hours and the rest: each
+ * part read from the coarsest source that holds it exactly.
+ */
+export interface RangeParts {
+  /** [first, end) day numbers for rollup_day */
+  days: Array<[number, number]>
+  /** [first, end) hour numbers for rollup_hour */
+  hours: Array<[number, number]>
+  /** [from, to) ms for the request table */
+  raw: Array<[number, number]>
+}
+
+export function rangeParts(from: number, to: number, hoursPerDay = 24): RangeParts {
+  const parts: RangeParts = { days: [], hours: [], raw: [] }
+  if (to <= from) return parts
+  const firstHour = Math.ceil(from / MS_PER_HOUR)
+  const endHour = Math.floor(to / MS_PER_HOUR)
+  if (firstHour >= endHour) {
+    parts.raw.push([from, to])
+    return parts
+  }
+  if (from < firstHour * MS_PER_HOUR) parts.raw.push([from, firstHour * MS_PER_HOUR])
+  if (endHour * MS_PER_HOUR < to) parts.raw.push([endHour * MS_PER_HOUR, to])
+  const firstDay = Math.ceil(firstHour / hoursPerDay)
+  const endDay = Math.floor(endHour / hoursPerDay)
+  if (hoursPerDay === 1 || firstDay >= endDay) {
+    if (hoursPerDay === 1) parts.days.push([firstHour, endHour])
+    else parts.hours.push([firstHour, endHour])
+    return parts
+  }
+  if (firstHour < firstDay * hoursPerDay) parts.hours.push([firstHour, firstDay * hoursPerDay])
+  if (endDay * hoursPerDay < endHour) parts.hours.push([endDay * hoursPerDay, endHour])
+  parts.days.push([firstDay, endDay])
+  return parts
+}
+
+/** Which requests a query covers: endpoint ids and the nodes filter, as bound parameters. */
+interface Scope {
+  /** JSON array of endpoint ids */
+  endpoints: string
+  /** 1 when every node counts */
+  allNodes: number
+  /** JSON array of node ids (0 for requests without a node) */
+  nodes: string
+}
+
+/** Where rollup and raw rows go: the summary they add to, or undefined to skip them. */
+type Target = (
+  endpointId: number,
+  versionId: number,
+  nodeId: number,
+  userGroupId: number,
+) => DurationSummary | undefined
+
+const IN_ENDPOINTS = 'endpoint_id IN (SELECT value FROM json_each(@endpoints))'
+const NODES = (column: string): string =>
+  `(@allNodes OR ${column} IN (SELECT value FROM json_each(@nodes)))`
 
 export class MetricsQueries {
   private readonly db: Database.Database
@@ -138,34 +204,48 @@ export class MetricsQueries {
     return [...this.versions().values()].filter((row) => wanted.has(row.id)).map(version)
   }
 
-  /** Node ids by name; requests without a node are UNKNOWN_NODE. */
+  /** Node ids by name. */
   private nodeIds(): Map<string, number> {
     const rows = this.sql('SELECT id, name FROM node').all() as Array<{ id: number; name: string }>
     return new Map(rows.map((row) => [row.name, row.id]))
   }
 
-  /** The `nodes` filter as an SQL condition on request.node_id ('' when absent). */
-  private nodeFilter(args: RangeArgs): string {
-    if (args.nodes === undefined || args.nodes.length === 0) return ''
+  /** The ids (0 for UNKNOWN_NODE) of the node names given; unknown names have none. */
+  private nodeIdsOf(names: string[]): number[] {
     const ids = this.nodeIds()
-    // Ids come from the file, never from the caller: safe to write into the SQL.
-    const known = args.nodes.flatMap((name) => (ids.has(name) ? [ids.get(name)!] : []))
-    const conditions = known.length > 0 ? [`node_id IN (${known.join(',')})`] : []
-    if (args.nodes.includes(UNKNOWN_NODE)) conditions.push('node_id IS NULL')
-    return ` AND (${conditions.length > 0 ? conditions.join(' OR ') : '0'})`
+    return names.flatMap((name) =>
+      name === UNKNOWN_NODE ? [NO_ID] : ids.has(name) ? [ids.get(name)!] : [],
+    )
   }
 
-  /** Names of the nodes that wrote requests, UNKNOWN_NODE last if some requests have none. */
+  private scopeOf(endpoints: EndpointRow[], args: RangeArgs): Scope {
+    const all = args.nodes === undefined || args.nodes.length === 0
+    return {
+      endpoints: JSON.stringify(endpoints.map((e) => e.id)),
+      allNodes: all ? 1 : 0,
+      nodes: JSON.stringify(all ? [] : this.nodeIdsOf(args.nodes!)),
+    }
+  }
+
+  /** Names of the nodes, UNKNOWN_NODE last if some requests have none. */
   private nodeNames(): string[] {
     const names = [...this.nodeIds().keys()].sort()
-    const unknown = this.sql('SELECT 1 FROM request WHERE node_id IS NULL LIMIT 1').get()
+    const unknown = this.sql(`SELECT 1 FROM rollup_day WHERE node_id = ${NO_ID} LIMIT 1`).get()
     return unknown === undefined ? names : [...names, UNKNOWN_NODE]
   }
 
   info(): FileInfo {
-    const counts = this.sql(
-      'SELECT count(*) AS requests, min(time) AS first, max(time) AS last FROM request',
-    ).get() as { requests: number; first: number | null; last: number | null }
+    this.connection.refreshRollups()
+    const requests = this.sql('SELECT coalesce(sum(requests), 0) FROM rollup_day')
+      .pluck()
+      .get() as number
+    // Per endpoint, the first and last request are one step in the index (endpoint_id, time).
+    const bounds = this.sql(
+      `SELECT min(first) AS first, max(last) AS last FROM (
+         SELECT (SELECT min(time) FROM request WHERE endpoint_id = e.id) AS first,
+                (SELECT max(time) FROM request WHERE endpoint_id = e.id) AS last
+         FROM endpoint e)`,
+    ).get() as { first: number | null; last: number | null }
     const meta = new Map(
       (this.sql('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map(
         (row) => [row.key, row.value],
@@ -176,213 +256,348 @@ export class MetricsQueries {
       path: this.connection.path,
       sizeBytes: this.connection.size(),
       schemaVersion: this.connection.schemaVersion,
-      requestCount: counts.requests,
+      requestCount: requests,
       endpointCount: this.sql('SELECT count(*) FROM endpoint').pluck().get() as number,
-      firstRequest: counts.first,
-      lastRequest: counts.last,
+      firstRequest: bounds.first,
+      lastRequest: bounds.last,
       createdAt: Number.isFinite(createdAt) && meta.has('created_at') ? createdAt : null,
       demo: meta.get(DEMO_META_KEY) === '1',
       nodes: this.nodeNames(),
     }
   }
 
-  private periodStats(endpointId: number, from: number, to: number, nodes: string): PeriodStats {
-    const packed = this.sql(
-      `SELECT min(duration_us, ${PACKED_DURATION_CAP}) * 4
-              + CASE WHEN status BETWEEN 400 AND 499 THEN 1 WHEN status BETWEEN 500 AND 599 THEN 2 ELSE 0 END
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
-    )
-      .pluck()
-      .all(endpointId, from, to) as number[]
-    const durations = new Float64Array(packed.length)
-    let errors4xx = 0
-    let errors5xx = 0
-    for (let i = 0; i < packed.length; i++) {
-      const value = packed[i]!
-      const statusClass = value % 4
-      if (statusClass === 1) errors4xx++
-      else if (statusClass === 2) errors5xx++
-      durations[i] = (value - statusClass) / 4
+  /**
+   * Adds the requests of [from, to) in scope to the summaries `target`
+   * picks: whole days and hours from the rollups, the rest from requests.
+   * Without `histograms`, only counts are read (faster).
+   */
+  private collect(scope: Scope, from: number, to: number, target: Target, histograms = true): void {
+    const parts = rangeParts(from, to)
+    const histogram = histograms ? ', histogram' : ''
+    const rollups: Array<[string, Array<[number, number]>]> = [
+      ['day', parts.days],
+      ['hour', parts.hours],
+    ]
+    for (const [unit, ranges] of rollups) {
+      const statement = this.sql(
+        `SELECT endpoint_id, version_id, node_id, requests, errors_4xx, errors_5xx,
+                sum_us, min_us, max_us${histogram}
+         FROM rollup_${unit}
+         WHERE ${IN_ENDPOINTS} AND ${unit} >= @from AND ${unit} < @to AND ${NODES('node_id')}`,
+      ).raw()
+      for (const [first, end] of ranges) {
+        const rows = statement.iterate({ ...scope, from: first, to: end }) as IterableIterator<
+          [number, number, number, number, number, number, number, number, number, Uint8Array?]
+        >
+        for (const [endpointId, versionId, nodeId, n, e4, e5, sum, min, max, blob] of rows) {
+          target(endpointId, versionId, nodeId, NO_ID)?.addRollup(n, e4, e5, sum, min, max, blob)
+        }
+      }
     }
-    return { hits: packed.length, errors4xx, errors5xx, ...medianAndP95(durations.sort()) }
+    const raw = this.sql(
+      `SELECT endpoint_id, version_id, coalesce(node_id, ${NO_ID}), duration_us, status
+       FROM request
+       WHERE ${IN_ENDPOINTS} AND time >= @from AND time < @to
+         AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
+    ).raw()
+    for (const [first, end] of parts.raw) {
+      const rows = raw.iterate({ ...scope, from: first, to: end }) as IterableIterator<
+        [number, number, number, number, number]
+      >
+      for (const [endpointId, versionId, nodeId, duration, status] of rows) {
+        target(endpointId, versionId, nodeId, NO_ID)?.addRequest(duration, status)
+      }
+    }
+  }
+
+  /** One summary per key; `keyOf` returns undefined for rows to skip. */
+  private summaries<K>(
+    scope: Scope,
+    from: number,
+    to: number,
+    keyOf: (endpointId: number, versionId: number, nodeId: number) => K | undefined,
+    histograms = true,
+  ): Map<K, DurationSummary> {
+    const found = new Map<K, DurationSummary>()
+    this.collect(
+      scope,
+      from,
+      to,
+      (endpointId, versionId, nodeId) => {
+        const key = keyOf(endpointId, versionId, nodeId)
+        if (key === undefined) return undefined
+        let summary = found.get(key)
+        if (summary === undefined) found.set(key, (summary = new DurationSummary(histograms)))
+        return summary
+      },
+      histograms,
+    )
+    return found
+  }
+
+  /**
+   * Requests per UTC hour of [from, to), by `keyOf(endpoint, status)`,
+   * handed to `add` with the hour's start: whole hours from rollup_status,
+   * the ends from the requests (counted at the start of their hour).
+   */
+  private hourlyCounts(
+    scope: Scope,
+    from: number,
+    to: number,
+    add: (hourStart: number, endpointId: number, status: number, count: number) => void,
+  ): void {
+    const parts = rangeParts(from, to, 1)
+    const rollup = this.sql(
+      `SELECT hour, endpoint_id, status, requests FROM rollup_status
+       WHERE ${IN_ENDPOINTS} AND hour >= @from AND hour < @to AND ${NODES('node_id')}`,
+    ).raw()
+    for (const [first, end] of parts.days) {
+      const rows = rollup.iterate({ ...scope, from: first, to: end }) as IterableIterator<
+        [number, number, number, number]
+      >
+      for (const [hour, endpointId, status, n] of rows)
+        add(hour * MS_PER_HOUR, endpointId, status, n)
+    }
+    const raw = this.sql(
+      `SELECT time, endpoint_id, status FROM request
+       WHERE ${IN_ENDPOINTS} AND time >= @from AND time < @to
+         AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
+    ).raw()
+    for (const [first, end] of parts.raw) {
+      const rows = raw.iterate({ ...scope, from: first, to: end }) as IterableIterator<
+        [number, number, number]
+      >
+      for (const [time, endpointId, status] of rows) {
+        add(Math.floor(time / MS_PER_HOUR) * MS_PER_HOUR, endpointId, status, 1)
+      }
+    }
+  }
+
+  private periodStats(summary: DurationSummary | undefined): PeriodStats {
+    if (summary === undefined) {
+      return { hits: 0, errors4xx: 0, errors5xx: 0, medianUs: null, p95Us: null }
+    }
+    return {
+      hits: summary.count,
+      errors4xx: summary.errors4xx,
+      errors5xx: summary.errors5xx,
+      ...summary.medianAndP95(),
+    }
   }
 
   /** Every endpoint in scope, by route, with or without requests. */
   endpoints(args: RangeArgs): OverviewRow[] {
-    const nodes = this.nodeFilter(args)
+    this.connection.refreshRollups()
     const now = this.now()
-    const today = startOfLocalDay(now, args.utcOffsetMinutes)
-    const weekAgo = now - 7 * MS_PER_DAY
-    return this.scope(args)
-      .sort(byRoute)
-      .map((row) => ({
-        ...toEndpoint(row),
-        today: this.periodStats(row.id, today, END_OF_TIME, nodes),
-        week: this.periodStats(row.id, weekAgo, END_OF_TIME, nodes),
-        range: this.periodStats(row.id, args.from, args.to, nodes),
-      }))
+    const endpoints = this.scope(args)
+    const scope = this.scopeOf(endpoints, args)
+    const perEndpoint = (from: number, to: number): Map<number, DurationSummary> =>
+      this.summaries(scope, from, to, (endpointId) => endpointId)
+    const today = perEndpoint(startOfLocalDay(now, args.utcOffsetMinutes), END_OF_TIME)
+    const week = perEndpoint(now - 7 * MS_PER_DAY, END_OF_TIME)
+    const range = perEndpoint(args.from, args.to)
+    return endpoints.sort(byRoute).map((row) => ({
+      ...toEndpoint(row),
+      today: this.periodStats(today.get(row.id)),
+      week: this.periodStats(week.get(row.id)),
+      range: this.periodStats(range.get(row.id)),
+    }))
   }
 
   /** Series of the endpoints with requests (and of selected ones without), busiest first. */
   utilization(args: RangeArgs): Utilization {
-    const nodes = this.nodeFilter(args)
+    this.connection.refreshRollups()
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
-    const perDay = this.sql(
-      `SELECT (time + CAST(? AS INTEGER)) / ${MS_PER_DAY} AS day, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY day`,
+    const endpoints = this.scope(args)
+    const counts = new Map(endpoints.map((e) => [e.id, zeros(days.length)]))
+    const offset = offsetMs(args.utcOffsetMinutes)
+    this.hourlyCounts(
+      this.scopeOf(endpoints, args),
+      args.from,
+      args.to,
+      (hour, endpointId, _, n) => {
+        const day = Math.floor((hour + offset) / MS_PER_DAY) - firstDay
+        // An hour that starts before the first local day (offsets of half hours) counts in it.
+        counts.get(endpointId)![Math.max(0, Math.min(day, days.length - 1))]! += n
+      },
     )
     const explicit = (args.endpointIds?.length ?? 0) > 0
-    const series: Array<{ endpointId: number; counts: number[]; total: number }> = []
-    for (const endpoint of this.scope(args)) {
-      const counts = zeros(days.length)
-      let total = 0
-      const rows = perDay.all(offsetMs(args.utcOffsetMinutes), endpoint.id, args.from, args.to)
-      for (const { day, n } of rows as Array<{ day: number; n: number }>) {
-        counts[day - firstDay] = n
-        total += n
-      }
+    const series = endpoints
+      .map((e) => {
+        const perDay = counts.get(e.id)!
+        return { endpointId: e.id, counts: perDay, total: perDay.reduce((a, b) => a + b, 0) }
+      })
       // A selected endpoint is shown even without requests; otherwise only busy ones.
-      if (total > 0 || explicit) series.push({ endpointId: endpoint.id, counts, total })
-    }
+      .filter((s) => s.total > 0 || explicit)
     series.sort((a, b) => b.total - a.total || a.endpointId - b.endpointId)
     return { days, series: series.map(({ endpointId, counts }) => ({ endpointId, counts })) }
   }
 
   hourHeatmap(args: HeatmapArgs): HourHeatmap {
-    const nodes = this.nodeFilter(args)
+    this.connection.refreshRollups()
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
     const counts = Array.from({ length: 24 }, () => zeros(days.length))
-    const perHour = this.sql(
-      `SELECT (time + CAST(? AS INTEGER)) / 3600000 AS hour, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY hour`,
-    )
-    for (const endpoint of this.optionalEndpointScope(args)) {
-      const rows = perHour.all(offsetMs(args.utcOffsetMinutes), endpoint.id, args.from, args.to)
-      for (const { hour, n } of rows as Array<{ hour: number; n: number }>) {
-        counts[hour % 24]![Math.floor(hour / 24) - firstDay]! += n
-      }
-    }
+    const offset = offsetMs(args.utcOffsetMinutes)
+    const scope = this.scopeOf(this.optionalEndpointScope(args), args)
+    this.hourlyCounts(scope, args.from, args.to, (hour, _endpoint, _status, n) => {
+      const local = Math.floor((hour + offset) / MS_PER_HOUR)
+      const day = Math.max(0, Math.min(Math.floor(local / 24) - firstDay, days.length - 1))
+      counts[((local % 24) + 24) % 24]![day]! += n
+    })
     return { days, counts }
-  }
-
-  private durations(endpointId: number, from: number, to: number, nodes: string): Float64Array {
-    const values = this.sql(
-      `SELECT duration_us FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
-    )
-      .pluck()
-      .all(endpointId, from, to) as number[]
-    return Float64Array.from(values).sort()
   }
 
   /** Box per endpoint with requests in range, slowest median first. */
   performance(args: RangeArgs): EndpointBox[] {
-    const nodes = this.nodeFilter(args)
+    this.connection.refreshRollups()
+    const endpoints = this.scope(args)
+    const found = this.summaries(
+      this.scopeOf(endpoints, args),
+      args.from,
+      args.to,
+      (endpointId) => endpointId,
+    )
     const boxes: EndpointBox[] = []
-    for (const endpoint of this.scope(args)) {
-      const stats = boxStats(this.durations(endpoint.id, args.from, args.to, nodes))
-      if (stats !== null) boxes.push({ endpointId: endpoint.id, stats })
+    for (const [endpointId, summary] of found) {
+      const stats = summary.box()
+      if (stats !== null) boxes.push({ endpointId, stats })
     }
     return boxes.sort((a, b) => b.stats.median - a.stats.median || a.endpointId - b.endpointId)
   }
 
-  /** Ids of the versions with requests in range, among the endpoints in scope. */
-  private versionsInRange(
-    endpoints: EndpointRow[],
-    from: number,
-    to: number,
-    nodes: string,
-  ): Set<number> {
-    const present = new Set<number>()
-    const distinct = this.sql(
-      `SELECT DISTINCT version_id FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
-    ).pluck()
-    for (const endpoint of endpoints) {
-      for (const id of distinct.all(endpoint.id, from, to) as number[]) present.add(id)
-    }
-    return present
-  }
-
   versionEvolution(args: EndpointArgs): VersionEvolution {
-    const nodes = this.nodeFilter(args)
+    this.connection.refreshRollups()
     this.endpointRow(args.endpointId)
-    const byVersion = new Map<number, DurationList>()
-    const rows = this.sql(
-      `SELECT version_id, duration_us FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
+    const own = this.summaries(
+      this.scopeOf([this.endpointRow(args.endpointId)], args),
+      args.from,
+      args.to,
+      (_endpointId, versionId) => versionId,
     )
-      .raw()
-      .iterate(args.endpointId, args.from, args.to) as IterableIterator<[number, number]>
-    for (const [versionId, duration] of rows) {
-      let list = byVersion.get(versionId)
-      if (list === undefined) byVersion.set(versionId, (list = new DurationList()))
-      list.push(duration)
-    }
-    const ids = this.versionsInRange(this.scope(args), args.from, args.to, nodes)
-    for (const id of byVersion.keys()) ids.add(id)
-    const versions = this.versionList(ids)
-    const boxes = versions.map((v) => {
-      const list = byVersion.get(v.id)
-      return list === undefined ? null : boxStats(list.sorted())
-    })
-    return { versions, boxes }
+    // The versions with requests among the endpoints in scope, so that pages line up.
+    const present = this.summaries(
+      this.scopeOf(this.scope(args), args),
+      args.from,
+      args.to,
+      (_endpointId, versionId) => versionId,
+      false,
+    )
+    const versions = this.versionList([...present.keys(), ...own.keys()])
+    return { versions, boxes: versions.map((v) => own.get(v.id)?.box() ?? null) }
   }
 
   /** Endpoints with requests in range, by id; versions by first seen. */
   versionUtilization(args: RangeArgs): VersionUtilization {
-    const nodes = this.nodeFilter(args)
-    const perVersion = this.sql(
-      `SELECT version_id AS versionId, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY version_id`,
+    this.connection.refreshRollups()
+    const found = this.summaries(
+      this.scopeOf(this.scope(args), args),
+      args.from,
+      args.to,
+      (endpointId, versionId) => `${versionId},${endpointId}`,
+      false,
     )
     const counts = new Map<number, Map<number, number>>()
-    const endpointIds: number[] = []
-    for (const endpoint of this.scope(args)) {
-      const rows = perVersion.all(endpoint.id, args.from, args.to) as Array<{
-        versionId: number
-        n: number
-      }>
-      if (rows.length === 0) continue
-      endpointIds.push(endpoint.id)
-      for (const { versionId, n } of rows) {
-        let perEndpoint = counts.get(versionId)
-        if (perEndpoint === undefined) counts.set(versionId, (perEndpoint = new Map()))
-        perEndpoint.set(endpoint.id, n)
-      }
+    const endpointIds = new Set<number>()
+    for (const [key, summary] of found) {
+      const [versionId, endpointId] = key.split(',').map(Number) as [number, number]
+      if (summary.count === 0) continue
+      endpointIds.add(endpointId)
+      let perEndpoint = counts.get(versionId)
+      if (perEndpoint === undefined) counts.set(versionId, (perEndpoint = new Map()))
+      perEndpoint.set(endpointId, summary.count)
     }
+    const ids = [...endpointIds].sort((a, b) => a - b)
     const versions = this.versionList(counts.keys())
     return {
       versions,
-      endpointIds,
-      counts: versions.map((v) => endpointIds.map((id) => counts.get(v.id)?.get(id) ?? 0)),
+      endpointIds: ids,
+      counts: versions.map((v) => ids.map((id) => counts.get(v.id)?.get(id) ?? 0)),
     }
   }
 
   /**
    * Users or IPs of one endpoint. Chosen names must be among the 500 busiest
-   * (`available`) to be shown; unknown ones are left out.
+   * (`available`) to be shown; unknown ones are left out. Users come from
+   * rollup_user_day (whole UTC days) and the requests at the range's ends;
+   * IPs from the requests (index (endpoint_id, time)), exact.
    */
   clients(args: ClientArgs): ClientBreakdown {
-    const nodes = this.nodeFilter(args)
+    this.connection.refreshRollups()
     this.endpointRow(args.endpointId)
-    const column = args.kind === 'user' ? 'user_group_id' : 'client_ip_id'
-    const names =
-      args.kind === 'user'
-        ? 'SELECT id, name FROM user_group WHERE id = ?'
-        : 'SELECT id, address AS name FROM client_ip WHERE id = ?'
-    const byName =
-      args.kind === 'user'
-        ? 'SELECT id FROM user_group WHERE name = ?'
-        : 'SELECT id FROM client_ip WHERE address = ?'
+    const user = args.kind === 'user'
+    const names = user
+      ? 'SELECT id, name FROM user_group WHERE id = ?'
+      : 'SELECT id, address AS name FROM client_ip WHERE id = ?'
+    const byName = user
+      ? 'SELECT id FROM user_group WHERE name = ?'
+      : 'SELECT id FROM client_ip WHERE address = ?'
     const nameOf = (id: number | null): string =>
       id === null
         ? NO_CLIENT
         : ((this.sql(names).get(id) as { name: string } | undefined)?.name ?? `#${id}`)
 
-    const busiest = this.sql(
-      `SELECT ${column} AS id, count(*) AS n FROM request
-       WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}
-       GROUP BY ${column} ORDER BY n DESC, ${column} LIMIT ${MAX_AVAILABLE}`,
-    ).all(args.endpointId, args.from, args.to) as Array<{ id: number | null; n: number }>
-    const available = busiest.map((row) => ({ name: nameOf(row.id), count: row.n }))
+    // Every client's requests, by version: summaries keyed by client (null: none), then version.
+    const perClient = new Map<number | null, Map<number, DurationSummary>>()
+    const summaryOf = (client: number | null, versionId: number): DurationSummary => {
+      let perVersion = perClient.get(client)
+      if (perVersion === undefined) perClient.set(client, (perVersion = new Map()))
+      let summary = perVersion.get(versionId)
+      if (summary === undefined) perVersion.set(versionId, (summary = new DurationSummary()))
+      return summary
+    }
+    const scope = this.scopeOf([this.endpointRow(args.endpointId)], args)
+    const rawParts: Array<[number, number]> = []
+    if (user) {
+      const firstDay = Math.ceil(args.from / MS_PER_DAY)
+      const endDay = Math.floor(args.to / MS_PER_DAY)
+      if (firstDay < endDay) {
+        const rows = this.sql(
+          `SELECT user_group_id, version_id, requests, sum_us, min_us, max_us, histogram
+           FROM rollup_user_day
+           WHERE ${IN_ENDPOINTS} AND day >= @from AND day < @to AND ${NODES('node_id')}`,
+        )
+          .raw()
+          .iterate({ ...scope, from: firstDay, to: endDay }) as IterableIterator<
+          [number, number, number, number, number, number, Uint8Array]
+        >
+        for (const [client, versionId, n, sum, min, max, blob] of rows) {
+          summaryOf(client === NO_ID ? null : client, versionId).addRollup(
+            n,
+            0,
+            0,
+            sum,
+            min,
+            max,
+            blob,
+          )
+        }
+        if (args.from < firstDay * MS_PER_DAY) rawParts.push([args.from, firstDay * MS_PER_DAY])
+        if (endDay * MS_PER_DAY < args.to) rawParts.push([endDay * MS_PER_DAY, args.to])
+      } else rawParts.push([args.from, args.to])
+    } else rawParts.push([args.from, args.to])
+    const column = user ? 'user_group_id' : 'client_ip_id'
+    const raw = this.sql(
+      `SELECT ${column}, version_id, duration_us FROM request
+       WHERE ${IN_ENDPOINTS} AND time >= @from AND time < @to
+         AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
+    ).raw()
+    for (const [from, to] of rawParts) {
+      const rows = raw.iterate({ ...scope, from, to }) as IterableIterator<
+        [number | null, number, number]
+      >
+      for (const [client, versionId, duration] of rows) {
+        summaryOf(client, versionId).addRequest(duration, 0)
+      }
+    }
+
+    const totals = [...perClient.entries()].map(([id, perVersion]) => {
+      let count = 0
+      for (const summary of perVersion.values()) count += summary.count
+      return { id, count }
+    })
+    totals.sort((a, b) => b.count - a.count || (a.id ?? -1) - (b.id ?? -1))
+    const busiest = totals.slice(0, MAX_AVAILABLE)
+    const available = busiest.map((row) => ({ name: nameOf(row.id), count: row.count }))
 
     // The clients to show, as ids (null: requests without one), busiest first.
     let shown: Array<number | null>
@@ -399,61 +614,36 @@ export class MetricsQueries {
       shown = [...wanted].filter((id) => rank.has(id)).sort((a, b) => rank.get(a)! - rank.get(b)!)
     }
 
-    const index = new Map(shown.map((id, i) => [id, i]))
-    const all = shown.map(() => new DurationList())
-    const byVersion = shown.map(() => new Map<number, DurationList>())
-    const rows = this.sql(
-      `SELECT ${column}, version_id, duration_us FROM request
-       WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
-    )
-      .raw()
-      .iterate(args.endpointId, args.from, args.to) as IterableIterator<
-      [number | null, number, number]
-    >
-    for (const [client, versionId, duration] of rows) {
-      const i = index.get(client)
-      if (i === undefined) continue
-      all[i]!.push(duration)
-      let list = byVersion[i]!.get(versionId)
-      if (list === undefined) byVersion[i]!.set(versionId, (list = new DurationList()))
-      list.push(duration)
-    }
-
-    const versions = this.versionList(byVersion.flatMap((m) => [...m.keys()]))
+    const versions = this.versionList(shown.flatMap((id) => [...perClient.get(id)!.keys()]))
     return {
       available,
-      clients: shown.flatMap((id, i) => {
-        const stats = boxStats(all[i]!.sorted())
+      clients: shown.flatMap((id) => {
+        const all = new DurationSummary()
+        for (const summary of perClient.get(id)!.values()) all.add(summary)
+        const stats = all.box()
         return stats === null ? [] : [{ name: nameOf(id), stats }]
       }),
       versions,
-      medianUs: byVersion.map((perVersion) =>
-        versions.map((v) => {
-          const list = perVersion.get(v.id)
-          return list === undefined ? null : medianAndP95(list.sorted()).medianUs
-        }),
+      medianUs: shown.map((id) =>
+        versions.map((v) => perClient.get(id)!.get(v.id)?.medianAndP95().medianUs ?? null),
       ),
     }
   }
 
   statusCodes(args: StatusArgs): StatusCodes {
-    const nodes = this.nodeFilter(args)
+    this.connection.refreshRollups()
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
-    const perDay = this.sql(
-      `SELECT status, (time + CAST(? AS INTEGER)) / ${MS_PER_DAY} AS day, count(*) AS n
-       FROM request WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes} GROUP BY status, day`,
-    )
+    const offset = offsetMs(args.utcOffsetMinutes)
     const series = new Map<number, { counts: number[]; total: number }>()
-    for (const endpoint of this.optionalEndpointScope(args)) {
-      const rows = perDay.all(offsetMs(args.utcOffsetMinutes), endpoint.id, args.from, args.to)
-      for (const { status, day, n } of rows as Array<{ status: number; day: number; n: number }>) {
-        let entry = series.get(status)
-        if (entry === undefined)
-          series.set(status, (entry = { counts: zeros(days.length), total: 0 }))
-        entry.counts[day - firstDay]! += n
-        entry.total += n
-      }
-    }
+    const scope = this.scopeOf(this.optionalEndpointScope(args), args)
+    this.hourlyCounts(scope, args.from, args.to, (hour, _endpoint, status, n) => {
+      let entry = series.get(status)
+      if (entry === undefined)
+        series.set(status, (entry = { counts: zeros(days.length), total: 0 }))
+      const day = Math.floor((hour + offset) / MS_PER_DAY) - firstDay
+      entry.counts[Math.max(0, Math.min(day, days.length - 1))]! += n
+      entry.total += n
+    })
     return {
       days,
       series: [...series.entries()]
@@ -464,8 +654,9 @@ export class MetricsQueries {
 
   /** Requests answered 4xx/5xx or left by their client, newest first. */
   latestErrors(args: StatusArgs & { limit?: number }): ErrorRequest[] {
-    const nodes = this.nodeFilter(args)
     const limit = args.limit ?? DEFAULT_ERROR_LIMIT
+    const endpoints = this.optionalEndpointScope(args)
+    const scope = this.scopeOf(endpoints, args)
     const newest = this.sql(
       `SELECT r.id, r.endpoint_id AS endpointId, r.time, r.duration_us AS durationUs, r.status,
               v.name AS version, g.name AS user, ip.address AS ip, r.aborted
@@ -473,14 +664,24 @@ export class MetricsQueries {
        JOIN version v ON v.id = r.version_id
        LEFT JOIN user_group g ON g.id = r.user_group_id
        LEFT JOIN client_ip ip ON ip.id = r.client_ip_id
-       WHERE r.endpoint_id = ? AND r.time >= ? AND r.time < ?${nodes.replaceAll('node_id', 'r.node_id')} AND (r.status >= 400 OR r.aborted = 1)
-       ORDER BY r.time DESC, r.id DESC LIMIT ?`,
+       WHERE r.endpoint_id = @endpoint AND r.time >= @from AND r.time < @to
+         AND (r.status >= 400 OR r.aborted = 1) AND ${NODES(`coalesce(r.node_id, ${NO_ID})`)}
+       ORDER BY r.time DESC, r.id DESC LIMIT @limit`,
     )
     type Row = Omit<ErrorRequest, 'aborted'> & { aborted: number }
     // The newest `limit` of each endpoint, merged: each query walks one endpoint's index backwards.
     const found: Row[] = []
-    for (const endpoint of this.optionalEndpointScope(args)) {
-      found.push(...(newest.all(endpoint.id, args.from, args.to, limit) as Row[]))
+    for (const endpoint of endpoints) {
+      found.push(
+        ...(newest.all({
+          endpoint: endpoint.id,
+          from: args.from,
+          to: args.to,
+          limit,
+          allNodes: scope.allNodes,
+          nodes: scope.nodes,
+        }) as Row[]),
+      )
     }
     return found
       .sort((a, b) => b.time - a.time || b.id - a.id)
@@ -490,42 +691,30 @@ export class MetricsQueries {
 
   /** Hits, errors and durations per node, busiest first; every node in scope, even without requests. */
   nodeBreakdown(args: NodeArgs): NodeShare[] {
+    this.connection.refreshRollups()
     const ids = this.nodeIds()
     const wanted =
       args.nodes === undefined || args.nodes.length === 0 ? this.nodeNames() : args.nodes
-    const names = new Map<number | null, string>()
+    const names = new Map<number, string>()
     for (const name of wanted) {
-      if (name === UNKNOWN_NODE) names.set(null, name)
+      if (name === UNKNOWN_NODE) names.set(NO_ID, name)
       else if (ids.has(name)) names.set(ids.get(name)!, name)
     }
-    const perNode = new Map<number | null, { durations: DurationList; e4: number; e5: number }>()
-    for (const id of names.keys()) perNode.set(id, { durations: new DurationList(), e4: 0, e5: 0 })
-    const nodes = this.nodeFilter(args)
-    const rows = this.sql(
-      `SELECT node_id, duration_us, status FROM request
-       WHERE endpoint_id = ? AND time >= ? AND time < ?${nodes}`,
-    ).raw()
-    for (const endpoint of this.optionalEndpointScope(args)) {
-      const found = rows.iterate(endpoint.id, args.from, args.to) as IterableIterator<
-        [number | null, number, number]
-      >
-      for (const [node, duration, status] of found) {
-        const entry = perNode.get(node)
-        if (entry === undefined) continue
-        entry.durations.push(duration)
-        if (status >= 400 && status < 500) entry.e4++
-        else if (status >= 500 && status < 600) entry.e5++
-      }
-    }
+    const found = this.summaries(
+      this.scopeOf(this.optionalEndpointScope(args), args),
+      args.from,
+      args.to,
+      (_endpointId, _versionId, nodeId) => nodeId,
+    )
     return [...names.entries()]
       .map(([id, node]) => {
-        const entry = perNode.get(id)!
+        const summary = found.get(id)
         return {
           node,
-          hits: entry.durations.length,
-          errors4xx: entry.e4,
-          errors5xx: entry.e5,
-          stats: boxStats(entry.durations.sorted()),
+          hits: summary?.count ?? 0,
+          errors4xx: summary?.errors4xx ?? 0,
+          errors5xx: summary?.errors5xx ?? 0,
+          stats: summary?.box() ?? null,
         }
       })
       .sort((a, b) => b.hits - a.hits || (a.node < b.node ? -1 : 1))

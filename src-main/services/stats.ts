@@ -3,6 +3,13 @@
  * no clock. Durations are whatever unit the caller passes (microseconds in
  * practice); times are ms since the epoch.
  */
+import {
+  addEncodedHistogram,
+  BUCKET_COUNT,
+  bucketBounds,
+  bucketOf,
+  BUCKET_RELATIVE_WIDTH,
+} from 'routemeter/schema'
 import type { BoxStats } from '../api/contract.js'
 
 export const MS_PER_HOUR = 3_600_000
@@ -89,6 +96,177 @@ export class DurationList {
   /** The values sorted ascending (a view on the list's storage). */
   sorted(): Float64Array {
     return this.values.subarray(0, this.length).sort()
+  }
+}
+
+/**
+ * How far a quantile from a histogram may be from the exact one (R-7 over
+ * the same requests): this fraction of the exact value, plus 1 µs.
+ */
+export const QUANTILE_RELATIVE_ERROR = BUCKET_RELATIVE_WIDTH
+
+/**
+ * Hits, errors and durations of a set of requests, added from rollup rows
+ * and single requests alike. Counts, sum (so the mean), min and max are
+ * exact; quantiles come from the duration histogram (1/16-octave buckets):
+ * the i-th smallest duration is taken to lie in its bucket at the i-th of
+ * the bucket's evenly spread positions (clipped to min and max), then
+ * quantiles interpolate as R-7 does. Each estimate is within
+ * QUANTILE_RELATIVE_ERROR of the exact R-7 value, plus 1 µs: both
+ * interpolate between durations that share a bucket.
+ */
+export class DurationSummary {
+  count = 0
+  errors4xx = 0
+  errors5xx = 0
+  sumUs = 0
+  minUs = Number.POSITIVE_INFINITY
+  maxUs = Number.NEGATIVE_INFINITY
+  /** counts per bucket; absent for a summary that only counts */
+  readonly histogram: Float64Array | undefined
+
+  constructor(withHistogram = true) {
+    this.histogram = withHistogram ? new Float64Array(BUCKET_COUNT) : undefined
+  }
+
+  /** Adds a rollup row's aggregate (its histogram as the rollup tables encode it). */
+  addRollup(
+    requests: number,
+    errors4xx: number,
+    errors5xx: number,
+    sumUs: number,
+    minUs: number,
+    maxUs: number,
+    histogram: Uint8Array | undefined,
+  ): void {
+    this.count += requests
+    this.errors4xx += errors4xx
+    this.errors5xx += errors5xx
+    this.sumUs += sumUs
+    if (minUs < this.minUs) this.minUs = minUs
+    if (maxUs > this.maxUs) this.maxUs = maxUs
+    if (this.histogram !== undefined && histogram !== undefined) {
+      addEncodedHistogram(this.histogram, histogram)
+    }
+  }
+
+  /** Adds another summary's requests. */
+  add(other: DurationSummary): void {
+    this.count += other.count
+    this.errors4xx += other.errors4xx
+    this.errors5xx += other.errors5xx
+    this.sumUs += other.sumUs
+    if (other.minUs < this.minUs) this.minUs = other.minUs
+    if (other.maxUs > this.maxUs) this.maxUs = other.maxUs
+    if (this.histogram !== undefined && other.histogram !== undefined) {
+      for (let b = 0; b < BUCKET_COUNT; b++) this.histogram[b]! += other.histogram[b]!
+    }
+  }
+
+  /** Adds one request. */
+  addRequest(durationUs: number, status: number): void {
+    this.count++
+    if (status >= 400 && status < 500) this.errors4xx++
+    else if (status >= 500 && status < 600) this.errors5xx++
+    this.sumUs += durationUs
+    if (durationUs < this.minUs) this.minUs = durationUs
+    if (durationUs > this.maxUs) this.maxUs = durationUs
+    if (this.histogram !== undefined) this.histogram[bucketOf(durationUs)]!++
+  }
+
+  /** The durations a bucket stands for, clipped to the summary's min and max. */
+  private span(bucket: number): { low: number; high: number } {
+    const { low, high } = bucketBounds(bucket)
+    return { low: Math.max(low, this.minUs), high: Math.min(high, this.maxUs) }
+  }
+
+  /** The estimated i-th smallest duration (0-based). */
+  private valueAt(rank: number): number {
+    if (rank <= 0) return this.minUs
+    if (rank >= this.count - 1) return this.maxUs
+    const histogram = this.histogram!
+    let below = 0
+    for (let bucket = 0; bucket < BUCKET_COUNT; bucket++) {
+      const inBucket = histogram[bucket]!
+      if (inBucket === 0) continue
+      if (rank < below + inBucket) {
+        const { low, high } = this.span(bucket)
+        return low + ((rank - below + 0.5) / inBucket) * (high - low)
+      }
+      below += inBucket
+    }
+    return this.maxUs
+  }
+
+  /** Quantile p (0..1), R-7 over the estimated durations. */
+  quantile(p: number): number {
+    if (this.count === 0) throw new RangeError('quantile of no values')
+    const h = (this.count - 1) * p
+    const lo = Math.floor(h)
+    const low = this.valueAt(lo)
+    if (lo + 1 >= this.count) return low
+    return low + (h - lo) * (this.valueAt(lo + 1) - low)
+  }
+
+  medianAndP95(): { medianUs: number | null; p95Us: number | null } {
+    if (this.count === 0) return { medianUs: null, p95Us: null }
+    return { medianUs: this.quantile(0.5), p95Us: this.quantile(0.95) }
+  }
+
+  /** The smallest estimated duration >= fence (the low whisker). */
+  private lowestFrom(fence: number): number {
+    if (this.minUs >= fence) return this.minUs
+    const histogram = this.histogram!
+    for (let bucket = 0; bucket < BUCKET_COUNT; bucket++) {
+      const inBucket = histogram[bucket]!
+      if (inBucket === 0) continue
+      const { low, high } = this.span(bucket)
+      if (high < fence) continue
+      for (let j = 0; j < inBucket; j++) {
+        const value = low + ((j + 0.5) / inBucket) * (high - low)
+        if (value >= fence) return value
+      }
+    }
+    return this.maxUs
+  }
+
+  /** The largest estimated duration <= fence (the high whisker). */
+  private highestTo(fence: number): number {
+    if (this.maxUs <= fence) return this.maxUs
+    const histogram = this.histogram!
+    for (let bucket = BUCKET_COUNT - 1; bucket >= 0; bucket--) {
+      const inBucket = histogram[bucket]!
+      if (inBucket === 0) continue
+      const { low, high } = this.span(bucket)
+      if (low > fence) continue
+      for (let j = inBucket - 1; j >= 0; j--) {
+        const value = low + ((j + 0.5) / inBucket) * (high - low)
+        if (value <= fence) return value
+      }
+    }
+    return this.minUs
+  }
+
+  /** Box-plot statistics as boxStats() gives them, from the histogram; null when empty. */
+  box(): BoxStats | null {
+    if (this.count === 0) return null
+    const q1 = this.quantile(0.25)
+    const median = this.quantile(0.5)
+    const q3 = this.quantile(0.75)
+    const fence = 1.5 * (q3 - q1)
+    return {
+      count: this.count,
+      min: this.minUs,
+      q1,
+      median,
+      q3,
+      max: this.maxUs,
+      // Never inside the box, as with exact values.
+      whiskerLow: Math.min(this.lowestFrom(q1 - fence), q1),
+      whiskerHigh: Math.max(this.highestTo(q3 + fence), q3),
+      mean: this.sumUs / this.count,
+      p95: this.quantile(0.95),
+    }
   }
 }
 

@@ -1,16 +1,17 @@
+import type Database from 'better-sqlite3'
 import { APPLICATION_ID, SCHEMA_VERSION } from './types.js'
 import { up as initial } from './migrations/0001-initial.js'
 import { up as nodes } from './migrations/0002-nodes.js'
+import { up as rollups } from './migrations/0003-rollups.js'
 
 /** The part of a better-sqlite3 connection that migrations use. */
-export interface MigrationDb {
-  exec(sql: string): unknown
-  pragma(source: string, options: { simple: true }): unknown
-  prepare(sql: string): { run(...params: unknown[]): unknown; get(...params: unknown[]): unknown }
-}
+export type MigrationDb = Pick<
+  Database.Database,
+  'exec' | 'pragma' | 'prepare' | 'transaction' | 'function'
+>
 
 /** Ordered migrations; step i takes a file from user_version i to i + 1. */
-const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [initial, nodes]
+const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [initial, nodes, rollups]
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) {
   throw new Error('routemeter: SCHEMA_VERSION does not match the list of migrations')

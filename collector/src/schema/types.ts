@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452
@@ -86,6 +86,51 @@ export interface NodeRow {
   first_seen: number
 }
 
+/**
+ * Tables `rollup_hour` and `rollup_day` (schema 3): the requests of one
+ * endpoint, version and node in one UTC hour (or day), kept by the writer.
+ * node_id is 0 for requests without a node. `histogram` holds the
+ * durations in 1/16-octave buckets (rollup.ts: encodeHistogram).
+ */
+export interface RollupRow {
+  endpoint_id: number
+  /** hours (or days) since the Unix epoch, UTC */
+  hour?: number
+  day?: number
+  version_id: number
+  node_id: number
+  requests: number
+  errors_4xx: number
+  errors_5xx: number
+  sum_us: number
+  min_us: number
+  max_us: number
+  histogram: Uint8Array
+}
+
+/** Table `rollup_user_day`: as rollup_day, per user or group too (0: none); no error counts. */
+export interface RollupUserDayRow {
+  endpoint_id: number
+  day: number
+  user_group_id: number
+  version_id: number
+  node_id: number
+  requests: number
+  sum_us: number
+  min_us: number
+  max_us: number
+  histogram: Uint8Array
+}
+
+/** Table `rollup_status`: requests per endpoint, UTC hour, node and status code. */
+export interface RollupStatusRow {
+  endpoint_id: number
+  hour: number
+  node_id: number
+  status: number
+  requests: number
+}
+
 /** Table `meta`: facts about the file itself. */
 export interface MetaRow {
   key: 'created_at' | 'created_by' | 'app_name' | (string & {})
@@ -101,4 +146,8 @@ export const TABLES = {
   request: 'request',
   meta: 'meta',
   node: 'node',
+  rollupHour: 'rollup_hour',
+  rollupDay: 'rollup_day',
+  rollupUserDay: 'rollup_user_day',
+  rollupStatus: 'rollup_status',
 } as const

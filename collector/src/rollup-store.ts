@@ -1,0 +1,264 @@
+/**
+ * The rollup tables' SQL: requests pre-aggregated per endpoint and hour
+ * (rollup_hour, rollup_status), per endpoint and day (rollup_day) and per
+ * endpoint, day and user (rollup_user_day), so that the desktop app's views
+ * read thousands of rows instead of millions. SCHEMA.md describes them.
+ *
+ * Rollups follow the request table by id: meta 'rollups_through_request'
+ * holds the largest request id already counted. The collector's writer calls
+ * rollUpRequests() in the transaction that inserts a batch, so the rollups
+ * never lag the requests a reader can see; a program that inserts requests
+ * some other way (merging files, pulling a server's new rows) calls it too.
+ */
+import type Database from 'better-sqlite3'
+import {
+  addToHistogram,
+  bucketOf,
+  dayOf,
+  encodeHistogram,
+  hourOf,
+  mergeEncodedHistograms,
+  NO_ID,
+  type SparseHistogram,
+} from './schema/rollup.js'
+
+/** The part of a better-sqlite3 connection that rollups use (migrations pass theirs). */
+export type RollupDb = Pick<Database.Database, 'prepare' | 'transaction' | 'exec' | 'function'>
+
+/** meta key: requests with an id up to this one are counted in the rollups. */
+export const ROLLUP_WATERMARK_KEY = 'rollups_through_request'
+
+/** Requests read and aggregated at a time, so that a backfill of millions stays in bounded memory. */
+const CHUNK_ROWS = 200_000
+
+/** Counts and durations of the requests of one rollup row. */
+interface Aggregate {
+  key: number[]
+  requests: number
+  errors4xx: number
+  errors5xx: number
+  sumUs: number
+  minUs: number
+  maxUs: number
+  histogram: SparseHistogram
+}
+
+function aggregate(key: number[]): Aggregate {
+  return {
+    key,
+    requests: 0,
+    errors4xx: 0,
+    errors5xx: 0,
+    sumUs: 0,
+    minUs: Number.POSITIVE_INFINITY,
+    maxUs: Number.NEGATIVE_INFINITY,
+    histogram: new Map(),
+  }
+}
+
+function addRequest(into: Aggregate, durationUs: number, status: number, bucket: number): void {
+  into.requests++
+  if (status >= 400 && status < 500) into.errors4xx++
+  else if (status >= 500 && status < 600) into.errors5xx++
+  into.sumUs += durationUs
+  if (durationUs < into.minUs) into.minUs = durationUs
+  if (durationUs > into.maxUs) into.maxUs = durationUs
+  addToHistogram(into.histogram, bucket)
+}
+
+function addAggregate(into: Aggregate, other: Aggregate): void {
+  into.requests += other.requests
+  into.errors4xx += other.errors4xx
+  into.errors5xx += other.errors5xx
+  into.sumUs += other.sumUs
+  into.minUs = Math.min(into.minUs, other.minUs)
+  into.maxUs = Math.max(into.maxUs, other.maxUs)
+  for (const [bucket, count] of other.histogram) addToHistogram(into.histogram, bucket, count)
+}
+
+function lookup(map: Map<string, Aggregate>, key: number[]): Aggregate {
+  const text = key.join(',')
+  let found = map.get(text)
+  if (found === undefined) map.set(text, (found = aggregate(key)))
+  return found
+}
+
+type Row = [
+  id: number,
+  endpointId: number,
+  time: number,
+  durationUs: number,
+  status: number,
+  versionId: number,
+  nodeId: number | null,
+  userGroupId: number | null,
+]
+
+interface Statements {
+  select: Database.Statement
+  watermark: Database.Statement
+  setWatermark: Database.Statement
+  /** one upsert per rollup table with histograms: rollup_hour, rollup_day, rollup_user_day */
+  upserts: Array<{ statement: Database.Statement; errors: boolean }>
+  status: Database.Statement
+}
+
+/** SQL function that adds two encoded histograms (registered on each connection that writes rollups). */
+const MERGE_FUNCTION = 'routemeter_merge_histograms'
+
+const cache = new WeakMap<object, Statements>()
+
+function statementsOf(db: RollupDb): Statements {
+  let statements = cache.get(db)
+  if (statements !== undefined) return statements
+  db.function(MERGE_FUNCTION, { deterministic: true }, (a, b) =>
+    mergeEncodedHistograms(a as Uint8Array, b as Uint8Array),
+  )
+  // Adds a chunk's aggregate to the row of its key: one statement per key.
+  const upsert = (table: string, columns: string[], errors: boolean) => {
+    const counts = ['requests', ...(errors ? ['errors_4xx', 'errors_5xx'] : []), 'sum_us']
+    const values = [...columns, ...counts, 'min_us', 'max_us', 'histogram']
+    return {
+      errors,
+      statement: db.prepare(
+        `INSERT INTO ${table} (${values.join(', ')}) VALUES (${values.map(() => '?').join(', ')})
+         ON CONFLICT DO UPDATE SET
+           ${counts.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')},
+           min_us = min(min_us, excluded.min_us),
+           max_us = max(max_us, excluded.max_us),
+           histogram = ${MERGE_FUNCTION}(histogram, excluded.histogram)`,
+      ),
+    }
+  }
+  statements = {
+    select: db
+      .prepare(
+        `SELECT id, endpoint_id, time, duration_us, status, version_id, node_id, user_group_id
+         FROM request WHERE id > ? ORDER BY id LIMIT ?`,
+      )
+      .raw(),
+    watermark: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+    setWatermark: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+    upserts: [
+      upsert('rollup_hour', ['endpoint_id', 'hour', 'version_id', 'node_id'], true),
+      upsert('rollup_day', ['endpoint_id', 'day', 'version_id', 'node_id'], true),
+      upsert(
+        'rollup_user_day',
+        ['endpoint_id', 'day', 'user_group_id', 'version_id', 'node_id'],
+        false,
+      ),
+    ],
+    status: db.prepare(
+      `INSERT INTO rollup_status (endpoint_id, hour, node_id, status, requests) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET requests = requests + excluded.requests`,
+    ),
+  }
+  cache.set(db, statements)
+  return statements
+}
+
+/** The largest request id already counted in the rollups (0: none). */
+export function rollupWatermark(db: RollupDb): number {
+  const value = statementsOf(db).watermark.get(ROLLUP_WATERMARK_KEY) as string | undefined
+  return value === undefined ? 0 : Number(value)
+}
+
+/** Adds one chunk's aggregates to the rollup tables. */
+function writeAggregates(
+  statements: Statements,
+  perTable: Array<Map<string, Aggregate>>,
+  statuses: Map<string, { key: number[]; requests: number }>,
+): void {
+  statements.upserts.forEach(({ statement, errors }, t) => {
+    for (const agg of perTable[t]!.values()) {
+      statement.run(
+        ...agg.key,
+        agg.requests,
+        ...(errors ? [agg.errors4xx, agg.errors5xx] : []),
+        agg.sumUs,
+        agg.minUs,
+        agg.maxUs,
+        encodeHistogram(agg.histogram),
+      )
+    }
+  })
+  for (const { key, requests } of statuses.values()) statements.status.run(...key, requests)
+}
+
+function rollUpChunk(statements: Statements, rows: Row[]): void {
+  const hours = new Map<string, Aggregate>()
+  const users = new Map<string, Aggregate>()
+  const statuses = new Map<string, { key: number[]; requests: number }>()
+  for (const [, endpointId, time, durationUs, status, versionId, nodeId, userGroupId] of rows) {
+    const node = nodeId ?? NO_ID
+    const hour = hourOf(time)
+    const bucket = bucketOf(durationUs)
+    addRequest(lookup(hours, [endpointId, hour, versionId, node]), durationUs, status, bucket)
+    addRequest(
+      lookup(users, [endpointId, dayOf(time), userGroupId ?? NO_ID, versionId, node]),
+      durationUs,
+      status,
+      bucket,
+    )
+    const statusKey = `${endpointId},${hour},${node},${status}`
+    const counted = statuses.get(statusKey)
+    if (counted === undefined) {
+      statuses.set(statusKey, { key: [endpointId, hour, node, status], requests: 1 })
+    } else counted.requests++
+  }
+  // Days are sums of hours (UTC: 24 whole hours a day).
+  const days = new Map<string, Aggregate>()
+  for (const agg of hours.values()) {
+    const [endpointId, hour, versionId, node] = agg.key as [number, number, number, number]
+    addAggregate(lookup(days, [endpointId, Math.floor(hour / 24), versionId, node]), agg)
+  }
+  writeAggregates(statements, [hours, days, users], statuses)
+}
+
+/**
+ * Counts the requests with an id above `afterId` into the rollup tables the
+ * connection resolves (a TEMP copy shadows the file's), without a watermark.
+ * Returns the largest id counted, or `afterId` when there was none.
+ */
+export function rollUpAfter(db: RollupDb, afterId: number): number {
+  const statements = statementsOf(db)
+  let last = afterId
+  for (;;) {
+    const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
+    if (rows.length === 0) break
+    rollUpChunk(statements, rows)
+    last = rows[rows.length - 1]![0]
+    if (rows.length < CHUNK_ROWS) break
+  }
+  return last
+}
+
+/**
+ * Counts the requests with an id above `afterId` (default: those not counted
+ * yet) into the rollups, and moves the watermark past them. Runs in a
+ * transaction of its own, or inside the caller's. Returns the largest
+ * request id now counted. Counting requests twice (an `afterId` below the
+ * watermark) doubles them: after rewriting requests, use rebuildRollups().
+ */
+export function rollUpRequests(db: RollupDb, afterId?: number): number {
+  return db.transaction(() => {
+    const watermark = rollupWatermark(db)
+    const last = rollUpAfter(db, afterId ?? watermark)
+    if (last > watermark) statementsOf(db).setWatermark.run(ROLLUP_WATERMARK_KEY, String(last))
+    return Math.max(last, watermark)
+  })()
+}
+
+/** Empties the rollups and counts every request again; returns the largest request id counted. */
+export function rebuildRollups(db: RollupDb): number {
+  return db.transaction(() => {
+    db.exec(`
+      DELETE FROM rollup_hour;
+      DELETE FROM rollup_day;
+      DELETE FROM rollup_user_day;
+      DELETE FROM rollup_status;
+    `)
+    statementsOf(db).setWatermark.run(ROLLUP_WATERMARK_KEY, '0')
+    return rollUpRequests(db, 0)
+  })()
+}

@@ -39,7 +39,9 @@ interface Loadable<Result, Args> {
 }
 
 /** The one way a chart store loads: latest answer wins, errors kept as data, loading cleared in finally. */
-function loadable<Result, Args>(fetch: (args: Args) => Promise<Result>): Loadable<Result, Args> {
+export function loadable<Result, Args>(
+  fetch: (args: Args) => Promise<Result>,
+): Loadable<Result, Args> {
   const data = shallowRef<Result | null>(null)
   const loading = ref(false)
   const error = ref<ApiError | null>(null)

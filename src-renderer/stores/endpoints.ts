@@ -8,13 +8,15 @@ import {
   type MonitorLevel,
   type OverviewRow,
   type RangeArgs,
+  type SourceLevelResult,
 } from '../api'
 import { latestOnly } from './latest'
+import { useSourcesStore } from './sources'
 
 /** What the last level change of an endpoint did, shown next to its control. */
 export type LevelOutcome =
   | { state: 'saving'; level: MonitorLevel }
-  | { state: 'saved'; level: MonitorLevel }
+  | { state: 'saved'; level: MonitorLevel; sources?: SourceLevelResult[] }
   | { state: 'failed'; level: MonitorLevel; error: ApiError }
 
 export function endpointName(endpoint: Pick<Endpoint, 'method' | 'route'>): string {
@@ -82,11 +84,21 @@ export const useEndpointsStore = defineStore('endpoints', () => {
     levelOutcome.value = { ...levelOutcome.value, [endpointId]: { state: 'saving', level } }
     let outcome: LevelOutcome
     try {
-      const endpoint = await api.setLevel({ endpointId, level })
+      // A copy from a server, or several sources: the change goes to each, which says if it took it.
+      const sources = useSourcesStore()
+      const change =
+        (sources.fromServer || sources.merged) && api.sources !== undefined
+          ? await api.sources.setLevel({ endpointId, level })
+          : { endpoint: await api.setLevel({ endpointId, level }), sources: undefined }
+      const endpoint = change.endpoint
       rows.value = rows.value.map((row) =>
         row.id === endpoint.id ? { ...row, level: endpoint.level } : row,
       )
-      outcome = { state: 'saved', level: endpoint.level }
+      outcome = {
+        state: 'saved',
+        level: endpoint.level,
+        ...(change.sources === undefined ? {} : { sources: change.sources }),
+      }
     } catch (caught) {
       outcome = { state: 'failed', level, error: toApiError(caught) }
     }

@@ -53,6 +53,8 @@ export const useFiltersStore = defineStore('filters', () => {
   const statusId = ref<number | null>(null)
   /** x-axis zoom of the time charts by chart id, kept across live refreshes */
   const zoom = ref<Record<string, XZoom>>({})
+  /** the nodes whose requests are shown (a dataset of several nodes); empty means all */
+  const nodes = ref<string[]>([])
 
   const file = useFileStore()
 
@@ -82,6 +84,7 @@ export const useFiltersStore = defineStore('filters', () => {
     from: range.value.from,
     to: range.value.to,
     utcOffsetMinutes: utcOffsetMinutes.value,
+    ...(nodes.value.length === 0 ? {} : { nodes: [...nodes.value].sort() }),
   }))
 
   /** the range for queries restricted to the selection, if any */
@@ -113,6 +116,12 @@ export const useFiltersStore = defineStore('filters', () => {
     selectedIds.value = [...new Set(ids)]
   }
 
+  function toggleNode(node: string): void {
+    nodes.value = nodes.value.includes(node)
+      ? nodes.value.filter((name) => name !== node)
+      : [...nodes.value, node]
+  }
+
   function setZoom(chartId: string, value: XZoom | null): void {
     const next = { ...zoom.value }
     if (value === null) delete next[chartId]
@@ -135,6 +144,7 @@ export const useFiltersStore = defineStore('filters', () => {
       heatmapId.value = null
       statusId.value = null
       zoom.value = {}
+      nodes.value = []
       tick()
       preset.value = defaultPreset(file.info, now.value)
     },
@@ -155,6 +165,7 @@ export const useFiltersStore = defineStore('filters', () => {
     heatmapId,
     statusId,
     zoom,
+    nodes,
     utcOffsetMinutes,
     range,
     allEndpointsArgs,
@@ -163,6 +174,7 @@ export const useFiltersStore = defineStore('filters', () => {
     tick,
     toggleSelected,
     setSelected,
+    toggleNode,
     setZoom,
   }
 })

@@ -173,7 +173,8 @@ describe.each([
     }, 1)
     const info = await sources.pull({ serverId: server.id })
     clearInterval(polling)
-    expect(files.path).toBe(join(dataDir, `${server.id}.db`))
+    const copyName = `127.0.0.1_${new URL(app().url).port}-${server.id.slice(0, 8)}.db`
+    expect(files.path).toBe(join(dataDir, copyName))
     expect(info.nodes).toEqual([`node-${_name}`])
     expect(requestRows(files.path!)).toEqual(requestRows(app().database))
     const state = await sources.state({})
@@ -208,7 +209,7 @@ describe.each([
     expect(change.endpoint.level).toBe(3)
     expect(levelIn(app().database, 'GET', route)).toBe(3)
     expect(levelIn(files.path!, 'GET', route)).toBe(3)
-    expect(dataFiles(dataDir)).toEqual([`${server.id}.db`])
+    expect(dataFiles(dataDir)).toEqual([copyName])
     await sources.close()
     await files.close()
   })

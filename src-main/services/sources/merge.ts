@@ -15,6 +15,7 @@ import Database from 'better-sqlite3'
 import { renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { migrate } from 'routemeter/schema'
+import { rollUpRequests } from 'routemeter/writer'
 import { getNativeBinding } from '../database.js'
 
 export function openWritable(path: string): Database.Database {
@@ -54,19 +55,22 @@ export function lastRequestId(db: Database.Database, schema = 'main'): number {
 }
 
 /**
- * Called after requests with id > `afterId` were added to `db`, to bring
- * derived tables (the views' rollups) up to date. The views' owner plugs in
- * the real rebuild; until then there is nothing derived to update.
+ * Counts requests with id > `afterId` into the views' rollup tables, in the
+ * caller's transaction. A file without rollup tables (pulled from an older
+ * collector) is left as it is: the dashboard rolls such files up on open.
  */
-export type RollupRebuild = (db: Database.Database, afterId: number) => void
-let rebuildRollups: RollupRebuild = () => {}
-
-export function setRollupRebuild(rebuild: RollupRebuild): void {
-  rebuildRollups = rebuild
+function rebuildRollups(db: Database.Database, afterId: number): void {
+  const hasRollups = db
+    .prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = 'rollup_hour'")
+    .get()
+  if (hasRollups !== undefined) rollUpRequests(db, afterId)
 }
 
-/** The tables a delta carries besides requests, in an order that keeps references valid. */
-const DIMENSION_TABLES = ['meta', 'endpoint', 'version', 'user_group', 'client_ip', 'node'] as const
+/**
+ * The tables a delta carries besides requests. Not meta: it holds the
+ * rollups' watermark, which must stay the copy's own.
+ */
+const DIMENSION_TABLES = ['endpoint', 'version', 'user_group', 'client_ip', 'node'] as const
 
 function columnsOf(db: Database.Database, schema: string, table: string): string[] {
   return (db.prepare(`PRAGMA ${schema}.table_info(${table})`).all() as Array<{ name: string }>).map(

@@ -220,13 +220,16 @@ export class RemoteClient {
     let receivedBytes = 0
     let uncompressedBytes = 0
     let lastReport = 0
+    let lastReportAt = Date.now()
     const report = (): void => options.onProgress?.({ receivedBytes, totalBytes })
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback: TransformCallback) {
         receivedBytes += chunk.length
-        // Every 64 KiB at most: progress is for a bar, not for each packet.
-        if (receivedBytes - lastReport >= 65_536) {
+        // Every 64 KiB or 100 ms at most: progress is for a bar, not for each packet.
+        const now = Date.now()
+        if (receivedBytes - lastReport >= 65_536 || now - lastReportAt >= 100) {
           lastReport = receivedBytes
+          lastReportAt = now
           report()
         }
         callback(null, chunk)

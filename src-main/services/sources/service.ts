@@ -120,8 +120,12 @@ export class SourcesService implements SourcesApi {
     return { id, url: server.url, node: server.node, pulledAt, copyBytes }
   }
 
+  /** `<host>-<id>.db`: the name says which server, the id which of its URLs. */
   private copyPath(id: string): string {
-    return join(this.dataDir, `${id}.db`)
+    const server = this.servers.find((candidate) => serverId(candidate.url) === id)
+    const host =
+      server === undefined ? 'server' : new URL(server.url).host.replace(/[^\w.-]+/g, '_')
+    return join(this.dataDir, `${host}-${id.slice(0, 8)}.db`)
   }
 
   private server(id: string): StoredServer {
@@ -170,9 +174,9 @@ export class SourcesService implements SourcesApi {
     if (this.dataset?.refs.some((ref) => ref.kind === 'server' && ref.serverId === id)) {
       throw badArgument('this server is part of the dataset on screen: open something else first')
     }
+    rmSync(this.copyPath(id), { force: true })
     this.servers = this.servers.filter((server) => serverId(server.url) !== id)
     this.store.save(this.servers)
-    rmSync(this.copyPath(id), { force: true })
     return this.state({})
   }
 
@@ -254,7 +258,7 @@ export class SourcesService implements SourcesApi {
     }
     await this.download(id, since !== null, async (client, signal, progress) => {
       if (since === null) return this.fullPull(client, signal, progress)
-      const delta = join(this.dataDir, `${id}.delta.db`)
+      const delta = `${copy}.delta`
       const part = partPath(copy)
       try {
         await client.download(delta, {

@@ -26,6 +26,8 @@ export interface OverheadOptions {
   warmupSeconds: number
   seconds: number
   connections: number
+  /** only these configurations (bare is always run: the others are measured against it) */
+  only?: string[]
   log: (line: string) => void
 }
 
@@ -102,12 +104,19 @@ async function measure(
 }
 
 export async function runOverhead(options: OverheadOptions): Promise<ConfigSummary[]> {
+  const chosen = Object.entries(CONFIGS).map(
+    ([framework, configs]) =>
+      [
+        framework,
+        configs.filter((c) => c === 'bare' || (options.only?.includes(c) ?? true)),
+      ] as const,
+  )
   const dir = mkdtempSync(join(tmpdir(), 'routemeter-bench-'))
   const runs = new Map<string, Run[]>()
   const key = (framework: string, config: string): string => `${framework} ${config}`
   try {
     for (let round = 1; round <= options.rounds; round++) {
-      for (const [framework, configs] of Object.entries(CONFIGS)) {
+      for (const [framework, configs] of chosen) {
         // Rotate the order each round: no configuration always runs first or last.
         const order = configs.map((_, i) => configs[(i + round - 1) % configs.length]!)
         for (const config of order) {
@@ -128,7 +137,7 @@ export async function runOverhead(options: OverheadOptions): Promise<ConfigSumma
   }
 
   const summaries: ConfigSummary[] = []
-  for (const [framework, configs] of Object.entries(CONFIGS)) {
+  for (const [framework, configs] of chosen) {
     const bare = runs.get(key(framework, 'bare')) ?? []
     const bareP50 = spread(bare.map((r) => r.p50))
     const bareP99 = spread(bare.map((r) => r.p99))

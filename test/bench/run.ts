@@ -7,6 +7,7 @@
  *   npm run bench -- --quick         a smoke run of a minute or two; asserts no speed, only
  *                                    that every part works (2xx answers, no row lost, views answer)
  *   npm run bench -- --only overhead,writer,viewer --rounds 7 --seconds 10 --out FILE
+ *   npm run bench -- --only overhead --configs routemeter-1,sqlite-batch   (bare always runs)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -269,13 +270,14 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       rounds: { type: 'string' },
       seconds: { type: 'string' },
+      configs: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) {
     console.log(
-      'usage: npm run bench -- [--quick] [--only overhead,writer,viewer] [--rounds N] [--seconds N] [--out FILE]',
+      'usage: npm run bench -- [--quick] [--only overhead,writer,viewer] [--configs a,b] [--rounds N] [--seconds N] [--out FILE]',
     )
     return
   }
@@ -314,6 +316,7 @@ async function main(): Promise<void> {
       seconds,
       warmupSeconds: quick ? 0.5 : 3,
       connections: 100,
+      only: values.configs?.split(','),
       log,
     })
     console.log(

@@ -31,7 +31,13 @@ interface Message {
   type: string
   port?: number
   version?: { name: string; source: string }
-  stats?: { written: number; pending: number; dropped: number; errors: number }
+  stats?: {
+    written: number
+    pending: number
+    dropped: number
+    errors: number
+    writerThread: boolean
+  }
   errors?: string[]
 }
 
@@ -139,7 +145,13 @@ describe('several processes writing one file', () => {
     expect(await Promise.all(services.map((s) => s.exited))).toEqual([0, 0, 0])
 
     for (const c of closed) {
-      expect(c.stats).toMatchObject({ written: PER_PROCESS, pending: 0, dropped: 0 })
+      // Written by each process's writer thread, not on its request path.
+      expect(c.stats).toMatchObject({
+        written: PER_PROCESS,
+        pending: 0,
+        dropped: 0,
+        writerThread: true,
+      })
       // Waiting for another process's lock can fail and be retried: never a lost row, and
       // nothing but lock contention.
       for (const error of c.errors ?? []) expect(error).toMatch(/SQLITE_BUSY/)
@@ -242,6 +254,8 @@ describe('flushOnExit', () => {
 })
 
 describe('the built package', () => {
+  // One real request through a plain http server, written by the writer thread, whose entry
+  // the ESM build finds from its module URL and the CommonJS build from __filename.
   const script = `
     const summary = (m) => ({
       bind: typeof m.bind, koa: typeof m.koa, express: typeof m.express,
@@ -249,10 +263,21 @@ describe('the built package', () => {
       SCHEMA_VERSION: m.SCHEMA_VERSION, UNMATCHED_ROUTE: m.UNMATCHED_ROUTE,
       keys: Object.keys(m).filter((k) => k !== 'default' && k !== '__esModule').sort(),
     })
-    const use = (m, database) => {
-      const c = m.createCollector({ database, version: 'pkg' })
+    const use = async (m, http, database) => {
+      const c = m.createCollector({ database, version: 'pkg', node: 'child' })
       c.discover([{ method: 'GET', route: '/from-child' }])
+      const server = http.createServer((req, res) => {
+        c.track(req, res)
+        c.setRoute(req, '/from-child')
+        res.end('ok')
+      })
+      await new Promise((listening) => server.listen(0, '127.0.0.1', listening))
+      const body = await (await fetch('http://127.0.0.1:' + server.address().port + '/')).text()
+      server.close()
+      const flushed = c.flush()
+      const stats = c.stats()
       c.close()
+      return { body, flushed, stats }
     }`
 
   function run(args: string[]): Record<string, unknown> {
@@ -260,18 +285,20 @@ describe('the built package', () => {
     return JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>
   }
 
-  it('loads with require() and with import, with the same exports', () => {
+  it('loads with require() and with import, with the same exports, and writes through its thread', () => {
     const dir = makeTempDir()
     const cjsDb = join(dir, 'cjs.db')
     const esmDb = join(dir, 'esm.db')
     const cjs = run([
       '-e',
       `${script}
-       const m = require('routemeter')
-       const schema = require('routemeter/schema')
-       use(m, ${JSON.stringify(cjsDb)})
-       console.log(JSON.stringify({ ...summary(m), schemaVersion: schema.SCHEMA_VERSION,
-         file: require.resolve('routemeter') }))`,
+       ;(async () => {
+         const m = require('routemeter')
+         const schema = require('routemeter/schema')
+         const used = await use(m, require('node:http'), ${JSON.stringify(cjsDb)})
+         console.log(JSON.stringify({ ...summary(m), schemaVersion: schema.SCHEMA_VERSION,
+           file: require.resolve('routemeter'), used }))
+       })()`,
     ])
     const esm = run([
       '--input-type=module',
@@ -279,9 +306,9 @@ describe('the built package', () => {
       `${script}
        const m = await import('routemeter')
        const schema = await import('routemeter/schema')
-       use(m, ${JSON.stringify(esmDb)})
+       const used = await use(m, await import('node:http'), ${JSON.stringify(esmDb)})
        console.log(JSON.stringify({ ...summary(m), schemaVersion: schema.SCHEMA_VERSION,
-         file: import.meta.resolve('routemeter') }))`,
+         file: import.meta.resolve('routemeter'), used }))`,
     ])
     for (const loaded of [cjs, esm]) {
       expect(loaded).toMatchObject({
@@ -293,6 +320,11 @@ describe('the built package', () => {
         SCHEMA_VERSION,
         schemaVersion: SCHEMA_VERSION,
         UNMATCHED_ROUTE: '(unmatched)',
+        used: {
+          body: 'ok',
+          flushed: true,
+          stats: { written: 1, pending: 0, dropped: 0, errors: 0, writerThread: true },
+        },
       })
     }
     expect(cjs.file).toMatch(/collector[/\\]dist[/\\]cjs[/\\]index\.js$/)
@@ -303,6 +335,14 @@ describe('the built package', () => {
         expect(db.prepare('SELECT method, route FROM endpoint').all()).toEqual([
           { method: 'GET', route: '/from-child' },
         ])
+        expect(
+          db
+            .prepare(
+              `SELECT e.route, r.status, n.name AS node FROM request r
+               JOIN endpoint e ON e.id = r.endpoint_id JOIN node n ON n.id = r.node_id`,
+            )
+            .all(),
+        ).toEqual([{ route: '/from-child', status: 200, node: 'child' }])
       })
     }
   })

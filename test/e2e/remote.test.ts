@@ -185,6 +185,20 @@ test('add a server, see the progress bar, explore the copy', async () => {
   await screenshot(page, 'remote-pulled')
 })
 
+test('Refresh from server brings what is new', async () => {
+  await traffic(koa, ['/api/items/1', '/api/items/2', '/api/items/3'])
+  await page.click('[data-action="refresh"]')
+  await page.waitForFunction(
+    () =>
+      document
+        .querySelector(
+          'tr[data-endpoint="GET /api/items/:id"] [data-cell="range-hits"] .main-value',
+        )
+        ?.textContent?.trim() === '33',
+  )
+  expect((await sources.state({})).lastPull?.incremental).toBe(true)
+})
+
 test("toggle an endpoint's level on the server, and see that it accepted", async () => {
   await page.click('tr[data-endpoint="GET /api/items"] a[href^="#/endpoint/"]')
   await page.waitForSelector('[data-endpoint-page]')
@@ -225,7 +239,7 @@ test('two nodes as one service, with a per-node split and a node filter', async 
         await page.locator(`[data-nodes-table] tr[data-node="${node}"] [data-hits]`).textContent()
       )?.replace(/\D/g, ''),
     )
-  expect(await hits('node-koa')).toBe(42)
+  expect(await hits('node-koa')).toBe(45)
   expect(await hits('node-express')).toBe(18)
   const total = page.locator(
     'tr[data-endpoint="GET /api/items"] [data-cell="range-hits"] .main-value',
@@ -242,4 +256,13 @@ test('two nodes as one service, with a per-node split and a node filter', async 
         ?.textContent?.trim() === '18',
   )
   await screenshot(page, 'remote-node-filter')
+
+  // The endpoint page splits that endpoint's requests per node.
+  await page.click('[data-node-filter] [data-node="all"]')
+  await page.click('tr[data-endpoint="GET /api/items"] a[href^="#/endpoint/"]')
+  await page.waitForSelector('[data-endpoint-page]')
+  await waitForPanel(page, 'nodes')
+  expect(await hits('node-koa')).toBe(12)
+  expect(await hits('node-express')).toBe(18)
+  await screenshot(page, 'remote-endpoint-nodes')
 })

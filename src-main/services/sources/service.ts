@@ -261,7 +261,7 @@ export class SourcesService implements SourcesApi {
       const delta = `${copy}.delta`
       const part = partPath(copy)
       try {
-        await client.download(delta, {
+        const got = await client.download(delta, {
           since,
           signal,
           check: false,
@@ -271,6 +271,10 @@ export class SourcesService implements SourcesApi {
             progress.totalBytes = totalBytes
           },
         })
+        // The server's file was replaced (its ids start again): only a full copy is right.
+        if (got.lastRequestId !== null && got.lastRequestId < since) {
+          throw new Error('the server has fewer requests than the copy')
+        }
         progress.phase = 'merging'
         copyFileSync(copy, part)
         applyDelta(part, delta, since)

@@ -13,6 +13,7 @@ import { bind } from 'routemeter'
 import { DashboardService } from '../../src-main/services/dashboard.js'
 import { SourcesService } from '../../src-main/services/sources/service.js'
 import { tempDir, type TempDir } from '../fixtures/metrics-files.js'
+import { waitFor } from '../fixtures/wait.js'
 
 interface NodeApp {
   database: string
@@ -176,6 +177,34 @@ describe('merging two nodes', () => {
     expect(partial.sources.map((result) => result.accepted)).toEqual([true, false])
     expect(partial.sources[1]!.message).toContain('/api/only-node-a')
     expect(partial.endpoint.level).toBe(2)
+  })
+
+  it('merges again by itself while a collector writes one of the files', async () => {
+    const watched = new DashboardService({ watch: { debounceMs: 50, pollIntervalMs: 200 } })
+    const live = new SourcesService({
+      files: watched,
+      dataDir: join(temp.dir, 'live-data'),
+      watch: { debounceMs: 50, pollIntervalMs: 200 },
+    })
+    const events: string[] = []
+    watched.onFileEvent((event) => events.push(event.kind))
+    const first = await live.open({
+      sources: [
+        { kind: 'file', path: a.database },
+        { kind: 'file', path: b.database },
+      ],
+    })
+    const running = await startNode(a.database, 'node-a', '1.0.0')
+    // (GET /api/items is at level 0 since the test above: not recorded)
+    for (let i = 0; i < 5; i++) await running.get('/api/items/9')
+    await waitFor('the new requests in the merged dataset', async () => {
+      return (await watched.info({})).requestCount === first.requestCount + 5
+    })
+    // Merged in place: the views hear "changed", not a new file.
+    await waitFor('a changed event', () => events.includes('changed'))
+    await running.close()
+    await live.close()
+    await watched.close()
   })
 
   it('refuses a file that is not a metrics file, and keeps the dataset on screen', async () => {

@@ -210,6 +210,19 @@ describe.each([
     expect(levelIn(app().database, 'GET', route)).toBe(3)
     expect(levelIn(files.path!, 'GET', route)).toBe(3)
     expect(dataFiles(dataDir)).toEqual([copyName])
+
+    // A copy that does not match the server any more (here: a request the server never had,
+    // as after the server's file was replaced) is pulled again in full by the next refresh.
+    const copy = new Database(files.path!)
+    copy
+      .prepare(
+        'INSERT INTO request SELECT id + 1000000, endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id FROM request ORDER BY id DESC LIMIT 1',
+      )
+      .run()
+    copy.close()
+    await sources.refresh({})
+    expect((await sources.state({})).lastPull?.incremental).toBe(false)
+    expect(requestRows(files.path!)).toEqual(requestRows(app().database))
     await sources.close()
     await files.close()
   })
@@ -238,6 +251,25 @@ describe('two servers as one', () => {
     )
     const state = await sources.state({})
     expect(state.dataset?.map((source) => source.kind)).toEqual(['server', 'server'])
+    await sources.close()
+    await files.close()
+  })
+})
+
+describe('web mode without --allow-remote', () => {
+  it('contacts no server', async () => {
+    const files = new DashboardService({ watch: false })
+    const sources = new SourcesService({
+      files,
+      dataDir: join(temp.dir, 'no-remote'),
+      remoteAllowed: false,
+      watch: false,
+    })
+    await expect(sources.addServer({ url: koa.url, token: TOKEN })).rejects.toMatchObject({
+      code: 'READ_ONLY',
+      message: expect.stringContaining('--allow-remote'),
+    })
+    expect((await sources.state({})).remoteAllowed).toBe(false)
     await sources.close()
     await files.close()
   })

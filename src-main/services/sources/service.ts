@@ -442,6 +442,7 @@ export class SourcesService implements SourcesApi {
             const now = this.signature(path)
             if (now === dataset.signatures.get(path)) return
             dataset.signatures.set(path, now)
+            // A failed merge keeps the last one on screen; the next change tries again.
             void this.remerge(dataset).catch(() => undefined)
           },
           this.watchOptions,

@@ -336,27 +336,41 @@ export class MetricsQueries {
   }
 
   /**
-   * Requests per UTC hour of [from, to), by `keyOf(endpoint, status)`,
-   * handed to `add` with the hour's start: whole hours from rollup_status,
-   * the ends from the requests (counted at the start of their hour).
+   * Requests of [from, to) per local bucket (day or hour: `unitMs`), and per
+   * endpoint and status where asked, handed to `add` with the bucket's number
+   * (local days or hours since the epoch). Whole hours come from
+   * rollup_status, summed by SQLite; the ends from the requests. Each request
+   * counts in the bucket where its UTC hour starts.
    */
-  private hourlyCounts(
+  private localCounts(
     scope: Scope,
     from: number,
     to: number,
-    add: (hourStart: number, endpointId: number, status: number, count: number) => void,
+    utcOffsetMinutes: number,
+    unitMs: number,
+    by: { endpoint: boolean; status: boolean },
+    add: (bucket: number, endpointId: number, status: number, count: number) => void,
   ): void {
+    const offset = offsetMs(utcOffsetMinutes)
+    const endpoint = by.endpoint ? 'endpoint_id' : '0'
+    const status = by.status ? 'status' : '0'
     const parts = rangeParts(from, to, 1)
     const rollup = this.sql(
-      `SELECT hour, endpoint_id, status, requests FROM rollup_status
-       WHERE ${IN_ENDPOINTS} AND hour >= @from AND hour < @to AND ${NODES('node_id')}`,
+      `SELECT (hour * ${MS_PER_HOUR} + CAST(@offset AS INTEGER)) / CAST(@unit AS INTEGER) AS bucket, ${endpoint}, ${status},
+              sum(requests)
+       FROM rollup_status
+       WHERE ${IN_ENDPOINTS} AND hour >= @from AND hour < @to AND ${NODES('node_id')}
+       GROUP BY 1, 2, 3`,
     ).raw()
     for (const [first, end] of parts.days) {
-      const rows = rollup.iterate({ ...scope, from: first, to: end }) as IterableIterator<
-        [number, number, number, number]
-      >
-      for (const [hour, endpointId, status, n] of rows)
-        add(hour * MS_PER_HOUR, endpointId, status, n)
+      const rows = rollup.iterate({
+        ...scope,
+        from: first,
+        to: end,
+        offset,
+        unit: unitMs,
+      }) as IterableIterator<[number, number, number, number]>
+      for (const [bucket, endpointId, code, n] of rows) add(bucket, endpointId, code, n)
     }
     const raw = this.sql(
       `SELECT time, endpoint_id, status FROM request
@@ -367,8 +381,9 @@ export class MetricsQueries {
       const rows = raw.iterate({ ...scope, from: first, to: end }) as IterableIterator<
         [number, number, number]
       >
-      for (const [time, endpointId, status] of rows) {
-        add(Math.floor(time / MS_PER_HOUR) * MS_PER_HOUR, endpointId, status, 1)
+      for (const [time, endpointId, code] of rows) {
+        const bucket = Math.floor((Math.floor(time / MS_PER_HOUR) * MS_PER_HOUR + offset) / unitMs)
+        add(bucket, by.endpoint ? endpointId : 0, by.status ? code : 0, 1)
       }
     }
   }
@@ -410,13 +425,15 @@ export class MetricsQueries {
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
     const endpoints = this.scope(args)
     const counts = new Map(endpoints.map((e) => [e.id, zeros(days.length)]))
-    const offset = offsetMs(args.utcOffsetMinutes)
-    this.hourlyCounts(
+    this.localCounts(
       this.scopeOf(endpoints, args),
       args.from,
       args.to,
-      (hour, endpointId, _, n) => {
-        const day = Math.floor((hour + offset) / MS_PER_DAY) - firstDay
+      args.utcOffsetMinutes,
+      MS_PER_DAY,
+      { endpoint: true, status: false },
+      (localDay, endpointId, _, n) => {
+        const day = localDay - firstDay
         // An hour that starts before the first local day (offsets of half hours) counts in it.
         counts.get(endpointId)![Math.max(0, Math.min(day, days.length - 1))]! += n
       },
@@ -437,13 +454,20 @@ export class MetricsQueries {
     this.connection.refreshRollups()
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
     const counts = Array.from({ length: 24 }, () => zeros(days.length))
-    const offset = offsetMs(args.utcOffsetMinutes)
     const scope = this.scopeOf(this.optionalEndpointScope(args), args)
-    this.hourlyCounts(scope, args.from, args.to, (hour, _endpoint, _status, n) => {
-      const local = Math.floor((hour + offset) / MS_PER_HOUR)
-      const day = Math.max(0, Math.min(Math.floor(local / 24) - firstDay, days.length - 1))
-      counts[((local % 24) + 24) % 24]![day]! += n
-    })
+    const by = { endpoint: false, status: false }
+    this.localCounts(
+      scope,
+      args.from,
+      args.to,
+      args.utcOffsetMinutes,
+      MS_PER_HOUR,
+      by,
+      (local, _e, _s, n) => {
+        const day = Math.max(0, Math.min(Math.floor(local / 24) - firstDay, days.length - 1))
+        counts[((local % 24) + 24) % 24]![day]! += n
+      },
+    )
     return { days, counts }
   }
 
@@ -536,67 +560,53 @@ export class MetricsQueries {
         ? NO_CLIENT
         : ((this.sql(names).get(id) as { name: string } | undefined)?.name ?? `#${id}`)
 
-    // Every client's requests, by version: summaries keyed by client (null: none), then version.
-    const perClient = new Map<number | null, Map<number, DurationSummary>>()
-    const summaryOf = (client: number | null, versionId: number): DurationSummary => {
-      let perVersion = perClient.get(client)
-      if (perVersion === undefined) perClient.set(client, (perVersion = new Map()))
-      let summary = perVersion.get(versionId)
-      if (summary === undefined) perVersion.set(versionId, (summary = new DurationSummary()))
-      return summary
-    }
     const scope = this.scopeOf([this.endpointRow(args.endpointId)], args)
+    // Whole UTC days of users come from rollup_user_day; the rest (and every IP) from requests.
+    const firstDay = Math.ceil(args.from / MS_PER_DAY)
+    const endDay = Math.floor(args.to / MS_PER_DAY)
+    const rollupDays: Array<[number, number]> =
+      user && firstDay < endDay ? [[firstDay, endDay]] : []
     const rawParts: Array<[number, number]> = []
-    if (user) {
-      const firstDay = Math.ceil(args.from / MS_PER_DAY)
-      const endDay = Math.floor(args.to / MS_PER_DAY)
-      if (firstDay < endDay) {
-        const rows = this.sql(
-          `SELECT user_group_id, version_id, requests, sum_us, min_us, max_us, histogram
-           FROM rollup_user_day
-           WHERE ${IN_ENDPOINTS} AND day >= @from AND day < @to AND ${NODES('node_id')}`,
+    if (rollupDays.length === 0) rawParts.push([args.from, args.to])
+    else {
+      if (args.from < firstDay * MS_PER_DAY) rawParts.push([args.from, firstDay * MS_PER_DAY])
+      if (endDay * MS_PER_DAY < args.to) rawParts.push([endDay * MS_PER_DAY, args.to])
+    }
+    const column = user ? 'user_group_id' : 'client_ip_id'
+    const rawWhere = `${IN_ENDPOINTS} AND time >= @from AND time < @to
+      AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`
+    const rollupWhere = `${IN_ENDPOINTS} AND day >= @from AND day < @to AND ${NODES('node_id')}`
+
+    // First the requests per client (0: none), summed by SQLite, to pick the ones to show.
+    const totalOf = new Map<number, number>()
+    const count = (rows: Array<[number, number]>): void => {
+      for (const [client, n] of rows) totalOf.set(client, (totalOf.get(client) ?? 0) + n)
+    }
+    for (const [from, to] of rollupDays) {
+      count(
+        this.sql(
+          `SELECT user_group_id, sum(requests) FROM rollup_user_day WHERE ${rollupWhere}
+           GROUP BY user_group_id`,
         )
           .raw()
-          .iterate({ ...scope, from: firstDay, to: endDay }) as IterableIterator<
-          [number, number, number, number, number, number, Uint8Array]
-        >
-        for (const [client, versionId, n, sum, min, max, blob] of rows) {
-          summaryOf(client === NO_ID ? null : client, versionId).addRollup(
-            n,
-            0,
-            0,
-            sum,
-            min,
-            max,
-            blob,
-          )
-        }
-        if (args.from < firstDay * MS_PER_DAY) rawParts.push([args.from, firstDay * MS_PER_DAY])
-        if (endDay * MS_PER_DAY < args.to) rawParts.push([endDay * MS_PER_DAY, args.to])
-      } else rawParts.push([args.from, args.to])
-    } else rawParts.push([args.from, args.to])
-    const column = user ? 'user_group_id' : 'client_ip_id'
-    const raw = this.sql(
-      `SELECT ${column}, version_id, duration_us FROM request
-       WHERE ${IN_ENDPOINTS} AND time >= @from AND time < @to
-         AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
-    ).raw()
-    for (const [from, to] of rawParts) {
-      const rows = raw.iterate({ ...scope, from, to }) as IterableIterator<
-        [number | null, number, number]
-      >
-      for (const [client, versionId, duration] of rows) {
-        summaryOf(client, versionId).addRequest(duration, 0)
-      }
+          .all({ ...scope, from, to }) as Array<[number, number]>,
+      )
     }
-
-    const totals = [...perClient.entries()].map(([id, perVersion]) => {
-      let count = 0
-      for (const summary of perVersion.values()) count += summary.count
-      return { id, count }
-    })
-    totals.sort((a, b) => b.count - a.count || (a.id ?? -1) - (b.id ?? -1))
-    const busiest = totals.slice(0, MAX_AVAILABLE)
+    for (const [from, to] of rawParts) {
+      count(
+        this.sql(
+          `SELECT coalesce(${column}, ${NO_ID}), count(*) FROM request WHERE ${rawWhere}
+           GROUP BY ${column}`,
+        )
+          .raw()
+          .all({ ...scope, from, to }) as Array<[number, number]>,
+      )
+    }
+    const asClient = (id: number): number | null => (id === NO_ID ? null : id)
+    const busiest = [...totalOf.entries()]
+      .map(([id, n]) => ({ id: asClient(id), count: n }))
+      .sort((a, b) => b.count - a.count || (a.id ?? -1) - (b.id ?? -1))
+      .slice(0, MAX_AVAILABLE)
     const available = busiest.map((row) => ({ name: nameOf(row.id), count: row.count }))
 
     // The clients to show, as ids (null: requests without one), busiest first.
@@ -612,6 +622,45 @@ export class MetricsQueries {
       }
       const rank = new Map(busiest.map((row, i) => [row.id, i]))
       shown = [...wanted].filter((id) => rank.has(id)).sort((a, b) => rank.get(a)! - rank.get(b)!)
+    }
+
+    // Then the durations of the shown clients only, per version.
+    const perClient = new Map<number | null, Map<number, DurationSummary>>(
+      shown.map((id) => [id, new Map()]),
+    )
+    const summaryOf = (client: number | null, versionId: number): DurationSummary => {
+      const perVersion = perClient.get(client)!
+      let summary = perVersion.get(versionId)
+      if (summary === undefined) perVersion.set(versionId, (summary = new DurationSummary()))
+      return summary
+    }
+    const clients = JSON.stringify(shown.map((id) => id ?? NO_ID))
+    for (const [from, to] of rollupDays) {
+      const rows = this.sql(
+        `SELECT user_group_id, version_id, requests, sum_us, min_us, max_us, histogram
+         FROM rollup_user_day
+         WHERE ${rollupWhere} AND user_group_id IN (SELECT value FROM json_each(@clients))`,
+      )
+        .raw()
+        .iterate({ ...scope, from, to, clients }) as IterableIterator<
+        [number, number, number, number, number, number, Uint8Array]
+      >
+      for (const [client, versionId, n, sum, min, max, blob] of rows) {
+        summaryOf(asClient(client), versionId).addRollup(n, 0, 0, sum, min, max, blob)
+      }
+    }
+    for (const [from, to] of rawParts) {
+      const rows = this.sql(
+        `SELECT ${column}, version_id, duration_us FROM request
+         WHERE ${rawWhere} AND coalesce(${column}, ${NO_ID}) IN (SELECT value FROM json_each(@clients))`,
+      )
+        .raw()
+        .iterate({ ...scope, from, to, clients }) as IterableIterator<
+        [number | null, number, number]
+      >
+      for (const [client, versionId, duration] of rows) {
+        summaryOf(client, versionId).addRequest(duration, 0)
+      }
     }
 
     const versions = this.versionList(shown.flatMap((id) => [...perClient.get(id)!.keys()]))
@@ -633,17 +682,24 @@ export class MetricsQueries {
   statusCodes(args: StatusArgs): StatusCodes {
     this.connection.refreshRollups()
     const { firstDay, days } = daysOfRange(args.from, args.to, args.utcOffsetMinutes)
-    const offset = offsetMs(args.utcOffsetMinutes)
     const series = new Map<number, { counts: number[]; total: number }>()
     const scope = this.scopeOf(this.optionalEndpointScope(args), args)
-    this.hourlyCounts(scope, args.from, args.to, (hour, _endpoint, status, n) => {
-      let entry = series.get(status)
-      if (entry === undefined)
-        series.set(status, (entry = { counts: zeros(days.length), total: 0 }))
-      const day = Math.floor((hour + offset) / MS_PER_DAY) - firstDay
-      entry.counts[Math.max(0, Math.min(day, days.length - 1))]! += n
-      entry.total += n
-    })
+    const by = { endpoint: false, status: true }
+    this.localCounts(
+      scope,
+      args.from,
+      args.to,
+      args.utcOffsetMinutes,
+      MS_PER_DAY,
+      by,
+      (localDay, _e, status, n) => {
+        let entry = series.get(status)
+        if (entry === undefined)
+          series.set(status, (entry = { counts: zeros(days.length), total: 0 }))
+        entry.counts[Math.max(0, Math.min(localDay - firstDay, days.length - 1))]! += n
+        entry.total += n
+      },
+    )
     return {
       days,
       series: [...series.entries()]

@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       'clients (ip)': () => service.clients({ ...range, endpointId, kind: 'ip' }),
       statusCodes: () => service.statusCodes(range),
       latestErrors: () => service.latestErrors(range),
+      nodeBreakdown: () => service.nodeBreakdown(range),
     }
     const timings: Record<string, ViewTiming> = {}
     for (const [view, run] of Object.entries(views)) {

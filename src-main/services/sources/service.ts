@@ -195,6 +195,12 @@ export class SourcesService implements SourcesApi {
       )
     }
     const server = this.server(id)
+    if (server.token === '') {
+      throw new DashboardError(
+        'WRONG_TOKEN',
+        `The token of ${server.url} cannot be read on this machine: add the server again with its token.`,
+      )
+    }
     const client = new RemoteClient(server.url, server.token)
     const controller = new AbortController()
     const progress: PullProgress = {

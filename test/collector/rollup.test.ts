@@ -1,0 +1,334 @@
+/**
+ * The rollups (schema 3): histogram buckets and their encoding, and the
+ * tables the writer keeps, compared with aggregates SQLite computes from the
+ * request rows of the same file. Files are written by MetricsStore itself.
+ */
+import Database from 'better-sqlite3'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  addEncodedHistogram,
+  BUCKET_COUNT,
+  BUCKET_RELATIVE_WIDTH,
+  bucketBounds,
+  bucketOf,
+  decodeHistogram,
+  encodeHistogram,
+  mergeEncodedHistograms,
+  migrate,
+} from 'routemeter/schema'
+import {
+  MetricsStore,
+  rebuildRollups,
+  rollUpRequests,
+  rollupTablesSql,
+  rollupWatermark,
+  type EndpointState,
+  type PendingRequest,
+} from 'routemeter/writer'
+import { removeTempDirs, tempDatabase } from './helpers.js'
+
+afterAll(removeTempDirs)
+
+const HOUR = 3_600_000
+const START = Date.UTC(2026, 9, 1, 22, 17)
+
+/** mulberry32, so every run writes the same rows */
+function random(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
+  }
+}
+
+function endpoint(route: string): EndpointState {
+  return { id: undefined, method: 'GET', route, level: 1, pendingLastRequested: 0 }
+}
+
+/** Three days of requests from two versions and two nodes, in batches as the collector writes them. */
+function writeFile(path: string, rows = 6000): void {
+  const next = random(7)
+  const endpoints = [endpoint('/a'), endpoint('/b/:id'), endpoint('/c')]
+  let time = START
+  for (const [version, node] of [
+    ['1.0.0', 'web-1'],
+    ['1.1.0', 'web-2'],
+  ] as const) {
+    const store = new MetricsStore(path, { name: version, source: 'option' }, time, undefined, node)
+    for (let written = 0; written < rows / 2; written += 500) {
+      const batch: PendingRequest[] = []
+      for (let i = 0; i < 500; i++) {
+        time += Math.floor(next() * 45_000)
+        const roll = next()
+        batch.push({
+          endpoint: endpoints[Math.floor(next() * 3)]!,
+          time,
+          // Log-normal around 20 ms, with a few 0 µs and very slow ones.
+          durationUs: roll < 0.01 ? 0 : Math.round(20_000 * Math.exp(1.2 * (next() + next() - 1))),
+          status: roll > 0.97 ? 503 : roll > 0.92 ? 404 : 200,
+          group: next() < 0.2 ? null : `user-${Math.floor(next() * 5)}`,
+          ip: '192.0.2.1',
+          aborted: 0,
+        })
+      }
+      store.write(batch, [], [], time)
+    }
+    store.close()
+  }
+}
+
+describe('histogram buckets', () => {
+  it('every duration lies in its bucket, and buckets are at most 1/16 octave wide', () => {
+    expect(bucketOf(0)).toBe(0)
+    expect(bucketOf(-5)).toBe(0)
+    let previous = 0
+    for (const duration of [
+      1,
+      2,
+      3,
+      15,
+      16,
+      17,
+      22,
+      23,
+      24,
+      100,
+      1023,
+      1024,
+      1025,
+      65_535,
+      1e6,
+      3.6e9,
+      2 ** 44 - 1,
+    ]) {
+      const bucket = bucketOf(duration)
+      const { low, high } = bucketBounds(bucket)
+      expect(duration, `bucket ${bucket}`).toBeGreaterThanOrEqual(low)
+      expect(duration).toBeLessThan(high)
+      expect(high - low).toBeLessThanOrEqual(BUCKET_RELATIVE_WIDTH * low + 1)
+      expect(bucket).toBeGreaterThanOrEqual(previous)
+      previous = bucket
+    }
+    // Each integer up to 100 000 µs: buckets never go back, and bounds hold.
+    let last = 0
+    for (let d = 1; d <= 100_000; d++) {
+      const bucket = bucketOf(d)
+      expect(bucket >= last).toBe(true)
+      last = bucket
+      const { low, high } = bucketBounds(bucket)
+      if (d < low || d >= high)
+        throw new Error(`${d} is outside bucket ${bucket} [${low}, ${high})`)
+    }
+    expect(bucketOf(2 ** 50)).toBe(BUCKET_COUNT - 1)
+    expect(BUCKET_RELATIVE_WIDTH).toBeCloseTo(0.0443, 4)
+  })
+
+  it('encodes sparse counts in a few bytes, decodes and merges them back', () => {
+    const histogram = new Map([
+      [0, 3],
+      [5, 1],
+      [200, 300],
+      [BUCKET_COUNT - 1, 2 ** 40],
+    ])
+    const encoded = encodeHistogram(histogram)
+    expect(encoded.length).toBe(16) // 2 + 2 + 4 + 8 bytes: the varints of gaps and counts
+    expect(decodeHistogram(encoded)).toEqual(histogram)
+    const other = encodeHistogram(
+      new Map([
+        [5, 4],
+        [201, 1],
+      ]),
+    )
+    const merged = mergeEncodedHistograms(encoded, other)
+    expect(decodeHistogram(merged)).toEqual(
+      new Map([
+        [0, 3],
+        [5, 5],
+        [200, 300],
+        [201, 1],
+        [BUCKET_COUNT - 1, 2 ** 40],
+      ]),
+    )
+    expect(decodeHistogram(mergeEncodedHistograms(Buffer.alloc(0), other))).toEqual(
+      decodeHistogram(other),
+    )
+    // Cut short, or past the last bucket: an error, never wrong counts.
+    expect(() => decodeHistogram(encoded.subarray(0, encoded.length - 1))).toThrow(/cut short/)
+    expect(() =>
+      addEncodedHistogram(new Float64Array(BUCKET_COUNT), Buffer.from([0xff, 0x7f, 1])),
+    ).toThrow(/damaged/)
+  })
+})
+
+describe('rollup tables', () => {
+  const path = tempDatabase()
+  writeFile(path)
+  const db = new Database(path, { readonly: true })
+  afterAll(() => db.close())
+
+  it('the writer counts every request, per hour, day, user-day and status, in its transaction', () => {
+    const requests = db.prepare('SELECT count(*) FROM request').pluck().get() as number
+    expect(requests).toBe(6000)
+    expect(rollupWatermark(db)).toBe(db.prepare('SELECT max(id) FROM request').pluck().get())
+    const expected = db
+      .prepare(
+        `SELECT endpoint_id, time / ${HOUR} AS hour, version_id, coalesce(node_id, 0) AS node_id,
+                count(*) AS requests,
+                sum(status BETWEEN 400 AND 499) AS errors_4xx, sum(status BETWEEN 500 AND 599) AS errors_5xx,
+                sum(duration_us) AS sum_us, min(duration_us) AS min_us, max(duration_us) AS max_us
+         FROM request GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+      )
+      .all()
+    const hours = db
+      .prepare(
+        `SELECT endpoint_id, hour, version_id, node_id, requests, errors_4xx, errors_5xx, sum_us, min_us, max_us
+         FROM rollup_hour ORDER BY 1, 2, 3, 4`,
+      )
+      .all()
+    expect(hours).toEqual(expected)
+    expect(new Set(hours.map((h) => (h as { node_id: number }).node_id)).size).toBe(2)
+
+    const days = db
+      .prepare(
+        `SELECT endpoint_id, day, version_id, node_id, requests, errors_4xx, errors_5xx, sum_us, min_us, max_us
+         FROM rollup_day ORDER BY 1, 2, 3, 4`,
+      )
+      .all()
+    expect(days).toEqual(
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${24 * HOUR} AS day, version_id, coalesce(node_id, 0) AS node_id,
+                  count(*) AS requests,
+                  sum(status BETWEEN 400 AND 499) AS errors_4xx, sum(status BETWEEN 500 AND 599) AS errors_5xx,
+                  sum(duration_us) AS sum_us, min(duration_us) AS min_us, max(duration_us) AS max_us
+           FROM request GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+        )
+        .all(),
+    )
+    expect(
+      db
+        .prepare(
+          'SELECT endpoint_id, hour, node_id, status, requests FROM rollup_status ORDER BY 1, 2, 3, 4',
+        )
+        .all(),
+    ).toEqual(
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${HOUR} AS hour, coalesce(node_id, 0) AS node_id, status, count(*) AS requests
+           FROM request GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+        )
+        .all(),
+    )
+    expect(
+      db
+        .prepare(
+          'SELECT endpoint_id, day, user_group_id, version_id, node_id, requests, sum_us FROM rollup_user_day ORDER BY 1, 2, 3, 4, 5',
+        )
+        .all(),
+    ).toEqual(
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${24 * HOUR} AS day, coalesce(user_group_id, 0) AS user_group_id,
+                  version_id, coalesce(node_id, 0) AS node_id, count(*) AS requests, sum(duration_us) AS sum_us
+           FROM request GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
+        )
+        .all(),
+    )
+  })
+
+  it('histograms hold each request in the bucket of its duration', () => {
+    const rows = db
+      .prepare('SELECT endpoint_id, day, version_id, node_id, histogram FROM rollup_day')
+      .all() as Array<{
+      endpoint_id: number
+      day: number
+      version_id: number
+      node_id: number
+      histogram: Buffer
+    }>
+    expect(rows.length).toBeGreaterThan(6)
+    const durations = db.prepare(
+      `SELECT duration_us FROM request WHERE endpoint_id = ? AND time / ${24 * HOUR} = ?
+         AND version_id = ? AND coalesce(node_id, 0) = ?`,
+    )
+    for (const row of rows) {
+      const expected = new Map<number, number>()
+      for (const d of durations
+        .pluck()
+        .all(row.endpoint_id, row.day, row.version_id, row.node_id) as number[]) {
+        expected.set(bucketOf(d), (expected.get(bucketOf(d)) ?? 0) + 1)
+      }
+      expect(decodeHistogram(row.histogram)).toEqual(expected)
+    }
+  })
+})
+
+describe('migration 0003 and rebuilding', () => {
+  /** The rollups of a file, as comparable rows. */
+  function snapshot(db: Database.Database): unknown[] {
+    return ['rollup_hour', 'rollup_day', 'rollup_user_day', 'rollup_status'].map((table) =>
+      db.prepare(`SELECT * FROM ${table} ORDER BY 1, 2, 3, 4`).all(),
+    )
+  }
+
+  it('a schema-2 file gets rollups equal to the writer’s, and loses the three unused indexes', () => {
+    const path = tempDatabase()
+    writeFile(path, 2000)
+    const db = new Database(path)
+    const written = snapshot(db)
+    // Back to what a schema-2 collector left: no rollups, four indexes.
+    db.exec(`
+      DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_user_day; DROP TABLE rollup_status;
+      DELETE FROM meta WHERE key = 'rollups_through_request';
+      CREATE INDEX request_time ON request (time);
+      CREATE INDEX request_version_endpoint ON request (version_id, endpoint_id);
+      CREATE INDEX request_group_endpoint ON request (user_group_id, endpoint_id);
+    `)
+    db.pragma('user_version = 2')
+    expect(migrate(db)).toBe(2)
+    expect(snapshot(db)).toEqual(written)
+    expect(
+      db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")
+        .pluck()
+        .all(),
+    ).toEqual(['request_endpoint_time'])
+    db.close()
+  })
+
+  it('rows inserted by other means are counted once by rollUpRequests, and rebuildRollups starts over', () => {
+    const path = tempDatabase()
+    writeFile(path, 2000)
+    const db = new Database(path)
+    const before = db.prepare('SELECT sum(requests) FROM rollup_day').pluck()
+    expect(before.get()).toBe(2000)
+    // As a merge of another node's file would: copy rows in with new ids.
+    db.exec(`INSERT INTO request (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
+             SELECT endpoint_id, time + 3600000, duration_us * 2, status, version_id, user_group_id, client_ip_id, aborted, NULL
+             FROM request WHERE id <= 300`)
+    expect(before.get()).toBe(2000)
+    rollUpRequests(db)
+    expect(before.get()).toBe(2300)
+    rollUpRequests(db) // nothing new: nothing counted twice
+    expect(before.get()).toBe(2300)
+    const incremental = snapshot(db)
+    rebuildRollups(db)
+    expect(snapshot(db)).toEqual(incremental)
+    expect(
+      db.prepare('SELECT count(*) FROM rollup_day WHERE node_id = 0').pluck().get(),
+    ).toBeGreaterThan(0)
+    db.close()
+  })
+
+  it('the rollup tables can be made in a TEMP schema, for a reader that must not write', () => {
+    const path = tempDatabase()
+    writeFile(path, 1000)
+    const db = new Database(path, { readonly: true })
+    db.exec(rollupTablesSql('temp'))
+    expect(db.prepare('SELECT count(*) FROM temp.rollup_day').pluck().get()).toBe(0)
+    db.close()
+  })
+})

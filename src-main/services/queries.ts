@@ -339,7 +339,8 @@ export class MetricsQueries {
    * Requests of [from, to) per local bucket (day or hour: `unitMs`), and per
    * endpoint and status where asked, handed to `add` with the bucket's number
    * (local days or hours since the epoch). Whole hours come from
-   * rollup_status, summed by SQLite; the ends from the requests. Each request
+   * rollup_status (by status) or the index rollup_hour_requests, summed by
+   * SQLite; the ends from the requests. Each request
    * counts in the bucket where its UTC hour starts.
    */
   private localCounts(
@@ -358,7 +359,7 @@ export class MetricsQueries {
     const rollup = this.sql(
       `SELECT (hour * ${MS_PER_HOUR} + CAST(@offset AS INTEGER)) / CAST(@unit AS INTEGER) AS bucket, ${endpoint}, ${status},
               sum(requests)
-       FROM rollup_status
+       FROM ${by.status ? 'rollup_status' : 'rollup_hour'}
        WHERE ${IN_ENDPOINTS} AND hour >= @from AND hour < @to AND ${NODES('node_id')}
        GROUP BY 1, 2, 3`,
     ).raw()

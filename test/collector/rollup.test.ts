@@ -292,7 +292,9 @@ describe('migration 0003 and rebuilding', () => {
     expect(snapshot(db)).toEqual(written)
     expect(
       db
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")
+        .prepare(
+          "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'request' AND sql IS NOT NULL",
+        )
         .pluck()
         .all(),
     ).toEqual(['request_endpoint_time'])

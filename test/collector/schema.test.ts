@@ -247,16 +247,16 @@ describe('schema', () => {
           `SELECT duration_us, status FROM request WHERE ${endpoints} AND time >= ? AND time < ?`,
         ),
       ).toMatch(/USING INDEX request_endpoint_time \(endpoint_id=\? AND time>\? AND time<\?\)/)
-      for (const [table, unit] of [
-        ['rollup_day', 'day'],
-        ['rollup_hour', 'hour'],
-        ['rollup_user_day', 'day'],
-        ['rollup_status', 'hour'],
+      for (const [table, unit, column] of [
+        ['rollup_day', 'day', 'histogram'],
+        ['rollup_hour', 'hour', 'histogram'],
+        ['rollup_user_day', 'day', 'histogram'],
+        ['rollup_status', 'hour', 'requests'],
       ]) {
         expect(
           plan(
             db,
-            `SELECT requests FROM ${table} WHERE ${endpoints} AND ${unit} >= ? AND ${unit} < ?`,
+            `SELECT ${column} FROM ${table} WHERE ${endpoints} AND ${unit} >= ? AND ${unit} < ?`,
           ),
           table,
         ).toMatch(
@@ -265,6 +265,15 @@ describe('schema', () => {
           ),
         )
       }
+      // Requests per hour (utilization, hour heatmap) without reading the histograms.
+      expect(
+        plan(
+          db,
+          `SELECT hour, sum(requests) FROM rollup_hour WHERE ${endpoints} AND hour >= ? AND hour < ? GROUP BY 1`,
+        ),
+      ).toMatch(
+        /USING COVERING INDEX rollup_hour_requests \(endpoint_id=\? AND hour>\? AND hour<\?\)/,
+      )
       // The first and last request of an endpoint are one step in the index.
       expect(plan(db, 'SELECT min(time) FROM request WHERE endpoint_id = ?')).toMatch(
         /SEARCH request USING COVERING INDEX request_endpoint_time \(endpoint_id=\?\)/,

@@ -43,6 +43,9 @@ export function rollupTablesSql(schema: 'main' | 'temp'): string {
       PRIMARY KEY (endpoint_id, hour, version_id, node_id)
     ) STRICT, WITHOUT ROWID;
 
+    -- Requests per hour without the histograms: what utilization and the hour heatmap sum.
+    CREATE INDEX rollup_hour_requests ON rollup_hour (endpoint_id, hour, node_id, requests);
+
     CREATE TABLE rollup_day (
       endpoint_id INTEGER NOT NULL,
       day         INTEGER NOT NULL,
@@ -80,5 +83,7 @@ export function rollupTablesSql(schema: 'main' | 'temp'): string {
       requests    INTEGER NOT NULL,
       PRIMARY KEY (endpoint_id, hour, node_id, status)
     ) STRICT, WITHOUT ROWID;
-  `.replaceAll('CREATE TABLE ', `CREATE TABLE ${schema}.`)
+  `
+    .replaceAll('CREATE TABLE ', `CREATE TABLE ${schema}.`)
+    .replaceAll('CREATE INDEX ', `CREATE INDEX ${schema}.`)
 }

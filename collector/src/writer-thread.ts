@@ -121,9 +121,8 @@ export class WriterLink {
         eval: true,
         workerData: data,
         transferList: [port2],
-        // The app's own flags (a debugger, a loader of its own) are not the writer's business.
+        // The app's own flags (a debugger, a preloaded instrumentation) are not the writer's business.
         execArgv: [],
-        env: {},
       })
     } catch {
       port1.close()

@@ -93,7 +93,7 @@ function overheadTargets(rows: ConfigSummary[]): TargetResult[] {
       target: `${framework}: level 1 adds <= 2 µs/request on the request's thread (CPU time)`,
       figure: `${fixed(level1.addedMainUs, 1)} µs`,
       met: level1.addedMainUs <= 2,
-      note: 'main-thread CPU per request minus bare; SQLite writes run on it today',
+      note: "main-thread CPU per request minus bare; the writer thread's is in the line above",
     })
     const alternatives = rows.filter(
       (r) =>
@@ -126,7 +126,11 @@ function writerTable(w: WriterFigures): string {
       ['measure', 'figure'],
       [
         [
-          `MetricsStore.write, ${w.store.rows.toLocaleString('en')} rows in batches of ${w.store.batchSize}`,
+          `writer thread, ${w.thread.rows.toLocaleString('en')} rows in batches of ${w.thread.batchSize}, process pinned to one core`,
+          `${Math.round(w.thread.rowsPerSecond).toLocaleString('en')} rows/s; CPU per row ${fixed(w.thread.writerCpuUsPerRow, 2)} µs in the writer thread + ${fixed(w.thread.mainCpuUsPerRow, 2)} µs on the app's thread`,
+        ],
+        [
+          `MetricsStore.write on one thread (the generator), ${w.store.rows.toLocaleString('en')} rows in batches of ${w.store.batchSize}`,
           `${Math.round(w.store.rowsPerSecond).toLocaleString('en')} rows/s (${fixed(w.store.bytesPerRow, 1)} B/row)`,
         ],
         [
@@ -154,8 +158,8 @@ function writerTargets(w: WriterFigures): TargetResult[] {
   return [
     {
       target: 'writer sustains >= 300,000 rows/s',
-      figure: `${Math.round(w.store.rowsPerSecond).toLocaleString('en')} rows/s`,
-      met: w.store.rowsPerSecond >= 300_000,
+      figure: `${Math.round(w.thread.rowsPerSecond).toLocaleString('en')} rows/s (writer thread)`,
+      met: w.thread.rowsPerSecond >= 300_000,
     },
     {
       target: 'no row lost at 20,000 req/s',
@@ -254,6 +258,7 @@ function smokeProblems(
     if (writer.noLoss.lost > 0) problems.push(`${writer.noLoss.lost} rows lost under load`)
     if (writer.noLoss.rows === 0) problems.push('the bound app wrote no row')
     if (!(writer.store.rowsPerSecond > 0)) problems.push('MetricsStore wrote nothing')
+    if (!writer.thread.writerThread) problems.push('the writer did not run in its thread')
   }
   for (const f of viewer ?? []) {
     if (f.requestCount !== f.requests) {

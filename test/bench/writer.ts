@@ -4,12 +4,14 @@
  * memory stays bounded when the file cannot take writes as fast as they come.
  */
 import Database from 'better-sqlite3'
+import { spawn } from 'node:child_process'
 import { rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
 import { generateMetricsFile } from '../../src-main/services/generator/index.js'
 import { AliasTable, Random } from '../../src-main/services/generator/random.js'
-import { load, rssBytes, sleep, startServer } from './lib.js'
+import { load, pinned, ROOT, rssBytes, SERVER_CORE, sleep, startServer } from './lib.js'
+import type { WriterChildResult } from './writer-child.js'
 
 export interface WriterOptions {
   quick: boolean
@@ -71,10 +73,43 @@ export interface ProfileFigures {
 }
 
 export interface WriterFigures {
+  /** the collector's writer thread, in a process pinned to one core */
+  thread: WriterChildResult
   store: StoreFigures
   profile: ProfileFigures[]
   noLoss: NoLossFigures
   slowDisk: SlowDiskFigures
+}
+
+/**
+ * Rows per second the collector's writer thread sustains (test/bench/writer-child.ts), in a
+ * process pinned to the server's core: the thread shares it with the app's, as in the
+ * overhead benchmark.
+ */
+function threadThroughput(options: WriterOptions): Promise<WriterChildResult> {
+  const path = join(options.dir, 'writer-thread.db')
+  removeDb(path)
+  const rows = options.quick ? 200_000 : 2_000_000
+  const [command, args] = pinned(SERVER_CORE, [
+    process.execPath,
+    '--import',
+    'tsx',
+    join(ROOT, 'test', 'bench', 'writer-child.ts'),
+    path,
+    String(rows),
+  ])
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()))
+  return new Promise((resolve, reject) => {
+    child.once('close', (code) => {
+      removeDb(path)
+      if (code !== 0) reject(new Error(`writer-child failed (${code}): ${err}`))
+      else resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as WriterChildResult)
+    })
+  })
 }
 
 /** Rows per second of MetricsStore.write, in batches of a collector at 20k req/s (250 ms). */
@@ -302,7 +337,9 @@ function writerProfile(options: WriterOptions): ProfileFigures[] {
 }
 
 export async function runWriter(options: WriterOptions): Promise<WriterFigures> {
-  options.log('  MetricsStore rows/s…')
+  options.log('  the writer thread, rows/s…')
+  const thread = await threadThroughput(options)
+  options.log(`  ${Math.round(thread.rowsPerSecond)} rows/s; MetricsStore rows/s…`)
   const store = storeThroughput(options)
   options.log('  where the write time goes (fewer indexes)…')
   const profile = writerProfile(options)
@@ -312,5 +349,5 @@ export async function runWriter(options: WriterOptions): Promise<WriterFigures> 
     `  ${Math.round(lossFigures.achievedRate)} req/s reached, ${lossFigures.lost} lost; a locked file…`,
   )
   const disk = await slowDisk(options)
-  return { store, profile, noLoss: lossFigures, slowDisk: disk }
+  return { thread, store, profile, noLoss: lossFigures, slowDisk: disk }
 }

@@ -33,6 +33,8 @@ export interface DashboardServiceOptions {
   minChangedIntervalMs?: number
   /** run SQLite's quick_check on open; default true */
   quickCheck?: boolean
+  /** largest file checked whole on open (larger ones: all but the request table); default 64 MiB */
+  fullCheckMaxBytes?: number
 }
 
 export type FileEventListener = (event: FileEvent) => void
@@ -66,7 +68,12 @@ export class DashboardService implements DashboardApi {
     const watch = options.watch ?? true
     this.watchOptions = watch === false ? undefined : watch === true ? {} : watch
     this.minChangedIntervalMs = options.minChangedIntervalMs ?? 1000
-    this.openOptions = { quickCheck: options.quickCheck ?? true }
+    this.openOptions = {
+      quickCheck: options.quickCheck ?? true,
+      ...(options.fullCheckMaxBytes === undefined
+        ? {}
+        : { fullCheckMaxBytes: options.fullCheckMaxBytes }),
+    }
   }
 
   /** Path of the open file, if any. */

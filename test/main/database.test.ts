@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3'
-import { existsSync, rmSync } from 'node:fs'
+import { closeSync, copyFileSync, existsSync, openSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { ApiError, RangeArgs } from '../../src-main/api/contract.js'
@@ -17,6 +17,12 @@ import {
 
 const temp = tempDir()
 let good: string
+/** the fixture's month, in UTC+2 */
+const range: RangeArgs = {
+  from: FIXTURE_NOW - 31 * 86_400_000,
+  to: FIXTURE_NOW,
+  utcOffsetMinutes: 120,
+}
 
 beforeAll(() => {
   good = buildMetricsFile(temp.dir)
@@ -91,18 +97,19 @@ describe('reading never modifies the file', () => {
     const before = filesHash(path)
     const service = new DashboardService({ watch: false, now: () => FIXTURE_NOW })
     const info = await service.openFile({ path })
-    const range: RangeArgs = { from: info.firstRequest!, to: FIXTURE_NOW, utcOffsetMinutes: 120 }
-    const endpointId = (await service.endpoints(range))[0]!.id
+    const whole: RangeArgs = { ...range, from: info.firstRequest! }
+    const endpointId = (await service.endpoints(whole))[0]!.id
     await service.info({})
-    await service.utilization(range)
-    await service.hourHeatmap(range)
-    await service.performance(range)
-    await service.versionEvolution({ ...range, endpointId })
-    await service.versionUtilization(range)
-    await service.clients({ ...range, endpointId, kind: 'user' })
-    await service.clients({ ...range, endpointId, kind: 'ip' })
-    await service.statusCodes(range)
-    await service.latestErrors(range)
+    await service.utilization(whole)
+    await service.hourHeatmap(whole)
+    await service.performance(whole)
+    await service.versionEvolution({ ...whole, endpointId })
+    await service.versionUtilization(whole)
+    await service.clients({ ...whole, endpointId, kind: 'user' })
+    await service.clients({ ...whole, endpointId, kind: 'ip' })
+    await service.nodeBreakdown(whole)
+    await service.statusCodes(whole)
+    await service.latestErrors(whole)
     await service.close()
     expect(filesHash(path)).toEqual(before)
   })
@@ -141,6 +148,100 @@ describe('reading never modifies the file', () => {
     const connection = MetricsConnection.open(path)
     expect(connection.db.prepare('SELECT count(*) FROM endpoint').pluck().get()).toBeGreaterThan(5)
     connection.close()
+  })
+})
+
+/** Pages of a table or index, from SQLite's dbstat. */
+function pagesOf(path: string, name: string): number[] {
+  const db = new Database(path, { readonly: true })
+  try {
+    return db.prepare('SELECT pageno FROM dbstat WHERE name = ?').pluck().all(name) as number[]
+  } finally {
+    db.close()
+  }
+}
+
+/** A copy of `good` with garbage over one page of `name`. */
+function damaged(name: string, copy: string): string {
+  const path = join(temp.dir, copy)
+  copyFileSync(good, path)
+  const pages = pagesOf(path, name)
+  expect(pages.length).toBeGreaterThan(0)
+  const page = pages[Math.floor(pages.length / 2)]!
+  const fd = openSync(path, 'r+')
+  const garbage = Buffer.alloc(4096)
+  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) % 251
+  writeSync(fd, garbage, 0, garbage.length, (page - 1) * 4096)
+  closeSync(fd)
+  return path
+}
+
+describe('the check on open', () => {
+  test('a file up to fullCheckMaxBytes is checked whole: damage among the requests is refused', () => {
+    const path = damaged('request', 'request-page.db')
+    expect(() => MetricsConnection.open(path)).toThrow(/damaged \(SQLite's check says/)
+  })
+
+  test('a larger file opens without reading the request table; a query that meets the damage says so', async () => {
+    const path = damaged('request', 'large-request-page.db')
+    const service = new DashboardService({
+      watch: false,
+      fullCheckMaxBytes: 0,
+      now: () => FIXTURE_NOW,
+    })
+    const info = await service.openFile({ path })
+    expect(info.requestCount).toBeGreaterThan(0)
+    // Rollups answer; reading every request of the month meets the garbage.
+    expect((await service.performance(range)).length).toBeGreaterThan(0)
+    const errors = await Promise.allSettled(
+      (await service.endpoints(range)).map((row) =>
+        service.clients({ ...range, endpointId: row.id, kind: 'ip' }),
+      ),
+    )
+    const failed = errors.find((result) => result.status === 'rejected') as PromiseRejectedResult
+    expect(failed.reason).toMatchObject({ code: 'CORRUPT' })
+    await service.close()
+  })
+
+  test('a larger file is still refused when the rollups are damaged', () => {
+    const path = damaged('rollup_user_day', 'large-rollup-page.db')
+    expect(() => MetricsConnection.open(path, { fullCheckMaxBytes: 0 })).toThrow(/damaged/)
+  })
+})
+
+describe('a file older than schema 3 (no rollups)', () => {
+  test('opens unchanged, answers as the same file with rollups, and counts rows written later', async () => {
+    const old = join(temp.dir, 'schema-2.db')
+    copyFileSync(good, old)
+    const db = new Database(old)
+    db.exec(`
+      DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_user_day; DROP TABLE rollup_status;
+      DELETE FROM meta WHERE key = 'rollups_through_request';
+    `)
+    db.pragma('user_version = 2')
+    db.close()
+    const before = filesHash(old)
+    const current = new DashboardService({ watch: false, now: () => FIXTURE_NOW })
+    const legacy = new DashboardService({ watch: false, now: () => FIXTURE_NOW })
+    await current.openFile({ path: good })
+    const info = await legacy.openFile({ path: old })
+    expect(info.schemaVersion).toBe(2)
+    for (const view of ['endpoints', 'utilization', 'performance', 'statusCodes'] as const) {
+      expect(await legacy[view](range), view).toEqual(await current[view](range))
+    }
+    expect(filesHash(old)).toEqual(before)
+    // A schema-2 collector goes on writing: the next query counts the new rows.
+    const writer = new Database(old)
+    writer
+      .prepare(
+        `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, aborted)
+         VALUES (1, ?, 1000, 500, 1, 0)`,
+      )
+      .run(FIXTURE_NOW - 1000)
+    writer.close()
+    expect((await legacy.info({})).requestCount).toBe(info.requestCount + 1)
+    await current.close()
+    await legacy.close()
   })
 })
 

@@ -4,11 +4,14 @@ import {
   dayKey,
   daysOfRange,
   DurationList,
+  DurationSummary,
   hourOfDay,
   medianAndP95,
+  QUANTILE_RELATIVE_ERROR,
   quantileSorted,
   startOfLocalDay,
 } from '../../src-main/services/stats.js'
+import { bucketOf, encodeHistogram } from 'routemeter/schema'
 import { seededRandom } from '../../src-main/services/demo.js'
 
 describe('quantileSorted (R-7, linear interpolation)', () => {
@@ -151,5 +154,74 @@ describe('local days and hours', () => {
     expect(daysOfRange(from, from + 1, 0).days).toEqual(['2026-02-27'])
     expect(daysOfRange(from, from, 0).days).toEqual([])
     expect(daysOfRange(from, Date.UTC(2026, 1, 28), 720).days).toEqual(['2026-02-28'])
+  })
+})
+
+describe('DurationSummary (quantiles from a histogram)', () => {
+  function sample(seed: number, n: number, spread: number): number[] {
+    const random = seededRandom(seed)
+    return Array.from({ length: n }, () => {
+      const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+      return Math.round(30_000 * Math.exp(spread * normal))
+    })
+  }
+
+  test.each([
+    [1, 2, 0.3],
+    [2, 7, 1.5],
+    [3, 1000, 0.4],
+    [4, 20_000, 1.2],
+    [5, 5000, 0.01],
+  ])(
+    'seed %i, %i durations, spread %f: exact counts and extremes, quantiles within the bound',
+    (seed, n, spread) => {
+      const values = sample(seed, n, spread)
+      const summary = new DurationSummary()
+      for (const value of values) summary.addRequest(value, value % 7 === 0 ? 503 : 200)
+      const sorted = Float64Array.from(values).sort()
+      const exact = boxStats(sorted)!
+      const box = summary.box()!
+      expect(box.count).toBe(n)
+      expect(box.min).toBe(exact.min)
+      expect(box.max).toBe(exact.max)
+      expect(box.mean).toBeCloseTo(exact.mean, 6)
+      expect(summary.errors5xx).toBe(values.filter((v) => v % 7 === 0).length)
+      for (const p of [0, 0.01, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1]) {
+        const truth = quantileSorted(sorted, p)
+        expect(Math.abs(summary.quantile(p) - truth), `p${p}`).toBeLessThanOrEqual(
+          QUANTILE_RELATIVE_ERROR * truth + 1,
+        )
+      }
+      expect(box.whiskerLow).toBeGreaterThanOrEqual(box.min)
+      expect(box.whiskerLow).toBeLessThanOrEqual(box.q1)
+      expect(box.whiskerHigh).toBeLessThanOrEqual(box.max)
+      expect(box.whiskerHigh).toBeGreaterThanOrEqual(box.q3)
+    },
+  )
+
+  test('rollup rows and single requests add up to the same summary', () => {
+    const values = sample(9, 3000, 0.8)
+    const direct = new DurationSummary()
+    for (const value of values) direct.addRequest(value, 200)
+    const rolled = new DurationSummary()
+    const first = values.slice(0, 2000)
+    const histogram = new Map<number, number>()
+    for (const value of first)
+      histogram.set(bucketOf(value), (histogram.get(bucketOf(value)) ?? 0) + 1)
+    rolled.addRollup(
+      first.length,
+      0,
+      0,
+      first.reduce((a, b) => a + b, 0),
+      Math.min(...first),
+      Math.max(...first),
+      encodeHistogram(histogram),
+    )
+    const rest = new DurationSummary()
+    for (const value of values.slice(2000)) rest.addRequest(value, 200)
+    rolled.add(rest)
+    expect(rolled.box()).toEqual(direct.box())
+    expect(new DurationSummary().box()).toBeNull()
+    expect(new DurationSummary().medianAndP95()).toEqual({ medianUs: null, p95Us: null })
   })
 })

@@ -20,10 +20,14 @@ import { getNativeBinding } from '../database.js'
 
 export function openWritable(path: string): Database.Database {
   const binding = getNativeBinding()
-  return new Database(path, {
+  const db = new Database(path, {
     timeout: 5000,
     ...(binding === undefined ? {} : { nativeBinding: binding }),
   })
+  // better-sqlite3 turns foreign keys on; the request table has no index on most of its
+  // references, so each replaced name would scan every request. Rows go in referenced first.
+  db.pragma('foreign_keys = OFF')
+  return db
 }
 
 /** Switches a file of ours to a rollback journal (see the top of this file). */
@@ -99,8 +103,13 @@ export function applyDelta(copyPath: string, deltaPath: string, since: number): 
             `INSERT OR IGNORE INTO main.request (${columns}) SELECT ${columns} FROM delta.request WHERE id > ? ORDER BY id`,
           ).run(since)
         } else {
+          // An upsert on the id, not REPLACE: ids are the server's in both files.
+          const updates = theirs
+            .filter((name) => name !== 'id' && ours.has(name))
+            .map((name) => `${name} = excluded.${name}`)
           db.exec(
-            `INSERT OR REPLACE INTO main.${table} (${columns}) SELECT ${columns} FROM delta.${table}`,
+            `INSERT INTO main.${table} (${columns}) SELECT ${columns} FROM delta.${table} WHERE true
+             ON CONFLICT (id) DO ${updates.length === 0 ? 'NOTHING' : `UPDATE SET ${updates.join(', ')}`}`,
           )
         }
       }

@@ -15,7 +15,7 @@ import { isIP, type AddressInfo } from 'node:net'
 import { extname, join, resolve, sep } from 'node:path'
 import { PassThrough } from 'node:stream'
 import type { ApiError, ApiMethod, DashboardApi, FileEvent, SourcesApi } from '../api/contract.js'
-import { SOURCES_READ_METHODS } from '../api/contract.js'
+import { SOURCES_READ_METHODS, type SourcesState } from '../api/contract.js'
 import { badArgument, DashboardError, toApiError } from '../api/errors.js'
 import { argsFromQuery, httpStatus, isWriteMethod } from '../api/http.js'
 import {
@@ -78,6 +78,17 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.ttf': 'font/ttf',
   '.txt': 'text/plain; charset=utf-8',
   '.wasm': 'application/wasm',
+}
+
+/** The sources state of a server started without a sources API. */
+const NO_SOURCES: SourcesState = {
+  remoteAllowed: false,
+  openAllowed: false,
+  servers: [],
+  pull: null,
+  pullError: null,
+  lastPull: null,
+  dataset: null,
 }
 
 /** Largest JSON body a write method accepts. */
@@ -206,6 +217,12 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   router.all('/sources/:method', async (ctx) => {
     const name = ctx.params.method
     const sources = options.sources
+    // Without a sources API the page still asks what it may offer: nothing (not an error).
+    if (sources === undefined && name === 'state' && ctx.method === 'GET') {
+      ctx.set('Cache-Control', 'no-store')
+      ctx.body = NO_SOURCES
+      return
+    }
     if (sources === undefined || !isSourcesMethod(name)) {
       sendError(
         ctx,

@@ -593,15 +593,21 @@ export class MetricsQueries {
           .all({ ...scope, from, to }) as Array<[number, number]>,
       )
     }
+    // Requests are read once: (client, version, duration) kept for the second step.
+    const rawClients: number[] = []
+    const rawVersions: number[] = []
+    const rawDurations: number[] = []
+    const raw = this.sql(
+      `SELECT coalesce(${column}, ${NO_ID}), version_id, duration_us FROM request WHERE ${rawWhere}`,
+    ).raw()
     for (const [from, to] of rawParts) {
-      count(
-        this.sql(
-          `SELECT coalesce(${column}, ${NO_ID}), count(*) FROM request WHERE ${rawWhere}
-           GROUP BY ${column}`,
-        )
-          .raw()
-          .all({ ...scope, from, to }) as Array<[number, number]>,
-      )
+      const rows = raw.iterate({ ...scope, from, to }) as IterableIterator<[number, number, number]>
+      for (const [client, versionId, duration] of rows) {
+        rawClients.push(client)
+        rawVersions.push(versionId)
+        rawDurations.push(duration)
+        totalOf.set(client, (totalOf.get(client) ?? 0) + 1)
+      }
     }
     const asClient = (id: number): number | null => (id === NO_ID ? null : id)
     const busiest = [...totalOf.entries()]
@@ -650,18 +656,11 @@ export class MetricsQueries {
         summaryOf(asClient(client), versionId).addRollup(n, 0, 0, sum, min, max, blob)
       }
     }
-    for (const [from, to] of rawParts) {
-      const rows = this.sql(
-        `SELECT ${column}, version_id, duration_us FROM request
-         WHERE ${rawWhere} AND coalesce(${column}, ${NO_ID}) IN (SELECT value FROM json_each(@clients))`,
-      )
-        .raw()
-        .iterate({ ...scope, from, to, clients }) as IterableIterator<
-        [number | null, number, number]
-      >
-      for (const [client, versionId, duration] of rows) {
-        summaryOf(client, versionId).addRequest(duration, 0)
-      }
+    const wantedIds = new Set(shown.map((id) => id ?? NO_ID))
+    for (let i = 0; i < rawClients.length; i++) {
+      const client = rawClients[i]!
+      if (wantedIds.has(client))
+        summaryOf(asClient(client), rawVersions[i]!).addRequest(rawDurations[i]!, 0)
     }
 
     const versions = this.versionList(shown.flatMap((id) => [...perClient.get(id)!.keys()]))

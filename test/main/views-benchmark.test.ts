@@ -65,6 +65,7 @@ describe.skipIf(!enabled)('views on 1M requests', () => {
     await time('clients (ip)', () => service.clients({ ...month, endpointId, kind: 'ip' }))
     await time('statusCodes', () => service.statusCodes(month))
     await time('latestErrors', () => service.latestErrors(month))
+    await time('nodeBreakdown', () => service.nodeBreakdown(month))
     console.log(
       `${info.requestCount} requests, busiest endpoint ${endpointId} (${busiest.stats.count})\n${timings.join('\n')}`,
     )

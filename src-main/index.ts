@@ -347,6 +347,10 @@ void app.whenReady().then(async () => {
   await openStartupFile()
   buildMenu()
   service.onFileEvent(send)
+  // A copy pulled from a server or a merged dataset opens through the sources, not openPath.
+  service.onFileEvent((event) => {
+    if (event.kind === 'opened' && event.info.path !== shown?.path) setTitle(event.info)
+  })
   window = createWindow()
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) window = createWindow()

@@ -216,6 +216,20 @@ test("toggle an endpoint's level on the server, and see that it accepted", async
   await screenshot(page, 'remote-level')
 })
 
+test('a download cancelled from the progress bar leaves the copy as it was', async () => {
+  const before = readdirSync(dataDir).sort()
+  await page.click('[data-action="servers"]')
+  await page.locator(`[data-server="${linkUrl}"] [data-action="pull"]`).click()
+  await page.locator('[data-pull-progress][data-phase="downloading"]').waitFor()
+  await page.click('[data-action="cancel-pull"]')
+  const error = page.locator('[data-sources-dialog] [data-sources-error]')
+  await error.waitFor()
+  expect(await error.textContent()).toMatch(/cancelled.*nothing was saved/)
+  expect(readdirSync(dataDir).sort()).toEqual(before)
+  await screenshot(page, 'remote-cancelled')
+  await page.click('[data-action="close-sources"]')
+})
+
 test('two nodes as one service, with a per-node split and a node filter', async () => {
   await page.click('[data-action="servers"]')
   await page.fill('[data-input="server-url"]', express.url)

@@ -25,6 +25,12 @@ import {
 /** The part of a better-sqlite3 connection that rollups use (migrations pass theirs). */
 export type RollupDb = Pick<Database.Database, 'prepare' | 'transaction' | 'exec' | 'function'>
 
+/**
+ * endpoint_id of the rollup_status rows that count all endpoints together:
+ * the views over every endpoint read a tenth of the rows (endpoint ids start at 1).
+ */
+export const ALL_ENDPOINTS = 0
+
 /** meta key: requests with an id up to this one are counted in the rollups. */
 export const ROLLUP_WATERMARK_KEY = 'rollups_through_request'
 
@@ -200,11 +206,14 @@ function rollUpChunk(statements: Statements, rows: Row[]): void {
       status,
       bucket,
     )
-    const statusKey = `${endpointId},${hour},${node},${status}`
-    const counted = statuses.get(statusKey)
-    if (counted === undefined) {
-      statuses.set(statusKey, { key: [endpointId, hour, node, status], requests: 1 })
-    } else counted.requests++
+    // Each request counts for its endpoint and for all endpoints (ALL_ENDPOINTS).
+    for (const endpoint of [endpointId, ALL_ENDPOINTS]) {
+      const statusKey = `${endpoint},${hour},${node},${status}`
+      const counted = statuses.get(statusKey)
+      if (counted === undefined) {
+        statuses.set(statusKey, { key: [endpoint, hour, node, status], requests: 1 })
+      } else counted.requests++
+    }
   }
   // Days are sums of hours (UTC: 24 whole hours a day).
   const days = new Map<string, Aggregate>()

@@ -65,6 +65,8 @@ const MAX_AVAILABLE = 500
 const END_OF_TIME = Number.MAX_SAFE_INTEGER
 /** node_id and user_group_id of rollup rows whose requests have none. */
 const NO_ID = 0
+/** endpoint_id of the rollup_status rows that count every endpoint (collector: ALL_ENDPOINTS). */
+const ALL_ENDPOINTS = 0
 
 function version(row: VersionRow): Version {
   return { id: row.id, name: row.name, source: row.source, firstSeen: row.first_seen }
@@ -184,6 +186,11 @@ export class MetricsQueries {
       throw badArgument(`there is no endpoint with id ${endpointId} in this file`)
     }
     return row
+  }
+
+  /** Whether a view covers every endpoint of the file (no selection, no one endpoint). */
+  private everyEndpoint(args: StatusArgs): boolean {
+    return args.endpointId === undefined && (args.endpointIds?.length ?? 0) === 0
   }
 
   /** `endpointId` when given, else the range's selection. */
@@ -351,21 +358,27 @@ export class MetricsQueries {
     unitMs: number,
     by: { endpoint: boolean; status: boolean },
     add: (bucket: number, endpointId: number, status: number, count: number) => void,
+    /** whether the scope is every endpoint of the file */
+    all = false,
   ): void {
     const offset = offsetMs(utcOffsetMinutes)
     const endpoint = by.endpoint ? 'endpoint_id' : '0'
     const status = by.status ? 'status' : '0'
     const parts = rangeParts(from, to, 1)
+    // Over every endpoint, rollup_status has rows that count them all (endpoint_id 0).
+    const table =
+      all && !by.endpoint ? 'rollup_status' : by.status ? 'rollup_status' : 'rollup_hour'
+    const rollupScope = all && !by.endpoint ? { ...scope, endpoints: `[${ALL_ENDPOINTS}]` } : scope
     const rollup = this.sql(
       `SELECT (hour * ${MS_PER_HOUR} + CAST(@offset AS INTEGER)) / CAST(@unit AS INTEGER) AS bucket, ${endpoint}, ${status},
               sum(requests)
-       FROM ${by.status ? 'rollup_status' : 'rollup_hour'}
+       FROM ${table}
        WHERE ${IN_ENDPOINTS} AND hour >= @from AND hour < @to AND ${NODES('node_id')}
        GROUP BY 1, 2, 3`,
     ).raw()
     for (const [first, end] of parts.days) {
       const rows = rollup.iterate({
-        ...scope,
+        ...rollupScope,
         from: first,
         to: end,
         offset,
@@ -468,6 +481,7 @@ export class MetricsQueries {
         const day = Math.max(0, Math.min(Math.floor(local / 24) - firstDay, days.length - 1))
         counts[((local % 24) + 24) % 24]![day]! += n
       },
+      this.everyEndpoint(args),
     )
     return { days, counts }
   }
@@ -699,6 +713,7 @@ export class MetricsQueries {
         entry.counts[Math.max(0, Math.min(localDay - firstDay, days.length - 1))]! += n
         entry.total += n
       },
+      this.everyEndpoint(args),
     )
     return {
       days,

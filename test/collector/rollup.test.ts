@@ -211,7 +211,7 @@ describe('rollup tables', () => {
     expect(
       db
         .prepare(
-          'SELECT endpoint_id, hour, node_id, status, requests FROM rollup_status ORDER BY 1, 2, 3, 4',
+          'SELECT endpoint_id, hour, node_id, status, requests FROM rollup_status WHERE endpoint_id > 0 ORDER BY 1, 2, 3, 4',
         )
         .all(),
     ).toEqual(
@@ -219,6 +219,21 @@ describe('rollup tables', () => {
         .prepare(
           `SELECT endpoint_id, time / ${HOUR} AS hour, coalesce(node_id, 0) AS node_id, status, count(*) AS requests
            FROM request GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+        )
+        .all(),
+    )
+    // Endpoint 0 counts every endpoint together.
+    expect(
+      db
+        .prepare(
+          'SELECT hour, node_id, status, requests FROM rollup_status WHERE endpoint_id = 0 ORDER BY 1, 2, 3',
+        )
+        .all(),
+    ).toEqual(
+      db
+        .prepare(
+          `SELECT time / ${HOUR} AS hour, coalesce(node_id, 0) AS node_id, status, count(*) AS requests
+           FROM request GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
         )
         .all(),
     )

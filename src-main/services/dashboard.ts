@@ -89,6 +89,11 @@ export class DashboardService implements DashboardApi {
     }
   }
 
+  /** Tells subscribers of a problem found beside the file (a failed merge of a dataset's sources). */
+  reportError(error: ApiError): void {
+    this.emit({ kind: 'error', error })
+  }
+
   private emit(event: FileEvent): void {
     for (const listener of [...this.listeners]) {
       try {

@@ -6,6 +6,7 @@
 import { Router } from '@koa/router'
 import Database from 'better-sqlite3'
 import Koa from 'koa'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -203,6 +204,37 @@ describe('merging two nodes', () => {
     // Merged in place: the views hear "changed", not a new file.
     await waitFor('a changed event', () => events.includes('changed'))
     await running.close()
+    await live.close()
+    await watched.close()
+  })
+
+  it('says so when a changed file cannot be merged again, and keeps the last merge', async () => {
+    const dir = join(temp.dir, 'breaking')
+    mkdirSync(dir)
+    const first = join(dir, 'a.db')
+    const second = join(dir, 'b.db')
+    copyFileSync(a.database, first)
+    copyFileSync(b.database, second)
+    const watched = new DashboardService({ watch: { debounceMs: 50, pollIntervalMs: 200 } })
+    const live = new SourcesService({
+      files: watched,
+      dataDir: join(dir, 'data'),
+      watch: { debounceMs: 50, pollIntervalMs: 200 },
+    })
+    const errors: string[] = []
+    watched.onFileEvent((event) => {
+      if (event.kind === 'error') errors.push(event.error.message)
+    })
+    const info = await live.open({
+      sources: [
+        { kind: 'file', path: first },
+        { kind: 'file', path: second },
+      ],
+    })
+    writeFileSync(second, 'time,endpoint\n1,/a\n')
+    const message = await waitFor('an error event', () => errors[0])
+    expect(message).toContain(`${second} changed but could not be merged again`)
+    expect((await watched.info({})).requestCount).toBe(info.requestCount)
     await live.close()
     await watched.close()
   })

@@ -448,8 +448,14 @@ export class SourcesService implements SourcesApi {
             const now = this.signature(path)
             if (now === dataset.signatures.get(path)) return
             dataset.signatures.set(path, now)
-            // A failed merge keeps the last one on screen; the next change tries again.
-            void this.remerge(dataset).catch(() => undefined)
+            // A failed merge keeps the last one on screen, says why, and the next change tries again.
+            void this.remerge(dataset).catch((error: unknown) => {
+              const { code, message } = toApiError(error)
+              this.files.reportError({
+                code,
+                message: `${path} changed but could not be merged again: ${message}`,
+              })
+            })
           },
           this.watchOptions,
         ),

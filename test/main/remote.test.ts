@@ -321,6 +321,11 @@ describe('failures', () => {
 
   it('a killed server process mid-download leaves no file', async () => {
     const victim = await startRemoteApp(temp.dir, 'express', 'victim')
+    // The collector creates its file at its first write: before that the server says 503.
+    await victim.get('/api/items')
+    await waitFor('the victim to write', async () => {
+      return (await new RemoteClient(victim.url, TOKEN).info()).requests === 1
+    })
     const { files, sources, dataDir } = newServices('killed')
     const server = await sources.addServer({ url: victim.url, token: TOKEN })
     // Killed as soon as the response has started: whatever came is not a file.
@@ -342,6 +347,21 @@ describe('failures', () => {
     const left = dataFiles(dataDir)
     expect(left.filter((name) => name.includes('.part'))).toEqual([])
     if (outcome === 'DOWNLOAD_FAILED') expect(left).toEqual([])
+    await sources.close()
+    await files.close()
+  })
+
+  it("a server that cannot send its file says why (the collector's own words)", async () => {
+    const url = await fakeServer((res) => {
+      res.writeHead(503, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: 'the metrics file /srv/m.db does not exist (yet)' }))
+    })
+    const { files, sources, dataDir } = newServices('unavailable')
+    const server = await sources.addServer({ url, token: TOKEN })
+    const pull = sources.pull({ serverId: server.id })
+    await expect(pull).rejects.toMatchObject({ code: 'DOWNLOAD_FAILED' })
+    await expect(pull).rejects.toThrow(/HTTP 503: the metrics file \/srv\/m.db does not exist/)
+    expect(dataFiles(dataDir)).toEqual([])
     await sources.close()
     await files.close()
   })

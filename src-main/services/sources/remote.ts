@@ -170,13 +170,27 @@ export class RemoteClient {
     )
   }
 
+  /**
+   * A refusal other than the token's: a server error (the collector says why
+   * in `{ error }`: its file does not exist yet, cannot be read...) is not the
+   * same as an address where no Routemeter answers.
+   */
+  private async failure(response: Response): Promise<DashboardError> {
+    const body = (await response.json().catch(() => null)) as { error?: unknown } | null
+    if (response.status >= 500 && typeof body?.error === 'string') {
+      return new DashboardError(
+        'DOWNLOAD_FAILED',
+        `${this.label} could not send its metrics (HTTP ${response.status}: ${body.error}); ` +
+          'nothing was saved. Try again.',
+      )
+    }
+    return this.notRoutemeter(`HTTP ${response.status}`)
+  }
+
   /** `GET {prefix}/info`: also how a new server's URL and token are checked. */
   async info(signal?: AbortSignal): Promise<RemoteInfo> {
     const response = await this.request('info', signal === undefined ? {} : { signal })
-    if (!response.ok) {
-      await response.body?.cancel()
-      throw this.notRoutemeter(`HTTP ${response.status}`)
-    }
+    if (!response.ok) throw await this.failure(response)
     let body: unknown
     try {
       body = await response.json()
@@ -205,10 +219,7 @@ export class RemoteClient {
     const { signal } = options
     const query = options.since === undefined ? '' : `?since=${options.since}`
     const response = await this.request(`snapshot${query}`, signal === undefined ? {} : { signal })
-    if (!response.ok || response.body === null) {
-      await response.body?.cancel()
-      throw this.notRoutemeter(`HTTP ${response.status}`)
-    }
+    if (!response.ok || response.body === null) throw await this.failure(response)
     const type = response.headers.get('content-type') ?? ''
     if (!type.startsWith('application/gzip')) {
       await response.body.cancel()

@@ -101,6 +101,8 @@ function dataFiles(dir: string): string[] {
 }
 
 let temp: TempDir
+/** processes to kill whatever happens to a test */
+const spare: ChildProcess[] = []
 let koa: RemoteApp
 let express: RemoteApp
 
@@ -123,6 +125,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([koa?.close(), express?.close()])
+  for (const child of spare) if (child.exitCode === null) child.kill()
   temp?.cleanup()
 })
 
@@ -321,6 +324,7 @@ describe('failures', () => {
 
   it('a killed server process mid-download leaves no file', async () => {
     const victim = await startRemoteApp(temp.dir, 'express', 'victim')
+    spare.push(victim.child)
     // The collector creates its file at its first write: before that the server says 503.
     await victim.get('/api/items')
     await waitFor('the victim to write', async () => {

@@ -42,57 +42,18 @@ export function toQuery(args: object): URLSearchParams {
  * over `GET|POST /api/<method>` and server-sent events on `/api/events`.
  */
 export function createHttpBridge(base = new URL('api/', document.baseURI)): DashboardBridge {
-  async function call<M extends ApiMethod>(method: M, args: ApiArgs<M>): Promise<ApiResult<M>> {
-    const write = WRITE_METHODS.includes(method)
-    const url = new URL(method, base)
-    if (!write) url.search = toQuery(args).toString()
+  /** GET `url`, or POST `args` as JSON to it; an error answer becomes an ApiError. */
+  async function send(url: URL, post: object | null): Promise<unknown> {
     let response: Response
     try {
       response = await fetch(
         url,
-        write
-          ? {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: JSON.stringify(args),
-            }
-          : undefined,
-      )
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error)
-      throw new HttpApiError(
-        'INTERNAL',
-        `Cannot reach the Routemeter server at ${base.origin} (${reason}). Is it still running?`,
-      )
-    }
-    const body: unknown = await response.json().catch(() => undefined)
-    if (!response.ok) {
-      const error = (body as { error?: unknown } | undefined)?.error
-      if (isApiError(error)) throw new HttpApiError(error.code, error.message)
-      throw new HttpApiError(
-        'INTERNAL',
-        `The server answered ${response.status} ${response.statusText}`,
-      )
-    }
-    return body as ApiResult<M>
-  }
-
-  /** Servers and datasets: GET /api/sources/state, POST for the others. */
-  async function callSources<M extends SourcesMethod>(
-    method: M,
-    args: SourcesArgs<M>,
-  ): Promise<SourcesResult<M>> {
-    const read = method === 'state'
-    let response: Response
-    try {
-      response = await fetch(
-        new URL(`sources/${method}`, base),
-        read
+        post === null
           ? undefined
           : {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify(args),
+              body: JSON.stringify(post),
             },
       )
     } catch (error) {
@@ -111,7 +72,23 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
         `The server answered ${response.status} ${response.statusText}`,
       )
     }
-    return body as SourcesResult<M>
+    return body
+  }
+
+  async function call<M extends ApiMethod>(method: M, args: ApiArgs<M>): Promise<ApiResult<M>> {
+    const write = WRITE_METHODS.includes(method)
+    const url = new URL(method, base)
+    if (!write) url.search = toQuery(args).toString()
+    return (await send(url, write ? args : null)) as ApiResult<M>
+  }
+
+  /** Servers and datasets: GET /api/sources/state, POST for the others. */
+  async function callSources<M extends SourcesMethod>(
+    method: M,
+    args: SourcesArgs<M>,
+  ): Promise<SourcesResult<M>> {
+    const url = new URL(`sources/${method}`, base)
+    return (await send(url, method === 'state' ? null : args)) as SourcesResult<M>
   }
 
   const sources: SourcesApi = {

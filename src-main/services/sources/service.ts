@@ -12,8 +12,10 @@
 import { copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs'
 import { basename, join, resolve, sep } from 'node:path'
 import Database from 'better-sqlite3'
+import type { EndpointRow } from 'routemeter/schema'
 import type {
   DatasetSource,
+  Endpoint,
   FileInfo,
   LevelChange,
   ServerEntry,
@@ -27,7 +29,7 @@ import type {
 import { badArgument, DashboardError, toApiError } from '../../api/errors.js'
 import { validateSourcesArgs } from '../../api/validate.js'
 import type { DashboardService } from '../dashboard.js'
-import { MetricsConnection, getNativeBinding, writeMonitorLevel } from '../database.js'
+import { MetricsConnection, getNativeBinding, toEndpoint, writeMonitorLevel } from '../database.js'
 import { watchMetricsFile, type FileWatcher, type WatchOptions } from '../watcher.js'
 import {
   applyDelta,
@@ -525,7 +527,7 @@ export class SourcesService implements SourcesApi {
     }
     const endpoint = results.some((result) => result.accepted)
       ? writeMonitorLevel(dataset.output, endpointId, level)
-      : readEndpoint(dataset.output, endpointId).endpoint
+      : named
     this.files.check()
     return { endpoint, sources: results }
   }
@@ -552,40 +554,19 @@ function dedupe(refs: readonly SourceRef[]): SourceRef[] {
   })
 }
 
-function readEndpoint(
-  path: string,
-  endpointId: number,
-): { method: string; route: string; endpoint: import('../../api/contract.js').Endpoint } {
+/** An endpoint of one of our files (a copy or a merged dataset), as the API shows it. */
+function readEndpoint(path: string, endpointId: number): Endpoint {
   const db = new Database(path, { readonly: true, fileMustExist: true, ...binding() })
   try {
     const row = db
       .prepare(
         'SELECT id, method, route, monitor_level, first_seen, last_requested FROM endpoint WHERE id = ?',
       )
-      .get(endpointId) as
-      | {
-          id: number
-          method: string
-          route: string
-          monitor_level: 0 | 1 | 2 | 3
-          first_seen: number
-          last_requested: number | null
-        }
-      | undefined
-    if (row === undefined)
+      .get(endpointId) as EndpointRow | undefined
+    if (row === undefined) {
       throw badArgument(`there is no endpoint with id ${endpointId} in the dataset`)
-    return {
-      method: row.method,
-      route: row.route,
-      endpoint: {
-        id: row.id,
-        method: row.method,
-        route: row.route,
-        level: row.monitor_level,
-        lastRequested: row.last_requested,
-        firstSeen: row.first_seen,
-      },
     }
+    return toEndpoint(row)
   } finally {
     db.close()
   }

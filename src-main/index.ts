@@ -112,6 +112,23 @@ async function chooseFile(): Promise<FileInfo | null> {
   return openPath(path)
 }
 
+/** Several files to open as one dataset (the sources dialog adds them to its list). */
+async function chooseFiles(): Promise<string[]> {
+  const options: Electron.OpenDialogOptions = {
+    title: 'Metrics files of several nodes',
+    properties: ['openFile', 'multiSelections'],
+    filters: [
+      { name: 'Routemeter metrics', extensions: ['db', 'sqlite', 'sqlite3'] },
+      { name: 'All files', extensions: ['*'] },
+    ],
+  }
+  const result =
+    window === null
+      ? await dialog.showOpenDialog(options)
+      : await dialog.showOpenDialog(window, options)
+  return result.canceled ? [] : result.filePaths
+}
+
 /** From the menu: a failure is shown in the window rather than thrown into the void. */
 function openFromMenu(open: () => Promise<FileInfo | null>): void {
   open().catch((error: unknown) => send({ kind: 'error', error: toApiError(error) }))
@@ -211,6 +228,11 @@ function registerIpc(): void {
       return respond(() => handler(args))
     })
   }
+  ipcMain.handle(CHANNELS.chooseFiles, (event) =>
+    fromApp(event)
+      ? respond(chooseFiles)
+      : { ok: false, error: { code: 'BAD_ARGUMENT', message: 'unknown sender' } },
+  )
   ipcMain.handle(CHANNELS.chooseFile, (event) =>
     fromApp(event)
       ? respond(chooseFile)

@@ -300,6 +300,8 @@ export interface DashboardBridge extends DashboardApi {
   readonly transport: 'desktop' | 'web'
   /** servers, pulled copies and merged datasets; absent where the transport has none */
   readonly sources?: SourcesApi
+  /** desktop: the native dialog to pick several metrics files (to open as one); [] when cancelled */
+  chooseFiles?(): Promise<string[]>
   /** desktop: calls `listener` when a menu item asks the UI for something; returns the unsubscribe */
   onMenuCommand?(listener: (command: MenuCommand) => void): () => void
 }

@@ -53,6 +53,8 @@ const sources: SourcesApi = {
 
 const bridge: DashboardBridge = {
   sources,
+  chooseFiles: async () =>
+    unwrap((await ipcRenderer.invoke(CHANNELS.chooseFiles)) as ApiResponse<string[]>),
   onMenuCommand(listener) {
     const handler = (_event: Electron.IpcRendererEvent, command: MenuCommand): void =>
       listener(command)

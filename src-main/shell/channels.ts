@@ -22,6 +22,8 @@ export const CHANNELS = {
   chooseFile: 'shell:choose-file',
   /** renderer → main: a file was dropped on the window; errors come back as a FileEvent */
   openDropped: 'shell:open-dropped',
+  /** renderer → main: pick several files; answers ApiResponse<string[]> */
+  chooseFiles: 'shell:choose-files',
   /** main → renderer: a MenuCommand (Open from Server…, Refresh from Server) */
   menuCommand: 'shell:menu-command',
 } as const

@@ -33,6 +33,10 @@ export const ALL_ENDPOINTS = 0
 
 /** meta key: requests with an id up to this one are counted in the rollups. */
 export const ROLLUP_WATERMARK_KEY = 'rollups_through_request'
+/** meta key: requests with an id up to this one are counted in rollup_user_day. */
+export const USER_ROLLUP_WATERMARK_KEY = 'user_rollups_through_request'
+/** Requests the writer lets wait before it counts them per user (at most this many read raw). */
+export const USER_ROLLUP_ROWS = 50_000
 
 /** Requests read and aggregated at a time, so that a backfill of millions stays in bounded memory. */
 const CHUNK_ROWS = 200_000
@@ -191,21 +195,29 @@ function writeAggregates(
   for (const { key, requests } of statuses.values()) statements.status.run(...key, requests)
 }
 
-function rollUpChunk(statements: Statements, rows: Row[]): void {
+/** Which rollups a pass counts: all, all but users (the writer's every batch), or users only. */
+type Pass = 'all' | 'main' | 'users'
+
+function rollUpChunk(statements: Statements, rows: Row[], pass: Pass): void {
   const hours = new Map<string, Aggregate>()
   const users = new Map<string, Aggregate>()
   const statuses = new Map<string, { key: number[]; requests: number }>()
+  const main = pass !== 'users'
+  const perUser = pass !== 'main'
   for (const [, endpointId, time, durationUs, status, versionId, nodeId, userGroupId] of rows) {
     const node = nodeId ?? NO_ID
     const hour = hourOf(time)
     const bucket = bucketOf(durationUs)
+    if (perUser) {
+      addRequest(
+        lookup(users, [endpointId, dayOf(time), userGroupId ?? NO_ID, versionId, node]),
+        durationUs,
+        status,
+        bucket,
+      )
+    }
+    if (!main) continue
     addRequest(lookup(hours, [endpointId, hour, versionId, node]), durationUs, status, bucket)
-    addRequest(
-      lookup(users, [endpointId, dayOf(time), userGroupId ?? NO_ID, versionId, node]),
-      durationUs,
-      status,
-      bucket,
-    )
     // Each request counts for its endpoint and for all endpoints (ALL_ENDPOINTS).
     for (const endpoint of [endpointId, ALL_ENDPOINTS]) {
       const statusKey = `${endpoint},${hour},${node},${status}`
@@ -224,18 +236,14 @@ function rollUpChunk(statements: Statements, rows: Row[]): void {
   writeAggregates(statements, [hours, days, users], statuses)
 }
 
-/**
- * Counts the requests with an id above `afterId` into the rollup tables the
- * connection resolves (a TEMP copy shadows the file's), without a watermark.
- * Returns the largest id counted, or `afterId` when there was none.
- */
-export function rollUpAfter(db: RollupDb, afterId: number): number {
+/** Counts the requests above `afterId` in one pass; returns the largest id read. */
+function rollUpPass(db: RollupDb, afterId: number, pass: Pass): number {
   const statements = statementsOf(db)
   let last = afterId
   for (;;) {
     const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
     if (rows.length === 0) break
-    rollUpChunk(statements, rows)
+    rollUpChunk(statements, rows, pass)
     last = rows[rows.length - 1]![0]
     if (rows.length < CHUNK_ROWS) break
   }
@@ -243,18 +251,51 @@ export function rollUpAfter(db: RollupDb, afterId: number): number {
 }
 
 /**
- * Counts the requests with an id above `afterId` (default: those not counted
- * yet) into the rollups, and moves the watermark past them. Runs in a
- * transaction of its own, or inside the caller's. Returns the largest
- * request id now counted. Counting requests twice (an `afterId` below the
- * watermark) doubles them: after rewriting requests, use rebuildRollups().
+ * Counts the requests with an id above `afterId` into every rollup table the
+ * connection resolves (a TEMP copy shadows the file's), without watermarks.
+ * Returns the largest id counted, or `afterId` when there was none.
  */
-export function rollUpRequests(db: RollupDb, afterId?: number): number {
+export function rollUpAfter(db: RollupDb, afterId: number): number {
+  return rollUpPass(db, afterId, 'all')
+}
+
+/**
+ * The largest request id counted in rollup_user_day. The writer counts users
+ * once USER_ROLLUP_ROWS requests wait (one upsert per endpoint and user is
+ * what costs most); readers take the requests above it from the table.
+ * Files whose rollups predate this key counted users with the rest.
+ */
+export function userRollupWatermark(db: RollupDb): number {
+  const value = statementsOf(db).watermark.get(USER_ROLLUP_WATERMARK_KEY) as string | undefined
+  return value === undefined ? rollupWatermark(db) : Number(value)
+}
+
+/**
+ * Counts the requests with an id above `afterId` (default: those not counted
+ * yet) into the rollups, and moves the watermarks past them. Users are
+ * counted when USER_ROLLUP_ROWS requests wait for them, or now with
+ * `{ users: 'now' }`. Runs in a transaction of its own, or inside the
+ * caller's. Returns the largest request id now counted. Counting requests
+ * twice (an `afterId` below a watermark) doubles them: after rewriting
+ * requests, use rebuildRollups().
+ */
+export function rollUpRequests(
+  db: RollupDb,
+  afterId?: number,
+  options: { users?: 'due' | 'now' } = {},
+): number {
   return db.transaction(() => {
+    const statements = statementsOf(db)
     const watermark = rollupWatermark(db)
-    const last = rollUpAfter(db, afterId ?? watermark)
-    if (last > watermark) statementsOf(db).setWatermark.run(ROLLUP_WATERMARK_KEY, String(last))
-    return Math.max(last, watermark)
+    const usersFrom = afterId ?? userRollupWatermark(db)
+    const last = rollUpPass(db, afterId ?? watermark, 'main')
+    if (last > watermark) statements.setWatermark.run(ROLLUP_WATERMARK_KEY, String(last))
+    const through = Math.max(last, watermark)
+    if (options.users === 'now' || through - usersFrom >= USER_ROLLUP_ROWS) {
+      const usersLast = rollUpPass(db, usersFrom, 'users')
+      statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(Math.max(usersLast, usersFrom)))
+    }
+    return through
   })()
 }
 
@@ -268,6 +309,7 @@ export function rebuildRollups(db: RollupDb): number {
       DELETE FROM rollup_status;
     `)
     statementsOf(db).setWatermark.run(ROLLUP_WATERMARK_KEY, '0')
-    return rollUpRequests(db, 0)
+    statementsOf(db).setWatermark.run(USER_ROLLUP_WATERMARK_KEY, '0')
+    return rollUpRequests(db, 0, { users: 'now' })
   })()
 }

@@ -5,5 +5,12 @@
  */
 export { MetricsStore, WRITE_BUSY_TIMEOUT_MS } from './store.js'
 export type { EndpointState, PendingRequest, StoredEndpoint } from './store.js'
-export { rebuildRollups, rollUpAfter, rollUpRequests, rollupWatermark } from './rollup-store.js'
+export {
+  rebuildRollups,
+  rollUpAfter,
+  rollUpRequests,
+  rollupWatermark,
+  userRollupWatermark,
+  USER_ROLLUP_ROWS,
+} from './rollup-store.js'
 export { rollupTablesSql } from './schema/migrations/0003-rollups.js'

@@ -14,7 +14,7 @@ import {
   type EndpointRow,
   type MonitorLevel,
 } from 'routemeter/schema'
-import { rollUpAfter, rollupTablesSql } from 'routemeter/writer'
+import { rollUpAfter, rollupTablesSql, userRollupWatermark } from 'routemeter/writer'
 import type { Endpoint } from '../api/contract.js'
 import { badArgument, DashboardError } from '../api/errors.js'
 
@@ -319,6 +319,16 @@ export class MetricsConnection {
     this.tempRollupsThrough = this.db.transaction(() =>
       rollUpAfter(this.db, this.tempRollupsThrough!),
     )()
+  }
+
+  /**
+   * The largest request id that rollup_user_day counts: the writer counts
+   * users in larger steps, and the views read the requests above it.
+   */
+  userRollupsThrough(): number {
+    // TEMP rollups count users at once.
+    if (this.tempRollupsThrough !== undefined) return Number.MAX_SAFE_INTEGER
+    return userRollupWatermark(this.db)
   }
 
   /** Size of the file in bytes; the last one known once the file is gone. */

@@ -614,14 +614,34 @@ export class MetricsQueries {
     const raw = this.sql(
       `SELECT coalesce(${column}, ${NO_ID}), version_id, duration_us FROM request WHERE ${rawWhere}`,
     ).raw()
-    for (const [from, to] of rawParts) {
-      const rows = raw.iterate({ ...scope, from, to }) as IterableIterator<[number, number, number]>
+    const keep = (rows: IterableIterator<[number, number, number]>): void => {
       for (const [client, versionId, duration] of rows) {
         rawClients.push(client)
         rawVersions.push(versionId)
         rawDurations.push(duration)
         totalOf.set(client, (totalOf.get(client) ?? 0) + 1)
       }
+    }
+    for (const [from, to] of rawParts) {
+      keep(raw.iterate({ ...scope, from, to }) as IterableIterator<[number, number, number]>)
+    }
+    // The newest requests, which the writer has not counted per user yet (at most
+    // USER_ROLLUP_ROWS), found by id: NOT INDEXED keeps SQLite on the rowid range.
+    for (const [from, to] of rollupDays) {
+      const tail = this.sql(
+        `SELECT coalesce(user_group_id, ${NO_ID}), version_id, duration_us
+         FROM request NOT INDEXED
+         WHERE id > @after AND ${IN_ENDPOINTS} AND time >= @from AND time < @to
+           AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
+      ).raw()
+      keep(
+        tail.iterate({
+          ...scope,
+          after: this.connection.userRollupsThrough(),
+          from: from * MS_PER_DAY,
+          to: to * MS_PER_DAY,
+        }) as IterableIterator<[number, number, number]>,
+      )
     }
     const asClient = (id: number): number | null => (id === NO_ID ? null : id)
     const busiest = [...totalOf.entries()]

@@ -22,6 +22,8 @@ import {
   rollUpRequests,
   rollupTablesSql,
   rollupWatermark,
+  USER_ROLLUP_ROWS,
+  userRollupWatermark,
   type EndpointState,
   type PendingRequest,
 } from 'routemeter/writer'
@@ -166,6 +168,12 @@ describe('histogram buckets', () => {
 describe('rollup tables', () => {
   const path = tempDatabase()
   writeFile(path)
+  // Fewer requests than USER_ROLLUP_ROWS: the writer has not counted users yet.
+  const writer = new Database(path)
+  expect(userRollupWatermark(writer)).toBe(0)
+  expect(writer.prepare('SELECT count(*) FROM rollup_user_day').pluck().get()).toBe(0)
+  rollUpRequests(writer, undefined, { users: 'now' })
+  writer.close()
   const db = new Database(path, { readonly: true })
   afterAll(() => db.close())
 
@@ -281,6 +289,33 @@ describe('rollup tables', () => {
   })
 })
 
+describe('users, counted in steps', () => {
+  it(`the writer counts users once ${USER_ROLLUP_ROWS.toLocaleString('en')} requests wait, all of them at once`, () => {
+    const path = tempDatabase()
+    writeFile(path, USER_ROLLUP_ROWS + 10_000)
+    const db = new Database(path, { readonly: true })
+    const counted = userRollupWatermark(db)
+    expect(counted).toBeGreaterThanOrEqual(USER_ROLLUP_ROWS)
+    expect(counted).toBeLessThan(USER_ROLLUP_ROWS + 10_000)
+    // Exactly the requests up to the watermark, per endpoint, day and user.
+    expect(
+      db
+        .prepare(
+          'SELECT endpoint_id, day, user_group_id, sum(requests) AS n FROM rollup_user_day GROUP BY 1, 2, 3 ORDER BY 1, 2, 3',
+        )
+        .all(),
+    ).toEqual(
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${24 * HOUR} AS day, coalesce(user_group_id, 0) AS user_group_id, count(*) AS n
+           FROM request WHERE id <= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+        )
+        .all(counted),
+    )
+    db.close()
+  })
+})
+
 describe('migration 0003 and rebuilding', () => {
   /** The rollups of a file, as comparable rows. */
   function snapshot(db: Database.Database): unknown[] {
@@ -293,6 +328,7 @@ describe('migration 0003 and rebuilding', () => {
     const path = tempDatabase()
     writeFile(path, 2000)
     const db = new Database(path)
+    rollUpRequests(db, undefined, { users: 'now' })
     const written = snapshot(db)
     // Back to what a schema-2 collector left: no rollups, four indexes.
     db.exec(`
@@ -329,8 +365,9 @@ describe('migration 0003 and rebuilding', () => {
     expect(before.get()).toBe(2000)
     rollUpRequests(db)
     expect(before.get()).toBe(2300)
-    rollUpRequests(db) // nothing new: nothing counted twice
+    rollUpRequests(db, undefined, { users: 'now' }) // nothing new: nothing counted twice
     expect(before.get()).toBe(2300)
+    expect(db.prepare('SELECT sum(requests) FROM rollup_user_day').pluck().get()).toBe(2300)
     const incremental = snapshot(db)
     rebuildRollups(db)
     expect(snapshot(db)).toEqual(incremental)

@@ -18,7 +18,7 @@ export function up(db: MigrationDb): void {
     DROP INDEX IF EXISTS request_version_endpoint;
     DROP INDEX IF EXISTS request_group_endpoint;
   `)
-  rollUpRequests(db, 0)
+  rollUpRequests(db, 0, { users: 'now' })
 }
 
 /**

@@ -332,6 +332,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       this.discovered.push(this.endpoint(method, name).slot)
       added = true
     }
+    // In the file when this returns (adapters discover when the app starts listening).
     if (added) this.flush()
   }
 

@@ -253,6 +253,36 @@ describe('flushOnExit', () => {
   })
 })
 
+describe('an app that never closes its collector', () => {
+  it('ends when its work is done (the writer thread keeps nothing alive), its rows written at exit', () => {
+    const database = tempDatabase()
+    const started = Date.now()
+    execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { createCollector } = await import('routemeter')
+         const http = await import('node:http')
+         const c = createCollector({ database: ${JSON.stringify(database)}, flushInterval: 600000 })
+         const server = http.createServer((req, res) => {
+           c.track(req, res)
+           c.setRoute(req, '/once')
+           res.end('ok')
+         })
+         server.listen(0, '127.0.0.1', async () => {
+           await (await fetch('http://127.0.0.1:' + server.address().port + '/')).text()
+           server.close()
+         })`,
+      ],
+      { cwd: ROOT, timeout: 20_000 },
+    )
+    // Far less than the flush interval: only the exit hook can have written the row.
+    expect(Date.now() - started).toBeLessThan(15_000)
+    expect(countRequests(database)).toBe(1)
+  })
+})
+
 describe('the built package', () => {
   // One real request through a plain http server, written by the writer thread, whose entry
   // the ESM build finds from its module URL and the CommonJS build from __filename.

@@ -4,7 +4,6 @@
  * the metrics file from a running service and change an endpoint's
  * monitoring level there. These requests are never recorded.
  */
-import Database from 'better-sqlite3'
 import { createReadStream } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { resolve } from 'node:path'
@@ -13,7 +12,9 @@ import type { ResolvedOptions } from '../options.js'
 import type { AppVersion } from '../version.js'
 import { FailureThrottle, TokenCheck } from './auth.js'
 import type { ResolvedRemote } from './options.js'
-import { createSnapshot, removeSnapshot, SnapshotError, type Snapshot } from './snapshot.js'
+import { createSnapshot, removeSnapshot, type Snapshot } from './snapshot.js'
+import { RemoteTaskError, type FileFacts } from './tasks.js'
+import { runRemoteTask } from './thread.js'
 
 export { resolveRemote, TOKEN_ENV, type RemoteOptions, type ResolvedRemote } from './options.js'
 
@@ -40,8 +41,6 @@ export interface RemoteApi {
 
 /** Largest body of POST {prefix}/levels. */
 export const MAX_LEVELS_BODY = 16 * 1024
-/** How long a level change waits for the collector's write lock. */
-const LEVEL_BUSY_TIMEOUT_MS = 2000
 
 class HttpError extends Error {
   constructor(
@@ -119,12 +118,13 @@ export function createRemote(
         res.setHeader('Allow', allow)
         throw new HttpError(405, `${url.pathname} accepts ${allow} only`)
       }
-      if (route === '/info') sendJson(res, 200, info())
+      if (route === '/info') await info(res)
       else if (route === '/levels') await setLevel(req, res, parsedBody)
-      else await sendSnapshot(req, res, parseSince(url.searchParams.get('since')))
+      else await sendSnapshot(res, parseSince(url.searchParams.get('since')))
     } catch (error) {
-      if (error instanceof HttpError || error instanceof SnapshotError) {
-        const [status, headers] = error instanceof HttpError ? [error.status, error.headers] : [503]
+      if (error instanceof HttpError || error instanceof RemoteTaskError) {
+        const [status, headers] =
+          error instanceof HttpError ? [error.status, error.headers] : [error.status]
         if (!res.headersSent) sendJson(res, status, { error: error.message }, headers)
         return
       }
@@ -158,51 +158,24 @@ export function createRemote(
     return false
   }
 
-  /** A short read-only connection: the collector's own connection is its writer's. */
-  function readFile<T>(read: (db: Database.Database) => T): T {
-    let db: Database.Database
-    try {
-      db = new Database(database, { readonly: true, fileMustExist: true, timeout: 1000 })
-    } catch (error) {
-      throw new SnapshotError(
-        `the metrics file cannot be read (${(error as Error).message}): is the collector writing it?`,
-      )
-    }
-    try {
-      return db.transaction(() => read(db))()
-    } finally {
-      db.close()
-    }
-  }
-
-  function info() {
-    return readFile((db) => {
-      const one = (sql: string): number | null => db.prepare(sql).pluck().get() as number | null
-      return {
-        schemaVersion: db.pragma('user_version', { simple: true }) as number,
-        node: host.node,
-        appVersion: host.version.name,
-        // What a snapshot would hold: the pages of the file, the WAL's included.
-        fileBytes:
-          (db.pragma('page_count', { simple: true }) as number) *
-          (db.pragma('page_size', { simple: true }) as number),
-        requests: one('SELECT count(*) FROM request') ?? 0,
-        endpoints: one('SELECT count(*) FROM endpoint') ?? 0,
-        firstRequest: one('SELECT min(time) FROM request'),
-        lastRequest: one('SELECT max(time) FROM request'),
-        lastRequestId: one('SELECT coalesce(max(id), 0) FROM request') ?? 0,
-      }
+  async function info(res: ServerResponse) {
+    const { schemaVersion, ...figures } = await runRemoteTask<FileFacts>(
+      { kind: 'info', database },
+      untilClosed(res),
+    )
+    sendJson(res, 200, {
+      schemaVersion,
+      node: host.node,
+      appVersion: host.version.name,
+      ...figures,
     })
   }
 
-  async function sendSnapshot(req: IncomingMessage, res: ServerResponse, since?: number) {
-    // Stop copying as soon as the client goes away.
-    const gone = new AbortController()
-    const onClose = (): void => gone.abort()
-    res.once('close', onClose)
+  async function sendSnapshot(res: ServerResponse, since?: number) {
     let snapshot: Snapshot | undefined
     try {
-      snapshot = await createSnapshot(database, { since, signal: gone.signal })
+      // Stops copying as soon as the client goes away.
+      snapshot = await createSnapshot(database, { since, signal: untilClosed(res) })
       if (res.destroyed) return
       res.writeHead(200, {
         'Content-Type': 'application/gzip',
@@ -215,10 +188,8 @@ export function createRemote(
         'X-Routemeter-Last-Request-Id': snapshot.lastRequestId,
         ...(since === undefined ? {} : { 'X-Routemeter-Since': since }),
       })
-      if (req.method === 'HEAD') res.end()
-      else await pipeline(createReadStream(snapshot.gzipPath), res)
+      await pipeline(createReadStream(snapshot.gzipPath), res)
     } finally {
-      res.off('close', onClose)
       if (snapshot !== undefined) await removeSnapshot(snapshot.dir)
     }
   }
@@ -239,27 +210,24 @@ export function createRemote(
       throw new HttpError(400, '"level" must be one of 0, 1, 2, 3')
     }
     const endpointMethod = method.toUpperCase()
-    let db: Database.Database
-    try {
-      db = new Database(database, { fileMustExist: true, timeout: LEVEL_BUSY_TIMEOUT_MS })
-    } catch (error) {
-      throw new SnapshotError(`the metrics file cannot be opened: ${(error as Error).message}`)
-    }
-    let changed: number
-    try {
-      changed = db
-        .prepare('UPDATE endpoint SET monitor_level = ? WHERE method = ? AND route = ?')
-        .run(level, endpointMethod, route).changes
-    } finally {
-      db.close()
-    }
-    if (changed === 0)
-      throw new HttpError(404, `no endpoint ${endpointMethod} ${route} in the file`)
+    // Not aborted when the client leaves: a change once sent is made.
+    await runRemoteTask(
+      { kind: 'level', database, method: endpointMethod, route, level },
+      new AbortController().signal,
+    )
     host.refreshLevels()
     sendJson(res, 200, { method: endpointMethod, route, level })
   }
 
   return { prefix, matches, handle }
+}
+
+/** Aborted when the response is closed: the client left, or it has been answered. */
+function untilClosed(res: ServerResponse): AbortSignal {
+  const closed = new AbortController()
+  if (res.destroyed) closed.abort()
+  else res.once('close', () => closed.abort())
+  return closed.signal
 }
 
 /** `since`: absent, or a request id (a non-negative integer). */

@@ -545,6 +545,40 @@ describe('the remote API in the middleware forms and plain http', () => {
   })
 })
 
+describe('a file that cannot be opened', () => {
+  it('answers 503 with the reason, and the app keeps serving', async () => {
+    // A file where the database's folder should be: the collector cannot create the file.
+    const blocked = join(makeTempDir(), 'not-a-folder')
+    writeFileSync(blocked, 'x')
+    const errors: Error[] = []
+    const app = express()
+    const handle = bind(app, {
+      database: join(blocked, 'metrics.db'),
+      remote: { token: TOKEN },
+      onError: (error) => errors.push(error),
+    })
+    defer(() => handle.close())
+    app.get('/hello', (_req, res) => {
+      res.send('hello')
+    })
+    const { url } = await listen(app)
+    expect((await fetchRaw(`${url}/hello`)).body.toString()).toBe('hello')
+    for (const [method, path, body] of [
+      ['GET', '/info', undefined],
+      ['GET', '/snapshot', undefined],
+      ['GET', '/snapshot?since=0', undefined],
+      ['POST', '/levels', JSON.stringify({ method: 'GET', route: '/hello', level: 0 })],
+    ] as const) {
+      const reply = await fetchRaw(`${url}/routemeter${path}`, { method, headers: AUTH, body })
+      expect(reply.status, path).toBe(503)
+      expect(json(reply)).toEqual({
+        error: expect.stringMatching(/metrics file .* does not exist/),
+      })
+    }
+    expect(errors.length).toBeGreaterThan(0) // the collector's own report of the file
+  })
+})
+
 describe('failure throttle', () => {
   it('delays failures after the fifth, doubling from 100 ms to 5 s, until a success', () => {
     expect(Array.from({ length: 14 }, (_, i) => failureDelay(i + 1))).toEqual([

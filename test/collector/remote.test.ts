@@ -6,7 +6,8 @@
  */
 import express from 'express'
 import Koa from 'koa'
-import { existsSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
@@ -542,6 +543,26 @@ describe('the remote API in the middleware forms and plain http', () => {
     const off = createCollector({ database: tempDatabase() })
     defer(() => off.close())
     expect(off.handleRemote({ url: '/routemeter/info' } as never, {} as never)).toBe(false)
+  })
+})
+
+describe('snapshot folders of a process that was killed', () => {
+  it('are removed by the next snapshot, those of live processes are not', async () => {
+    const service = new RemoteService('koa')
+    defer(() => service.stop())
+    await service.start()
+    // A process id that is no longer anyone's: a child that has exited.
+    const gone = spawn(process.execPath, ['-e', ''])
+    await new Promise((resolve) => gone.once('exit', resolve))
+    const orphan = join(service.tmp, `routemeter-snapshot-${gone.pid}-AbC123`)
+    const alive = join(service.tmp, `routemeter-snapshot-${process.pid}-XyZ789`)
+    for (const dir of [orphan, alive]) {
+      mkdirSync(dir)
+      writeFileSync(join(dir, 'metrics.db.gz'), 'x')
+    }
+    expect((await service.remote('/snapshot')).status).toBe(200)
+    expect(existsSync(orphan)).toBe(false)
+    expect(existsSync(alive)).toBe(true)
   })
 })
 

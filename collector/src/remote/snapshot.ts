@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, rmSync } from 'node:fs'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -34,6 +34,34 @@ function trackDir(dir: string): void {
   })
 }
 
+const DIR_PREFIX = 'routemeter-snapshot-'
+let swept = false
+
+/**
+ * Removes the folders of snapshots whose process is gone: a process killed
+ * (SIGKILL, or a signal without a handler) mid-snapshot has no exit hook.
+ * A folder's name carries its process id.
+ */
+async function sweepOrphans(): Promise<void> {
+  if (swept) return
+  swept = true
+  const root = tmpdir()
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const pid = Number(/^routemeter-snapshot-(\d+)-/.exec(name)?.[1])
+    if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue
+    await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined)
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' // alive, another user's
+  }
+}
+
 export async function removeSnapshot(dir: string): Promise<void> {
   liveDirs.delete(dir)
   await rm(dir, { recursive: true, force: true })
@@ -50,7 +78,8 @@ export async function createSnapshot(
   options: { since?: number; signal: AbortSignal },
 ): Promise<Snapshot> {
   const { since, signal } = options
-  const dir = await mkdtemp(join(tmpdir(), 'routemeter-snapshot-'))
+  await sweepOrphans()
+  const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`))
   trackDir(dir)
   try {
     const { path, schemaVersion, lastRequestId } = await runRemoteTask<CopyFacts>(

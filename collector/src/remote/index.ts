@@ -12,7 +12,7 @@ import type { ResolvedOptions } from '../options.js'
 import type { AppVersion } from '../version.js'
 import { FailureThrottle, TokenCheck } from './auth.js'
 import type { ResolvedRemote } from './options.js'
-import { createSnapshot, removeSnapshot, type Snapshot } from './snapshot.js'
+import { createSnapshot, removeSnapshot, SMALL_CHUNKS, type Snapshot } from './snapshot.js'
 import { RemoteTaskError, type FileFacts } from './tasks.js'
 import { runRemoteTask } from './thread.js'
 
@@ -188,7 +188,7 @@ export function createRemote(
         'X-Routemeter-Last-Request-Id': snapshot.lastRequestId,
         ...(since === undefined ? {} : { 'X-Routemeter-Since': since }),
       })
-      await pipeline(createReadStream(snapshot.gzipPath), res)
+      await pipeline(createReadStream(snapshot.gzipPath, SMALL_CHUNKS), res)
     } finally {
       if (snapshot !== undefined) await removeSnapshot(snapshot.dir)
     }

@@ -86,14 +86,34 @@ function addAggregate(into: Aggregate, other: Aggregate): void {
   for (const [bucket, count] of other.histogram) addToHistogram(into.histogram, bucket, count)
 }
 
-function lookup(map: Map<string, Aggregate>, key: number[]): Aggregate {
-  const text = key.join(',')
+/**
+ * The aggregate of a key, made on first use. The key's text is built by the
+ * caller with a template (no array per request: this runs for every request
+ * the writer stores), its parts only when the key is new.
+ */
+function lookup(map: Map<string, Aggregate>, text: string, key: () => number[]): Aggregate {
   let found = map.get(text)
-  if (found === undefined) map.set(text, (found = aggregate(key)))
+  if (found === undefined) map.set(text, (found = aggregate(key())))
   return found
 }
 
-type Row = [
+/** Adds one request to the per-status counts of an endpoint (or ALL_ENDPOINTS) and hour. */
+function countStatus(
+  statuses: Map<string, { key: number[]; requests: number }>,
+  endpoint: number,
+  hour: number,
+  node: number,
+  status: number,
+): void {
+  const text = `${endpoint},${hour},${node},${status}`
+  const counted = statuses.get(text)
+  if (counted === undefined)
+    statuses.set(text, { key: [endpoint, hour, node, status], requests: 1 })
+  else counted.requests++
+}
+
+/** A request as the rollups read it: from the table, or as the writer just inserted it. */
+export type RollupRow = [
   id: number,
   endpointId: number,
   time: number,
@@ -103,10 +123,12 @@ type Row = [
   nodeId: number | null,
   userGroupId: number | null,
 ]
+type Row = RollupRow
 
 interface Statements {
   select: Database.Statement
   watermark: Database.Statement
+  maxId: Database.Statement
   setWatermark: Database.Statement
   /** one upsert per rollup table with histograms: rollup_hour, rollup_day, rollup_user_day */
   upserts: Array<{ statement: Database.Statement; errors: boolean }>
@@ -117,6 +139,16 @@ interface Statements {
 const MERGE_FUNCTION = 'routemeter_merge_histograms'
 
 const cache = new WeakMap<object, Statements>()
+
+/**
+ * Per-user aggregates of the requests this connection inserted above the
+ * user watermark, through request id `through`, not written yet (the writer
+ * writes them every USER_ROLLUP_ROWS requests, one upsert per key). Only
+ * trusted while `through` equals the file's rollup watermark: a rolled-back
+ * transaction or another process's rows make it stale, and the requests are
+ * then read back from the table instead.
+ */
+const pendingUsersOf = new WeakMap<object, { through: number; users: Map<string, Aggregate> }>()
 
 function statementsOf(db: RollupDb): Statements {
   let statements = cache.get(db)
@@ -148,6 +180,7 @@ function statementsOf(db: RollupDb): Statements {
       )
       .raw(),
     watermark: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+    maxId: db.prepare('SELECT max(id) FROM request').pluck(),
     setWatermark: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
     upserts: [
       upsert('rollup_hour', ['endpoint_id', 'hour', 'version_id', 'node_id'], true),
@@ -198,42 +231,77 @@ function writeAggregates(
 /** Which rollups a pass counts: all, all but users (the writer's every batch), or users only. */
 type Pass = 'all' | 'main' | 'users'
 
-function rollUpChunk(statements: Statements, rows: Row[], pass: Pass): void {
+/**
+ * Counts a chunk of requests and writes its aggregates. With `pendingUsers`,
+ * the per-user aggregates are added to that map (written later) instead.
+ */
+function rollUpChunk(
+  statements: Statements,
+  rows: readonly Row[],
+  pass: Pass,
+  pendingUsers?: Map<string, Aggregate>,
+): void {
   const hours = new Map<string, Aggregate>()
-  const users = new Map<string, Aggregate>()
+  const users = pendingUsers ?? new Map<string, Aggregate>()
   const statuses = new Map<string, { key: number[]; requests: number }>()
   const main = pass !== 'users'
-  const perUser = pass !== 'main'
+  const perUser = pass !== 'main' || pendingUsers !== undefined
   for (const [, endpointId, time, durationUs, status, versionId, nodeId, userGroupId] of rows) {
     const node = nodeId ?? NO_ID
     const hour = hourOf(time)
     const bucket = bucketOf(durationUs)
     if (perUser) {
+      const day = dayOf(time)
+      const user = userGroupId ?? NO_ID
       addRequest(
-        lookup(users, [endpointId, dayOf(time), userGroupId ?? NO_ID, versionId, node]),
+        lookup(users, `${endpointId},${day},${user},${versionId},${node}`, () => [
+          endpointId,
+          day,
+          user,
+          versionId,
+          node,
+        ]),
         durationUs,
         status,
         bucket,
       )
     }
     if (!main) continue
-    addRequest(lookup(hours, [endpointId, hour, versionId, node]), durationUs, status, bucket)
+    addRequest(
+      lookup(hours, `${endpointId},${hour},${versionId},${node}`, () => [
+        endpointId,
+        hour,
+        versionId,
+        node,
+      ]),
+      durationUs,
+      status,
+      bucket,
+    )
     // Each request counts for its endpoint and for all endpoints (ALL_ENDPOINTS).
-    for (const endpoint of [endpointId, ALL_ENDPOINTS]) {
-      const statusKey = `${endpoint},${hour},${node},${status}`
-      const counted = statuses.get(statusKey)
-      if (counted === undefined) {
-        statuses.set(statusKey, { key: [endpoint, hour, node, status], requests: 1 })
-      } else counted.requests++
-    }
+    countStatus(statuses, endpointId, hour, node, status)
+    countStatus(statuses, ALL_ENDPOINTS, hour, node, status)
   }
   // Days are sums of hours (UTC: 24 whole hours a day).
   const days = new Map<string, Aggregate>()
   for (const agg of hours.values()) {
     const [endpointId, hour, versionId, node] = agg.key as [number, number, number, number]
-    addAggregate(lookup(days, [endpointId, Math.floor(hour / 24), versionId, node]), agg)
+    const day = Math.floor(hour / 24)
+    addAggregate(
+      lookup(days, `${endpointId},${day},${versionId},${node}`, () => [
+        endpointId,
+        day,
+        versionId,
+        node,
+      ]),
+      agg,
+    )
   }
-  writeAggregates(statements, [hours, days, users], statuses)
+  writeAggregates(
+    statements,
+    [hours, days, pendingUsers === undefined ? users : new Map()],
+    statuses,
+  )
 }
 
 /** Counts the requests above `afterId` in one pass; returns the largest id read. */
@@ -282,17 +350,59 @@ export function userRollupWatermark(db: RollupDb): number {
 export function rollUpRequests(
   db: RollupDb,
   afterId?: number,
-  options: { users?: 'due' | 'now' } = {},
+  options: {
+    users?: 'due' | 'now'
+    /**
+     * The rows the caller has just inserted, in id order with consecutive ids:
+     * when they are exactly the requests above the watermark (no other process
+     * wrote in between), they are counted from memory instead of read back,
+     * which is most of the writer's cost of keeping rollups.
+     */
+    inserted?: readonly RollupRow[]
+  } = {},
 ): number {
   return db.transaction(() => {
     const statements = statementsOf(db)
     const watermark = rollupWatermark(db)
     const usersFrom = afterId ?? userRollupWatermark(db)
-    const last = rollUpPass(db, afterId ?? watermark, 'main')
+    const inserted = options.inserted
+    const first = inserted?.[0]
+    let last: number
+    if (
+      afterId === undefined &&
+      inserted !== undefined &&
+      first !== undefined &&
+      first[0] === watermark + 1 &&
+      inserted[inserted.length - 1]![0] === watermark + inserted.length &&
+      statements.maxId.get() === watermark + inserted.length
+    ) {
+      last = watermark + inserted.length
+      // Users too, from memory, when every request above the user watermark is in `pending`.
+      let pending = pendingUsersOf.get(db)
+      if (pending === undefined || pending.through !== watermark) {
+        pending = usersFrom === watermark ? { through: watermark, users: new Map() } : undefined
+      }
+      // Forgotten until counted: a failure halfway must not leave half a batch in `pending`.
+      pendingUsersOf.delete(db)
+      rollUpChunk(statements, inserted as Row[], 'main', pending?.users)
+      if (pending !== undefined) {
+        pending.through = last
+        pendingUsersOf.set(db, pending)
+      }
+    } else {
+      pendingUsersOf.delete(db)
+      last = rollUpPass(db, afterId ?? watermark, 'main')
+    }
     if (last > watermark) statements.setWatermark.run(ROLLUP_WATERMARK_KEY, String(last))
     const through = Math.max(last, watermark)
     if (options.users === 'now' || through - usersFrom >= USER_ROLLUP_ROWS) {
-      const usersLast = rollUpPass(db, usersFrom, 'users')
+      const pending = pendingUsersOf.get(db)
+      pendingUsersOf.delete(db)
+      let usersLast: number
+      if (pending !== undefined && pending.through === through) {
+        writeAggregates(statements, [new Map(), new Map(), pending.users], new Map())
+        usersLast = through
+      } else usersLast = rollUpPass(db, usersFrom, 'users')
       statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(Math.max(usersLast, usersFrom)))
     }
     return through

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
-import { rollUpRequests } from './rollup-store.js'
+import { rollUpRequests, type RollupRow } from './rollup-store.js'
 import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
 
@@ -155,23 +155,38 @@ export class MetricsStore {
             this.touchEndpoint.run(endpoint.pendingLastRequested, endpoint.id)
           }
         }
+        const inserted: RollupRow[] = []
         for (const r of requests) {
-          this.insertRequest.run(
-            this.ensureEndpoint(r.endpoint, r.time),
+          const endpointId = this.ensureEndpoint(r.endpoint, r.time)
+          const groupId =
+            r.group === null
+              ? null
+              : this.nameId(r.group, this.groupIds, this.insertGroup, this.selectGroup)
+          const { lastInsertRowid } = this.insertRequest.run(
+            endpointId,
             r.time,
             r.durationUs,
             r.status,
             this.versionId,
-            r.group === null
-              ? null
-              : this.nameId(r.group, this.groupIds, this.insertGroup, this.selectGroup),
+            groupId,
             r.ip === null ? null : this.nameId(r.ip, this.ipIds, this.insertIp, this.selectIp),
             r.aborted,
             this.nodeId,
           )
+          inserted.push([
+            Number(lastInsertRowid),
+            endpointId,
+            r.time,
+            r.durationUs,
+            r.status,
+            this.versionId,
+            this.nodeId,
+            groupId,
+          ])
         }
-        // The views read the rollups: they count this batch in the same transaction.
-        rollUpRequests(db)
+        // The views read the rollups: they count this batch in the same transaction,
+        // from the rows just inserted rather than read back.
+        rollUpRequests(db, undefined, { inserted })
       },
     ).immediate
   }

@@ -377,6 +377,53 @@ describe('migration 0003 and rebuilding', () => {
     db.close()
   })
 
+  it('batches counted from memory equal a rebuild: two writers in turns, a batch whose rollups fail, users past their step', () => {
+    const path = tempDatabase()
+    const next = random(11)
+    const endpoints = [endpoint('/a'), endpoint('/b/:id')]
+    const a = new MetricsStore(path, { name: '1.0.0', source: 'option' }, START, undefined, 'web-1')
+    const b = new MetricsStore(path, { name: '1.0.0', source: 'option' }, START, undefined, 'web-2')
+    let time = START
+    const batch = (size: number): PendingRequest[] =>
+      Array.from({ length: size }, () => ({
+        endpoint: endpoints[Math.floor(next() * 2)]!,
+        time: (time += Math.floor(next() * 2000)),
+        durationUs: Math.round(1000 + next() * 90_000),
+        status: next() < 0.05 ? 500 : 200,
+        group: `user-${Math.floor(next() * 7)}`,
+        ip: null,
+        aborted: 0 as const,
+      }))
+    // One writer alone past USER_ROLLUP_ROWS (its users counted from memory), with a batch
+    // whose rollups fail (a trigger another connection arms) and that rolls back.
+    const other = new Database(path)
+    other.exec(`CREATE TRIGGER fail_rollups BEFORE INSERT ON rollup_status
+                WHEN (SELECT value FROM meta WHERE key = 'test_fail') = '1'
+                BEGIN SELECT RAISE(ABORT, 'rollups failed on purpose'); END`)
+    const arm = other.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('test_fail', ?)")
+    for (let written = 0; written < 20_000; written += 5000) a.write(batch(5000), [])
+    arm.run('1')
+    expect(() => a.write(batch(300), [])).toThrow(/rollups failed on purpose/)
+    arm.run('0')
+    other.close()
+    for (let written = 20_000; written < USER_ROLLUP_ROWS + 5000; written += 5000) {
+      a.write(batch(5000), [])
+    }
+    // Two writers in turns, as two processes on one file: each finds the other's rows.
+    for (let turn = 0; turn < 6; turn++) (turn % 2 === 0 ? b : a).write(batch(700), [])
+    a.close()
+    b.close()
+    const db = new Database(path)
+    rollUpRequests(db, undefined, { users: 'now' })
+    expect(db.prepare('SELECT sum(requests) FROM rollup_day').pluck().get()).toBe(
+      db.prepare('SELECT count(*) FROM request').pluck().get(),
+    )
+    const written = snapshot(db)
+    rebuildRollups(db)
+    expect(snapshot(db)).toEqual(written)
+    db.close()
+  })
+
   it('the rollup tables can be made in a TEMP schema, for a reader that must not write', () => {
     const path = tempDatabase()
     writeFile(path, 1000)

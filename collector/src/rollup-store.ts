@@ -87,28 +87,75 @@ function addAggregate(into: Aggregate, other: Aggregate): void {
 }
 
 /**
- * The aggregate of a key, made on first use. The key's text is built by the
- * caller with a template (no array per request: this runs for every request
- * the writer stores), its parts only when the key is new.
+ * Map keys of the aggregates: one number packing the key's parts when each
+ * fits its bits (the common case: no string and no array per request, and
+ * this runs for every request the writer stores), else the parts' text.
+ * Parts are non-negative integers; the first takes the bits left of 53.
  */
-function lookup(map: Map<string, Aggregate>, text: string, key: () => number[]): Aggregate {
-  let found = map.get(text)
-  if (found === undefined) map.set(text, (found = aggregate(key())))
+type MapKey = number | string
+
+function key4(
+  a: number,
+  b: number,
+  bBits: number,
+  c: number,
+  cBits: number,
+  d: number,
+  dBits: number,
+): MapKey {
+  const bMax = 2 ** bBits
+  const cMax = 2 ** cBits
+  const dMax = 2 ** dBits
+  if (
+    a >= 0 &&
+    a < 2 ** (53 - bBits - cBits - dBits) &&
+    b >= 0 &&
+    b < bMax &&
+    c >= 0 &&
+    c < cMax &&
+    d >= 0 &&
+    d < dMax
+  ) {
+    return ((a * bMax + b) * cMax + c) * dMax + d
+  }
+  return `${a},${b},${c},${d}`
+}
+
+/** (hour or day, endpoint, version, node): 14 bits of endpoint id, 10 of version, 8 of node */
+const timeKey = (time: number, endpointId: number, versionId: number, node: number): MapKey =>
+  key4(time, endpointId, 14, versionId, 10, node, 8)
+
+/** (day, endpoint, user, version, node): the user and version share 30 bits */
+const userKey = (
+  day: number,
+  endpointId: number,
+  user: number,
+  versionId: number,
+  node: number,
+): MapKey =>
+  user < 2 ** 20 && versionId < 2 ** 10
+    ? key4(day, endpointId, 14, user * 2 ** 10 + versionId, 30, node, 8)
+    : `${day},${endpointId},${user},${versionId},${node},u`
+
+/** The aggregate of a key, made on first use (its parts made only then). */
+function lookup(map: Map<MapKey, Aggregate>, mapKey: MapKey, key: () => number[]): Aggregate {
+  let found = map.get(mapKey)
+  if (found === undefined) map.set(mapKey, (found = aggregate(key())))
   return found
 }
 
 /** Adds one request to the per-status counts of an endpoint (or ALL_ENDPOINTS) and hour. */
 function countStatus(
-  statuses: Map<string, { key: number[]; requests: number }>,
+  statuses: Map<MapKey, { key: number[]; requests: number }>,
   endpoint: number,
   hour: number,
   node: number,
   status: number,
 ): void {
-  const text = `${endpoint},${hour},${node},${status}`
-  const counted = statuses.get(text)
+  const mapKey = key4(hour, endpoint, 14, node, 8, status, 10)
+  const counted = statuses.get(mapKey)
   if (counted === undefined)
-    statuses.set(text, { key: [endpoint, hour, node, status], requests: 1 })
+    statuses.set(mapKey, { key: [endpoint, hour, node, status], requests: 1 })
   else counted.requests++
 }
 
@@ -148,7 +195,7 @@ const cache = new WeakMap<object, Statements>()
  * transaction or another process's rows make it stale, and the requests are
  * then read back from the table instead.
  */
-const pendingUsersOf = new WeakMap<object, { through: number; users: Map<string, Aggregate> }>()
+const pendingUsersOf = new WeakMap<object, { through: number; users: Map<MapKey, Aggregate> }>()
 
 function statementsOf(db: RollupDb): Statements {
   let statements = cache.get(db)
@@ -209,8 +256,8 @@ export function rollupWatermark(db: RollupDb): number {
 /** Adds one chunk's aggregates to the rollup tables. */
 function writeAggregates(
   statements: Statements,
-  perTable: Array<Map<string, Aggregate>>,
-  statuses: Map<string, { key: number[]; requests: number }>,
+  perTable: Array<Map<MapKey, Aggregate>>,
+  statuses: Map<MapKey, { key: number[]; requests: number }>,
 ): void {
   statements.upserts.forEach(({ statement, errors }, t) => {
     for (const agg of perTable[t]!.values()) {
@@ -239,11 +286,11 @@ function rollUpChunk(
   statements: Statements,
   rows: readonly Row[],
   pass: Pass,
-  pendingUsers?: Map<string, Aggregate>,
+  pendingUsers?: Map<MapKey, Aggregate>,
 ): void {
-  const hours = new Map<string, Aggregate>()
-  const users = pendingUsers ?? new Map<string, Aggregate>()
-  const statuses = new Map<string, { key: number[]; requests: number }>()
+  const hours = new Map<MapKey, Aggregate>()
+  const users = pendingUsers ?? new Map<MapKey, Aggregate>()
+  const statuses = new Map<MapKey, { key: number[]; requests: number }>()
   const main = pass !== 'users'
   const perUser = pass !== 'main' || pendingUsers !== undefined
   for (const [, endpointId, time, durationUs, status, versionId, nodeId, userGroupId] of rows) {
@@ -254,7 +301,7 @@ function rollUpChunk(
       const day = dayOf(time)
       const user = userGroupId ?? NO_ID
       addRequest(
-        lookup(users, `${endpointId},${day},${user},${versionId},${node}`, () => [
+        lookup(users, userKey(day, endpointId, user, versionId, node), () => [
           endpointId,
           day,
           user,
@@ -268,7 +315,7 @@ function rollUpChunk(
     }
     if (!main) continue
     addRequest(
-      lookup(hours, `${endpointId},${hour},${versionId},${node}`, () => [
+      lookup(hours, timeKey(hour, endpointId, versionId, node), () => [
         endpointId,
         hour,
         versionId,
@@ -283,12 +330,12 @@ function rollUpChunk(
     countStatus(statuses, ALL_ENDPOINTS, hour, node, status)
   }
   // Days are sums of hours (UTC: 24 whole hours a day).
-  const days = new Map<string, Aggregate>()
+  const days = new Map<MapKey, Aggregate>()
   for (const agg of hours.values()) {
     const [endpointId, hour, versionId, node] = agg.key as [number, number, number, number]
     const day = Math.floor(hour / 24)
     addAggregate(
-      lookup(days, `${endpointId},${day},${versionId},${node}`, () => [
+      lookup(days, timeKey(day, endpointId, versionId, node), () => [
         endpointId,
         day,
         versionId,

@@ -94,29 +94,14 @@ async function openPath(path: string): Promise<FileInfo> {
   return info
 }
 
-async function chooseFile(): Promise<FileInfo | null> {
+/** The native open dialog for metrics files, attached to the window when there is one. */
+async function showMetricsDialog(
+  title: string,
+  properties: Electron.OpenDialogOptions['properties'],
+): Promise<string[]> {
   const options: Electron.OpenDialogOptions = {
-    title: 'Open a Routemeter metrics file',
-    properties: ['openFile'],
-    filters: [
-      { name: 'Routemeter metrics', extensions: ['db', 'sqlite', 'sqlite3'] },
-      { name: 'All files', extensions: ['*'] },
-    ],
-  }
-  const result =
-    window === null
-      ? await dialog.showOpenDialog(options)
-      : await dialog.showOpenDialog(window, options)
-  const path = result.filePaths[0]
-  if (result.canceled || path === undefined) return null
-  return openPath(path)
-}
-
-/** Several files to open as one dataset (the sources dialog adds them to its list). */
-async function chooseFiles(): Promise<string[]> {
-  const options: Electron.OpenDialogOptions = {
-    title: 'Metrics files of several nodes',
-    properties: ['openFile', 'multiSelections'],
+    title,
+    properties,
     filters: [
       { name: 'Routemeter metrics', extensions: ['db', 'sqlite', 'sqlite3'] },
       { name: 'All files', extensions: ['*'] },
@@ -127,6 +112,16 @@ async function chooseFiles(): Promise<string[]> {
       ? await dialog.showOpenDialog(options)
       : await dialog.showOpenDialog(window, options)
   return result.canceled ? [] : result.filePaths
+}
+
+async function chooseFile(): Promise<FileInfo | null> {
+  const [path] = await showMetricsDialog('Open a Routemeter metrics file', ['openFile'])
+  return path === undefined ? null : openPath(path)
+}
+
+/** Several files to open as one dataset (the sources dialog adds them to its list). */
+function chooseFiles(): Promise<string[]> {
+  return showMetricsDialog('Metrics files of several nodes', ['openFile', 'multiSelections'])
 }
 
 /** From the menu: a failure is shown in the window rather than thrown into the void. */

@@ -87,80 +87,150 @@ function addAggregate(into: Aggregate, other: Aggregate): void {
 }
 
 /**
- * Map keys of the aggregates: one number packing the key's parts when each
- * fits its bits (the common case: no string and no array per request, and
- * this runs for every request the writer stores), else the parts' text.
- * Parts are non-negative integers; the first takes the bits left of 53.
+ * Map keys of the aggregates: one number packing (hour or day, endpoint,
+ * version, node) when each fits its bits (the common case: no string per
+ * request, and this runs for every request the writer stores), else the
+ * parts' text. 21 bits of hour (239 years), 14 of endpoint id, 10 of version
+ * id, 8 of node id; the literals below are those powers of two.
  */
 type MapKey = number | string
 
-function key4(
-  a: number,
-  b: number,
-  bBits: number,
-  c: number,
-  cBits: number,
-  d: number,
-  dBits: number,
-): MapKey {
-  const bMax = 2 ** bBits
-  const cMax = 2 ** cBits
-  const dMax = 2 ** dBits
-  if (
-    a >= 0 &&
-    a < 2 ** (53 - bBits - cBits - dBits) &&
-    b >= 0 &&
-    b < bMax &&
-    c >= 0 &&
-    c < cMax &&
-    d >= 0 &&
-    d < dMax
-  ) {
-    return ((a * bMax + b) * cMax + c) * dMax + d
+function timeKey(time: number, endpointId: number, versionId: number, node: number): MapKey {
+  return time >= 0 &&
+    time < 2_097_152 &&
+    endpointId >= 0 &&
+    endpointId < 16_384 &&
+    versionId >= 0 &&
+    versionId < 1024 &&
+    node >= 0 &&
+    node < 256
+    ? ((time * 16_384 + endpointId) * 1024 + versionId) * 256 + node
+    : `${time},${endpointId},${versionId},${node}`
+}
+
+/** Endpoint ids below this have a slot in TimeAggregates' recent list. */
+const RECENT_ENDPOINTS = 65_536
+
+/**
+ * Values of one chunk by (hour or day, endpoint, version, node). The rows of
+ * a batch mostly share their hour, version and node, so the value each
+ * endpoint used last is checked first, without making a key.
+ */
+class TimeAggregates<T extends { key: number[] }> {
+  readonly map = new Map<MapKey, T>()
+  private readonly recent: Array<T | undefined> = []
+
+  constructor(private readonly make: (key: number[]) => T) {}
+
+  of(time: number, endpointId: number, versionId: number, node: number): T {
+    const recent = endpointId < RECENT_ENDPOINTS ? this.recent[endpointId] : undefined
+    if (
+      recent !== undefined &&
+      recent.key[1] === time &&
+      recent.key[2] === versionId &&
+      recent.key[3] === node
+    ) {
+      return recent
+    }
+    const mapKey = timeKey(time, endpointId, versionId, node)
+    let found = this.map.get(mapKey)
+    if (found === undefined)
+      this.map.set(mapKey, (found = this.make([endpointId, time, versionId, node])))
+    if (endpointId >= 0 && endpointId < RECENT_ENDPOINTS) this.recent[endpointId] = found
+    return found
   }
-  return `${a},${b},${c},${d}`
 }
 
-/** (hour or day, endpoint, version, node): 14 bits of endpoint id, 10 of version, 8 of node */
-const timeKey = (time: number, endpointId: number, versionId: number, node: number): MapKey =>
-  key4(time, endpointId, 14, versionId, 10, node, 8)
-
-/** (day, endpoint, user, version, node): the user and version share 30 bits */
-const userKey = (
-  day: number,
-  endpointId: number,
-  user: number,
-  versionId: number,
-  node: number,
-): MapKey =>
-  user < 2 ** 20 && versionId < 2 ** 10
-    ? key4(day, endpointId, 14, user * 2 ** 10 + versionId, 30, node, 8)
-    : `${day},${endpointId},${user},${versionId},${node},u`
-
-/** The aggregate of a key, made on first use (its parts made only then). */
-function lookup(map: Map<MapKey, Aggregate>, mapKey: MapKey, key: () => number[]): Aggregate {
-  let found = map.get(mapKey)
-  if (found === undefined) map.set(mapKey, (found = aggregate(key())))
-  return found
+/** An hour's aggregate, with its requests per status (rollup_status sums them over versions). */
+interface HourAggregate extends Aggregate {
+  statuses: Map<number, number>
 }
 
-/** Adds one request to the per-status counts of an endpoint (or ALL_ENDPOINTS) and hour. */
-function countStatus(
-  statuses: Map<MapKey, { key: number[]; requests: number }>,
-  endpoint: number,
-  hour: number,
-  node: number,
-  status: number,
-): void {
-  const mapKey = key4(hour, endpoint, 14, node, 8, status, 10)
-  const counted = statuses.get(mapKey)
-  if (counted === undefined)
-    statuses.set(mapKey, { key: [endpoint, hour, node, status], requests: 1 })
-  else counted.requests++
+/** Per-user aggregates of (day, endpoint, version, node): users by id (0: none). */
+interface UserGroup {
+  key: number[]
+  users: Map<number, Aggregate>
 }
 
-/** A request as the rollups read it: from the table, or as the writer just inserted it. */
-export type RollupRow = [
+/** Per-user aggregates not written yet: the writer's pending users, or one chunk's. */
+class UserAggregates {
+  private readonly groups = new TimeAggregates<UserGroup>((key) => ({ key, users: new Map() }))
+
+  of(day: number, endpointId: number, user: number, versionId: number, node: number): Aggregate {
+    const group = this.groups.of(day, endpointId, versionId, node)
+    let found = group.users.get(user)
+    if (found === undefined) {
+      group.users.set(user, (found = aggregate([endpointId, day, user, versionId, node])))
+    }
+    return found
+  }
+
+  *values(): IterableIterator<Aggregate> {
+    for (const group of this.groups.map.values()) yield* group.users.values()
+  }
+}
+
+/**
+ * Requests as the rollups count them, as columns: the rows the writer has
+ * just inserted (filled as it inserts them, no object per request), or a
+ * chunk read back from the table. Ids of 0 stand for no node or user.
+ */
+export class RollupColumns {
+  count = 0
+  /** request id of the first row; the rows' ids follow it one by one */
+  firstId = 0
+  endpointId = new Int32Array(0)
+  time = new Float64Array(0)
+  durationUs = new Float64Array(0)
+  status = new Int32Array(0)
+  versionId = new Int32Array(0)
+  nodeId = new Int32Array(0)
+  userGroupId = new Int32Array(0)
+
+  push(
+    endpointId: number,
+    time: number,
+    durationUs: number,
+    status: number,
+    versionId: number,
+    nodeId: number | null,
+    userGroupId: number | null,
+  ): void {
+    if (this.count === this.time.length) this.grow()
+    const i = this.count++
+    this.endpointId[i] = endpointId
+    this.time[i] = time
+    this.durationUs[i] = durationUs
+    this.status[i] = status
+    this.versionId[i] = versionId
+    this.nodeId[i] = nodeId ?? NO_ID
+    this.userGroupId[i] = userGroupId ?? NO_ID
+  }
+
+  clear(): void {
+    this.count = 0
+    this.firstId = 0
+  }
+
+  private grow(): void {
+    const capacity = Math.max(1024, this.time.length * 2)
+    const grown = <T extends Int32Array | Float64Array>(old: T, make: new (n: number) => T): T => {
+      const next = new make(capacity)
+      next.set(old)
+      return next
+    }
+    this.endpointId = grown(this.endpointId, Int32Array)
+    this.time = grown(this.time, Float64Array)
+    this.durationUs = grown(this.durationUs, Float64Array)
+    this.status = grown(this.status, Int32Array)
+    this.versionId = grown(this.versionId, Int32Array)
+    this.nodeId = grown(this.nodeId, Int32Array)
+    this.userGroupId = grown(this.userGroupId, Int32Array)
+  }
+}
+
+/** A request as read back from the table (statements.select, raw). */
+type Row = [
   id: number,
   endpointId: number,
   time: number,
@@ -170,7 +240,6 @@ export type RollupRow = [
   nodeId: number | null,
   userGroupId: number | null,
 ]
-type Row = RollupRow
 
 interface Statements {
   select: Database.Statement
@@ -195,7 +264,7 @@ const cache = new WeakMap<object, Statements>()
  * transaction or another process's rows make it stale, and the requests are
  * then read back from the table instead.
  */
-const pendingUsersOf = new WeakMap<object, { through: number; users: Map<MapKey, Aggregate> }>()
+const pendingUsersOf = new WeakMap<object, { through: number; users: UserAggregates }>()
 
 function statementsOf(db: RollupDb): Statements {
   let statements = cache.get(db)
@@ -256,11 +325,11 @@ export function rollupWatermark(db: RollupDb): number {
 /** Adds one chunk's aggregates to the rollup tables. */
 function writeAggregates(
   statements: Statements,
-  perTable: Array<Map<MapKey, Aggregate>>,
-  statuses: Map<MapKey, { key: number[]; requests: number }>,
+  perTable: Array<Iterable<Aggregate>>,
+  statuses: Iterable<{ key: number[]; requests: number }>,
 ): void {
   statements.upserts.forEach(({ statement, errors }, t) => {
-    for (const agg of perTable[t]!.values()) {
+    for (const agg of perTable[t]!) {
       statement.run(
         ...agg.key,
         agg.requests,
@@ -272,7 +341,7 @@ function writeAggregates(
       )
     }
   })
-  for (const { key, requests } of statuses.values()) statements.status.run(...key, requests)
+  for (const { key, requests } of statuses) statements.status.run(...key, requests)
 }
 
 /** Which rollups a pass counts: all, all but users (the writer's every batch), or users only. */
@@ -280,74 +349,68 @@ type Pass = 'all' | 'main' | 'users'
 
 /**
  * Counts a chunk of requests and writes its aggregates. With `pendingUsers`,
- * the per-user aggregates are added to that map (written later) instead.
+ * the per-user aggregates are added there (written later) instead.
  */
 function rollUpChunk(
   statements: Statements,
-  rows: readonly Row[],
+  rows: RollupColumns,
   pass: Pass,
-  pendingUsers?: Map<MapKey, Aggregate>,
+  pendingUsers?: UserAggregates,
 ): void {
-  const hours = new Map<MapKey, Aggregate>()
-  const users = pendingUsers ?? new Map<MapKey, Aggregate>()
-  const statuses = new Map<MapKey, { key: number[]; requests: number }>()
+  const hours = new TimeAggregates<HourAggregate>((key) => ({
+    ...aggregate(key),
+    statuses: new Map(),
+  }))
+  const users = pendingUsers ?? new UserAggregates()
   const main = pass !== 'users'
   const perUser = pass !== 'main' || pendingUsers !== undefined
-  for (const [, endpointId, time, durationUs, status, versionId, nodeId, userGroupId] of rows) {
-    const node = nodeId ?? NO_ID
-    const hour = hourOf(time)
+  const { endpointId: endpoints, time: times, durationUs: durations, status: statusCodes } = rows
+  for (let i = 0; i < rows.count; i++) {
+    const endpointId = endpoints[i]!
+    const time = times[i]!
+    const durationUs = durations[i]!
+    const status = statusCodes[i]!
+    const versionId = rows.versionId[i]!
+    const node = rows.nodeId[i]!
     const bucket = bucketOf(durationUs)
     if (perUser) {
-      const day = dayOf(time)
-      const user = userGroupId ?? NO_ID
-      addRequest(
-        lookup(users, userKey(day, endpointId, user, versionId, node), () => [
-          endpointId,
-          day,
-          user,
-          versionId,
-          node,
-        ]),
-        durationUs,
-        status,
-        bucket,
-      )
+      const user = users.of(dayOf(time), endpointId, rows.userGroupId[i]!, versionId, node)
+      addRequest(user, durationUs, status, bucket)
     }
     if (!main) continue
-    addRequest(
-      lookup(hours, timeKey(hour, endpointId, versionId, node), () => [
-        endpointId,
-        hour,
-        versionId,
-        node,
-      ]),
-      durationUs,
-      status,
-      bucket,
-    )
-    // Each request counts for its endpoint and for all endpoints (ALL_ENDPOINTS).
-    countStatus(statuses, endpointId, hour, node, status)
-    countStatus(statuses, ALL_ENDPOINTS, hour, node, status)
+    const hour = hours.of(hourOf(time), endpointId, versionId, node)
+    addRequest(hour, durationUs, status, bucket)
+    hour.statuses.set(status, (hour.statuses.get(status) ?? 0) + 1)
   }
-  // Days are sums of hours (UTC: 24 whole hours a day).
-  const days = new Map<MapKey, Aggregate>()
-  for (const agg of hours.values()) {
+  // Days are sums of hours (UTC: 24 whole hours a day); statuses are counted
+  // per endpoint and for all endpoints (ALL_ENDPOINTS), over versions.
+  const days = new TimeAggregates<Aggregate>(aggregate)
+  const statuses = new Map<string, { key: number[]; requests: number }>()
+  const countStatus = (
+    endpointId: number,
+    hour: number,
+    node: number,
+    status: number,
+    n: number,
+  ) => {
+    const mapKey = `${endpointId},${hour},${node},${status}`
+    const counted = statuses.get(mapKey)
+    if (counted === undefined)
+      statuses.set(mapKey, { key: [endpointId, hour, node, status], requests: n })
+    else counted.requests += n
+  }
+  for (const agg of hours.map.values()) {
     const [endpointId, hour, versionId, node] = agg.key as [number, number, number, number]
-    const day = Math.floor(hour / 24)
-    addAggregate(
-      lookup(days, timeKey(day, endpointId, versionId, node), () => [
-        endpointId,
-        day,
-        versionId,
-        node,
-      ]),
-      agg,
-    )
+    addAggregate(days.of(Math.floor(hour / 24), endpointId, versionId, node), agg)
+    for (const [status, n] of agg.statuses) {
+      countStatus(endpointId, hour, node, status, n)
+      countStatus(ALL_ENDPOINTS, hour, node, status, n)
+    }
   }
   writeAggregates(
     statements,
-    [hours, days, pendingUsers === undefined ? users : new Map()],
-    statuses,
+    [hours.map.values(), days.map.values(), pendingUsers === undefined ? users.values() : []],
+    statuses.values(),
   )
 }
 
@@ -355,10 +418,15 @@ function rollUpChunk(
 function rollUpPass(db: RollupDb, afterId: number, pass: Pass): number {
   const statements = statementsOf(db)
   let last = afterId
+  const columns = new RollupColumns()
   for (;;) {
     const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
     if (rows.length === 0) break
-    rollUpChunk(statements, rows, pass)
+    columns.clear()
+    for (const [, endpointId, time, durationUs, status, versionId, nodeId, user] of rows) {
+      columns.push(endpointId, time, durationUs, status, versionId, nodeId, user)
+    }
+    rollUpChunk(statements, columns, pass)
     last = rows[rows.length - 1]![0]
     if (rows.length < CHUNK_ROWS) break
   }
@@ -400,12 +468,13 @@ export function rollUpRequests(
   options: {
     users?: 'due' | 'now'
     /**
-     * The rows the caller has just inserted, in id order with consecutive ids:
-     * when they are exactly the requests above the watermark (no other process
-     * wrote in between), they are counted from memory instead of read back,
-     * which is most of the writer's cost of keeping rollups.
+     * The rows the caller has just inserted, with ids firstId, firstId + 1, ...
+     * (firstId 0: not known): when they are exactly the requests above the
+     * watermark (no other process wrote in between), they are counted from
+     * memory instead of read back, which is most of the writer's cost of
+     * keeping rollups.
      */
-    inserted?: readonly RollupRow[]
+    inserted?: RollupColumns
   } = {},
 ): number {
   return db.transaction(() => {
@@ -413,25 +482,24 @@ export function rollUpRequests(
     const watermark = rollupWatermark(db)
     const usersFrom = afterId ?? userRollupWatermark(db)
     const inserted = options.inserted
-    const first = inserted?.[0]
     let last: number
     if (
       afterId === undefined &&
       inserted !== undefined &&
-      first !== undefined &&
-      first[0] === watermark + 1 &&
-      inserted[inserted.length - 1]![0] === watermark + inserted.length &&
-      statements.maxId.get() === watermark + inserted.length
+      inserted.count > 0 &&
+      inserted.firstId === watermark + 1 &&
+      statements.maxId.get() === watermark + inserted.count
     ) {
-      last = watermark + inserted.length
+      last = watermark + inserted.count
       // Users too, from memory, when every request above the user watermark is in `pending`.
       let pending = pendingUsersOf.get(db)
       if (pending === undefined || pending.through !== watermark) {
-        pending = usersFrom === watermark ? { through: watermark, users: new Map() } : undefined
+        pending =
+          usersFrom === watermark ? { through: watermark, users: new UserAggregates() } : undefined
       }
       // Forgotten until counted: a failure halfway must not leave half a batch in `pending`.
       pendingUsersOf.delete(db)
-      rollUpChunk(statements, inserted as Row[], 'main', pending?.users)
+      rollUpChunk(statements, inserted, 'main', pending?.users)
       if (pending !== undefined) {
         pending.through = last
         pendingUsersOf.set(db, pending)
@@ -447,7 +515,7 @@ export function rollUpRequests(
       pendingUsersOf.delete(db)
       let usersLast: number
       if (pending !== undefined && pending.through === through) {
-        writeAggregates(statements, [new Map(), new Map(), pending.users], new Map())
+        writeAggregates(statements, [[], [], pending.users.values()], [])
         usersLast = through
       } else usersLast = rollUpPass(db, usersFrom, 'users')
       statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(Math.max(usersLast, usersFrom)))

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
-import { rollUpRequests, type RollupRow } from './rollup-store.js'
+import { RollupColumns, rollUpRequests } from './rollup-store.js'
 import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
 
@@ -56,6 +56,8 @@ export class MetricsStore {
   private readonly assigned: EndpointState[] = []
   private readonly groupIds = new Map<string, number>()
   private readonly ipIds = new Map<string, number>()
+  /** the rows of the transaction under way, for the rollups (kept to reuse its arrays) */
+  private readonly inserted = new RollupColumns()
   private readonly insertRequest: Database.Statement
   private readonly insertEndpoint: Database.Statement
   private readonly selectEndpoint: Database.Statement
@@ -155,7 +157,9 @@ export class MetricsStore {
             this.touchEndpoint.run(endpoint.pendingLastRequested, endpoint.id)
           }
         }
-        const inserted: RollupRow[] = []
+        const inserted = this.inserted
+        inserted.clear()
+        let lastId = 0
         for (const r of requests) {
           const endpointId = this.ensureEndpoint(r.endpoint, r.time)
           const groupId =
@@ -173,8 +177,9 @@ export class MetricsStore {
             r.aborted,
             this.nodeId,
           )
-          inserted.push([
-            Number(lastInsertRowid),
+          lastId = Number(lastInsertRowid)
+          if (inserted.count === 0) inserted.firstId = lastId
+          inserted.push(
             endpointId,
             r.time,
             r.durationUs,
@@ -182,8 +187,10 @@ export class MetricsStore {
             this.versionId,
             this.nodeId,
             groupId,
-          ])
+          )
         }
+        // Ids one after the other, as SQLite gives them to appended rows; else read back.
+        if (lastId !== inserted.firstId + inserted.count - 1) inserted.firstId = 0
         // The views read the rollups: they count this batch in the same transaction,
         // from the rows just inserted rather than read back.
         rollUpRequests(db, undefined, { inserted })

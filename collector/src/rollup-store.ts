@@ -147,27 +147,36 @@ interface HourAggregate extends Aggregate {
 }
 
 /** Per-user aggregates of (day, endpoint, version, node): users by id (0: none). */
-interface UserGroup {
+interface ClientGroup {
   key: number[]
-  users: Map<number, Aggregate>
+  clients: Map<number, Aggregate>
 }
 
-/** Per-user aggregates not written yet: the writer's pending users, or one chunk's. */
-class UserAggregates {
-  private readonly groups = new TimeAggregates<UserGroup>((key) => ({ key, users: new Map() }))
+/**
+ * Per-client (user or IP) aggregates of (day, endpoint, client, version,
+ * node) not written yet: the writer's pending ones, or one chunk's.
+ */
+class ClientAggregates {
+  private readonly groups = new TimeAggregates<ClientGroup>((key) => ({ key, clients: new Map() }))
 
-  of(day: number, endpointId: number, user: number, versionId: number, node: number): Aggregate {
+  of(day: number, endpointId: number, client: number, versionId: number, node: number): Aggregate {
     const group = this.groups.of(day, endpointId, versionId, node)
-    let found = group.users.get(user)
+    let found = group.clients.get(client)
     if (found === undefined) {
-      group.users.set(user, (found = aggregate([endpointId, day, user, versionId, node])))
+      group.clients.set(client, (found = aggregate([endpointId, day, client, versionId, node])))
     }
     return found
   }
 
   *values(): IterableIterator<Aggregate> {
-    for (const group of this.groups.map.values()) yield* group.users.values()
+    for (const group of this.groups.map.values()) yield* group.clients.values()
   }
+}
+
+/** The per-user and per-IP aggregates of a pass; no IPs where the file has no rollup_ip_day. */
+interface Clients {
+  users: ClientAggregates | undefined
+  ips: ClientAggregates | undefined
 }
 
 /**
@@ -186,6 +195,7 @@ export class RollupColumns {
   versionId = new Int32Array(0)
   nodeId = new Int32Array(0)
   userGroupId = new Int32Array(0)
+  clientIpId = new Int32Array(0)
 
   push(
     endpointId: number,
@@ -195,6 +205,7 @@ export class RollupColumns {
     versionId: number,
     nodeId: number | null,
     userGroupId: number | null,
+    clientIpId: number | null,
   ): void {
     if (this.count === this.time.length) this.grow()
     const i = this.count++
@@ -205,6 +216,7 @@ export class RollupColumns {
     this.versionId[i] = versionId
     this.nodeId[i] = nodeId ?? NO_ID
     this.userGroupId[i] = userGroupId ?? NO_ID
+    this.clientIpId[i] = clientIpId ?? NO_ID
   }
 
   clear(): void {
@@ -226,6 +238,7 @@ export class RollupColumns {
     this.versionId = grown(this.versionId, Int32Array)
     this.nodeId = grown(this.nodeId, Int32Array)
     this.userGroupId = grown(this.userGroupId, Int32Array)
+    this.clientIpId = grown(this.clientIpId, Int32Array)
   }
 }
 
@@ -239,6 +252,7 @@ type Row = [
   versionId: number,
   nodeId: number | null,
   userGroupId: number | null,
+  clientIpId: number | null,
 ]
 
 interface Statements {
@@ -246,8 +260,13 @@ interface Statements {
   watermark: Database.Statement
   maxId: Database.Statement
   setWatermark: Database.Statement
-  /** one upsert per rollup table with histograms: rollup_hour, rollup_day, rollup_user_day */
+  /**
+   * one upsert per rollup table with histograms: rollup_hour, rollup_day,
+   * rollup_user_day, and rollup_ip_day where the connection has it (schema 4)
+   */
   upserts: Array<{ statement: Database.Statement; errors: boolean }>
+  /** whether rollup_ip_day is counted */
+  ips: boolean
   status: Database.Statement
 }
 
@@ -264,7 +283,7 @@ const cache = new WeakMap<object, Statements>()
  * transaction or another process's rows make it stale, and the requests are
  * then read back from the table instead.
  */
-const pendingUsersOf = new WeakMap<object, { through: number; users: UserAggregates }>()
+const pendingUsersOf = new WeakMap<object, { through: number; clients: Clients }>()
 
 function statementsOf(db: RollupDb): Statements {
   let statements = cache.get(db)
@@ -272,6 +291,14 @@ function statementsOf(db: RollupDb): Statements {
   db.function(MERGE_FUNCTION, { deterministic: true }, (a, b) =>
     mergeEncodedHistograms(a as Uint8Array, b as Uint8Array),
   )
+  // A file before schema 4 (during its migration) has no rollup_ip_day; a TEMP one counts too.
+  const ips =
+    db
+      .prepare(
+        `SELECT 1 FROM sqlite_schema WHERE name = 'rollup_ip_day'
+         UNION ALL SELECT 1 FROM sqlite_temp_schema WHERE name = 'rollup_ip_day'`,
+      )
+      .get() !== undefined
   // Adds a chunk's aggregate to the row of its key: one statement per key.
   const upsert = (table: string, columns: string[], errors: boolean) => {
     const counts = ['requests', ...(errors ? ['errors_4xx', 'errors_5xx'] : []), 'sum_us']
@@ -291,7 +318,8 @@ function statementsOf(db: RollupDb): Statements {
   statements = {
     select: db
       .prepare(
-        `SELECT id, endpoint_id, time, duration_us, status, version_id, node_id, user_group_id
+        `SELECT id, endpoint_id, time, duration_us, status, version_id, node_id, user_group_id,
+                client_ip_id
          FROM request WHERE id > ? ORDER BY id LIMIT ?`,
       )
       .raw(),
@@ -306,7 +334,17 @@ function statementsOf(db: RollupDb): Statements {
         ['endpoint_id', 'day', 'user_group_id', 'version_id', 'node_id'],
         false,
       ),
+      ...(ips
+        ? [
+            upsert(
+              'rollup_ip_day',
+              ['endpoint_id', 'day', 'client_ip_id', 'version_id', 'node_id'],
+              false,
+            ),
+          ]
+        : []),
     ],
+    ips,
     status: db.prepare(
       `INSERT INTO rollup_status (endpoint_id, hour, node_id, status, requests) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT DO UPDATE SET requests = requests + excluded.requests`,
@@ -344,26 +382,37 @@ function writeAggregates(
   for (const { key, requests } of statuses) statements.status.run(...key, requests)
 }
 
-/** Which rollups a pass counts: all, all but users (the writer's every batch), or users only. */
-type Pass = 'all' | 'main' | 'users'
+/**
+ * Which rollups a pass counts: all; all but the clients' (users and IPs: the
+ * writer's every batch); the clients' only; IPs only (migration 0004).
+ */
+type Pass = 'all' | 'main' | 'clients' | 'ips'
+
+/** Empty per-client aggregates for a pass: users unless IPs only, IPs where the file has them. */
+function clientsFor(statements: Statements, pass: Pass): Clients {
+  const counted = pass !== 'main'
+  return {
+    users: counted && pass !== 'ips' ? new ClientAggregates() : undefined,
+    ips: counted && statements.ips ? new ClientAggregates() : undefined,
+  }
+}
 
 /**
- * Counts a chunk of requests and writes its aggregates. With `pendingUsers`,
- * the per-user aggregates are added there (written later) instead.
+ * Counts a chunk of requests and writes its aggregates. With `pending`, the
+ * per-user and per-IP aggregates are added there (written later) instead.
  */
 function rollUpChunk(
   statements: Statements,
   rows: RollupColumns,
   pass: Pass,
-  pendingUsers?: UserAggregates,
+  pending?: Clients,
 ): void {
   const hours = new TimeAggregates<HourAggregate>((key) => ({
     ...aggregate(key),
     statuses: new Map(),
   }))
-  const users = pendingUsers ?? new UserAggregates()
-  const main = pass !== 'users'
-  const perUser = pass !== 'main' || pendingUsers !== undefined
+  const { users, ips } = pending ?? clientsFor(statements, pass)
+  const main = pass === 'all' || pass === 'main'
   const { endpointId: endpoints, time: times, durationUs: durations, status: statusCodes } = rows
   for (let i = 0; i < rows.count; i++) {
     const endpointId = endpoints[i]!
@@ -373,9 +422,20 @@ function rollUpChunk(
     const versionId = rows.versionId[i]!
     const node = rows.nodeId[i]!
     const bucket = bucketOf(durationUs)
-    if (perUser) {
-      const user = users.of(dayOf(time), endpointId, rows.userGroupId[i]!, versionId, node)
-      addRequest(user, durationUs, status, bucket)
+    if (users !== undefined || ips !== undefined) {
+      const day = dayOf(time)
+      if (users !== undefined) {
+        const user = users.of(day, endpointId, rows.userGroupId[i]!, versionId, node)
+        addRequest(user, durationUs, status, bucket)
+      }
+      if (ips !== undefined) {
+        addRequest(
+          ips.of(day, endpointId, rows.clientIpId[i]!, versionId, node),
+          durationUs,
+          status,
+          bucket,
+        )
+      }
     }
     if (!main) continue
     const hour = hours.of(hourOf(time), endpointId, versionId, node)
@@ -407,9 +467,15 @@ function rollUpChunk(
       countStatus(ALL_ENDPOINTS, hour, node, status, n)
     }
   }
+  const written = pending === undefined
   writeAggregates(
     statements,
-    [hours.map.values(), days.map.values(), pendingUsers === undefined ? users.values() : []],
+    [
+      hours.map.values(),
+      days.map.values(),
+      (written && users?.values()) || [],
+      (written && ips?.values()) || [],
+    ],
     statuses.values(),
   )
 }
@@ -423,8 +489,8 @@ function rollUpPass(db: RollupDb, afterId: number, pass: Pass): number {
     const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
     if (rows.length === 0) break
     columns.clear()
-    for (const [, endpointId, time, durationUs, status, versionId, nodeId, user] of rows) {
-      columns.push(endpointId, time, durationUs, status, versionId, nodeId, user)
+    for (const [, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
+      columns.push(endpointId, time, durationUs, status, versionId, nodeId, user, ip)
     }
     rollUpChunk(statements, columns, pass)
     last = rows[rows.length - 1]![0]
@@ -491,15 +557,17 @@ export function rollUpRequests(
       statements.maxId.get() === watermark + inserted.count
     ) {
       last = watermark + inserted.count
-      // Users too, from memory, when every request above the user watermark is in `pending`.
+      // Users and IPs too, from memory, when every request above their watermark is in `pending`.
       let pending = pendingUsersOf.get(db)
       if (pending === undefined || pending.through !== watermark) {
         pending =
-          usersFrom === watermark ? { through: watermark, users: new UserAggregates() } : undefined
+          usersFrom === watermark
+            ? { through: watermark, clients: clientsFor(statements, 'clients') }
+            : undefined
       }
       // Forgotten until counted: a failure halfway must not leave half a batch in `pending`.
       pendingUsersOf.delete(db)
-      rollUpChunk(statements, inserted, 'main', pending?.users)
+      rollUpChunk(statements, inserted, 'main', pending?.clients)
       if (pending !== undefined) {
         pending.through = last
         pendingUsersOf.set(db, pending)
@@ -515,13 +583,39 @@ export function rollUpRequests(
       pendingUsersOf.delete(db)
       let usersLast: number
       if (pending !== undefined && pending.through === through) {
-        writeAggregates(statements, [[], [], pending.users.values()], [])
+        const { users, ips } = pending.clients
+        writeAggregates(statements, [[], [], users?.values() ?? [], ips?.values() ?? []], [])
         usersLast = through
-      } else usersLast = rollUpPass(db, usersFrom, 'users')
+      } else usersLast = rollUpPass(db, usersFrom, 'clients')
       statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(Math.max(usersLast, usersFrom)))
     }
     return through
   })()
+}
+
+/**
+ * Migration 0004: counts per IP the requests that the users' rollups already
+ * count (the two share the users' watermark from then on).
+ */
+export function backfillIpRollups(db: RollupDb): void {
+  // Statements prepared before the table existed do not count IPs.
+  cache.delete(db)
+  pendingUsersOf.delete(db)
+  const through = userRollupWatermark(db)
+  const statements = statementsOf(db)
+  let last = 0
+  const columns = new RollupColumns()
+  while (last < through) {
+    const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
+    columns.clear()
+    for (const [id, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
+      if (id > through) break
+      columns.push(endpointId, time, durationUs, status, versionId, nodeId, user, ip)
+      last = id
+    }
+    if (columns.count === 0) break
+    rollUpChunk(statements, columns, 'ips')
+  }
 }
 
 /** Empties the rollups and counts every request again; returns the largest request id counted. */
@@ -533,6 +627,7 @@ export function rebuildRollups(db: RollupDb): number {
       DELETE FROM rollup_user_day;
       DELETE FROM rollup_status;
     `)
+    if (statementsOf(db).ips) db.exec('DELETE FROM rollup_ip_day')
     statementsOf(db).setWatermark.run(ROLLUP_WATERMARK_KEY, '0')
     statementsOf(db).setWatermark.run(USER_ROLLUP_WATERMARK_KEY, '0')
     return rollUpRequests(db, 0, { users: 'now' })

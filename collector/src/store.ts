@@ -166,6 +166,8 @@ export class MetricsStore {
             r.group === null
               ? null
               : this.nameId(r.group, this.groupIds, this.insertGroup, this.selectGroup)
+          const ipId =
+            r.ip === null ? null : this.nameId(r.ip, this.ipIds, this.insertIp, this.selectIp)
           const { lastInsertRowid } = this.insertRequest.run(
             endpointId,
             r.time,
@@ -173,7 +175,7 @@ export class MetricsStore {
             r.status,
             this.versionId,
             groupId,
-            r.ip === null ? null : this.nameId(r.ip, this.ipIds, this.insertIp, this.selectIp),
+            ipId,
             r.aborted,
             this.nodeId,
           )
@@ -187,6 +189,7 @@ export class MetricsStore {
             this.versionId,
             this.nodeId,
             groupId,
+            ipId,
           )
         }
         // Ids one after the other, as SQLite gives them to appended rows; else read back.

@@ -14,3 +14,4 @@ export {
   USER_ROLLUP_ROWS,
 } from './rollup-store.js'
 export { rollupTablesSql } from './schema/migrations/0003-rollups.js'
+export { ipRollupTableSql } from './schema/migrations/0004-ip-rollups.js'

@@ -14,7 +14,12 @@ import {
   type EndpointRow,
   type MonitorLevel,
 } from 'routemeter/schema'
-import { rollUpAfter, rollupTablesSql, userRollupWatermark } from 'routemeter/writer'
+import {
+  ipRollupTableSql,
+  rollUpAfter,
+  rollupTablesSql,
+  userRollupWatermark,
+} from 'routemeter/writer'
 import type { Endpoint } from '../api/contract.js'
 import { badArgument, DashboardError } from '../api/errors.js'
 
@@ -241,6 +246,8 @@ const FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
 
 /** First schema whose files hold rollups; older files get them in the connection's TEMP schema. */
 const ROLLUPS_SINCE = 3
+/** First schema whose files count requests per IP (rollup_ip_day). */
+const IP_ROLLUPS_SINCE = 4
 
 function quickCheck(db: Database.Database, path: string, sizeBytes: number, options: OpenOptions) {
   if (!(options.quickCheck ?? true)) return
@@ -298,7 +305,7 @@ export class MetricsConnection {
       if (version < ROLLUPS_SINCE) {
         // The app never changes a file: an older one gets its rollups in memory.
         db.pragma('temp_store = MEMORY')
-        db.exec(rollupTablesSql('temp'))
+        db.exec(rollupTablesSql('temp') + ipRollupTableSql('temp'))
         connection.tempRollupsThrough = 0
         connection.refreshRollups()
       }
@@ -325,6 +332,15 @@ export class MetricsConnection {
    * The largest request id that rollup_user_day counts: the writer counts
    * users in larger steps, and the views read the requests above it.
    */
+  /**
+   * Whether rollup_ip_day counts requests per IP (as rollup_user_day per
+   * user, at the same watermark): schema 4 files, and older ones' TEMP
+   * rollups. A schema 3 file has none: its IP view reads the requests.
+   */
+  get hasIpRollups(): boolean {
+    return this.tempRollupsThrough !== undefined || this.schemaVersion >= IP_ROLLUPS_SINCE
+  }
+
   userRollupsThrough(): number {
     // TEMP rollups count users at once.
     if (this.tempRollupsThrough !== undefined) return Number.MAX_SAFE_INTEGER

@@ -556,9 +556,9 @@ export class MetricsQueries {
 
   /**
    * Users or IPs of one endpoint. Chosen names must be among the 500 busiest
-   * (`available`) to be shown; unknown ones are left out. Users come from
-   * rollup_user_day (whole UTC days) and the requests at the range's ends;
-   * IPs from the requests (index (endpoint_id, time)), exact.
+   * (`available`) to be shown; unknown ones are left out. Users (IPs) come
+   * from rollup_user_day (rollup_ip_day) for whole UTC days and from the
+   * requests at the range's ends; IPs of a schema 3 file from the requests.
    */
   clients(args: ClientArgs): ClientBreakdown {
     this.connection.refreshRollups()
@@ -576,11 +576,12 @@ export class MetricsQueries {
         : ((this.sql(names).get(id) as { name: string } | undefined)?.name ?? `#${id}`)
 
     const scope = this.scopeOf([this.endpointRow(args.endpointId)], args)
-    // Whole UTC days of users come from rollup_user_day; the rest (and every IP) from requests.
+    // Whole UTC days come from rollup_user_day (rollup_ip_day), the rest from requests;
+    // every IP from requests in a schema 3 file, which has no rollup_ip_day.
     const firstDay = Math.ceil(args.from / MS_PER_DAY)
     const endDay = Math.floor(args.to / MS_PER_DAY)
     const rollupDays: Array<[number, number]> =
-      user && firstDay < endDay ? [[firstDay, endDay]] : []
+      (user || this.connection.hasIpRollups) && firstDay < endDay ? [[firstDay, endDay]] : []
     const rawParts: Array<[number, number]> = []
     if (rollupDays.length === 0) rawParts.push([args.from, args.to])
     else {
@@ -588,6 +589,7 @@ export class MetricsQueries {
       if (endDay * MS_PER_DAY < args.to) rawParts.push([endDay * MS_PER_DAY, args.to])
     }
     const column = user ? 'user_group_id' : 'client_ip_id'
+    const rollupTable = user ? 'rollup_user_day' : 'rollup_ip_day'
     const rawWhere = `${IN_ENDPOINTS} AND time >= @from AND time < @to
       AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`
     const rollupWhere = `${IN_ENDPOINTS} AND day >= @from AND day < @to AND ${NODES('node_id')}`
@@ -600,8 +602,8 @@ export class MetricsQueries {
     for (const [from, to] of rollupDays) {
       count(
         this.sql(
-          `SELECT user_group_id, sum(requests) FROM rollup_user_day WHERE ${rollupWhere}
-           GROUP BY user_group_id`,
+          `SELECT ${column}, sum(requests) FROM ${rollupTable} WHERE ${rollupWhere}
+           GROUP BY ${column}`,
         )
           .raw()
           .all({ ...scope, from, to }) as Array<[number, number]>,
@@ -625,11 +627,11 @@ export class MetricsQueries {
     for (const [from, to] of rawParts) {
       keep(raw.iterate({ ...scope, from, to }) as IterableIterator<[number, number, number]>)
     }
-    // The newest requests, which the writer has not counted per user yet (at most
-    // USER_ROLLUP_ROWS), found by id: NOT INDEXED keeps SQLite on the rowid range.
+    // The newest requests, which the writer has not counted per user and IP yet (at
+    // most USER_ROLLUP_ROWS), found by id: NOT INDEXED keeps SQLite on the rowid range.
     for (const [from, to] of rollupDays) {
       const tail = this.sql(
-        `SELECT coalesce(user_group_id, ${NO_ID}), version_id, duration_us
+        `SELECT coalesce(${column}, ${NO_ID}), version_id, duration_us
          FROM request NOT INDEXED
          WHERE id > @after AND ${IN_ENDPOINTS} AND time >= @from AND time < @to
            AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
@@ -678,9 +680,9 @@ export class MetricsQueries {
     const clients = JSON.stringify(shown.map((id) => id ?? NO_ID))
     for (const [from, to] of rollupDays) {
       const rows = this.sql(
-        `SELECT user_group_id, version_id, requests, sum_us, min_us, max_us, histogram
-         FROM rollup_user_day
-         WHERE ${rollupWhere} AND user_group_id IN (SELECT value FROM json_each(@clients))`,
+        `SELECT ${column}, version_id, requests, sum_us, min_us, max_us, histogram
+         FROM ${rollupTable}
+         WHERE ${rollupWhere} AND ${column} IN (SELECT value FROM json_each(@clients))`,
       )
         .raw()
         .iterate({ ...scope, from, to, clients }) as IterableIterator<

@@ -1,5 +1,5 @@
 /**
- * The rollups (schema 3): histogram buckets and their encoding, and the
+ * The rollups (schemas 3 and 4): histogram buckets and their encoding, and the
  * tables the writer keeps, compared with aggregates SQLite computes from the
  * request rows of the same file. Files are written by MetricsStore itself.
  */
@@ -17,6 +17,7 @@ import {
   migrate,
 } from 'routemeter/schema'
 import {
+  ipRollupTableSql,
   MetricsStore,
   rebuildRollups,
   rollUpRequests,
@@ -72,7 +73,8 @@ function writeFile(path: string, rows = 6000): void {
           durationUs: roll < 0.01 ? 0 : Math.round(20_000 * Math.exp(1.2 * (next() + next() - 1))),
           status: roll > 0.97 ? 503 : roll > 0.92 ? 404 : 200,
           group: next() < 0.2 ? null : `user-${Math.floor(next() * 5)}`,
-          ip: '192.0.2.1',
+          // A few IPs and some requests without one, without drawing from `next`.
+          ip: time % 5 === 0 ? null : `192.0.2.${time % 4}`,
           aborted: 0,
         })
       }
@@ -260,6 +262,21 @@ describe('rollup tables', () => {
         )
         .all(),
     )
+    const perIp = db
+      .prepare(
+        'SELECT endpoint_id, day, client_ip_id, version_id, node_id, requests, sum_us FROM rollup_ip_day ORDER BY 1, 2, 3, 4, 5',
+      )
+      .all()
+    expect(perIp.some((row) => (row as { client_ip_id: number }).client_ip_id === 0)).toBe(true)
+    expect(perIp).toEqual(
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${24 * HOUR} AS day, coalesce(client_ip_id, 0) AS client_ip_id,
+                  version_id, coalesce(node_id, 0) AS node_id, count(*) AS requests, sum(duration_us) AS sum_us
+           FROM request GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
+        )
+        .all(),
+    )
   })
 
   it('histograms hold each request in the bucket of its duration', () => {
@@ -312,33 +329,52 @@ describe('users, counted in steps', () => {
         )
         .all(counted),
     )
+    // IPs are counted with the users, through the same request.
+    expect(
+      db
+        .prepare(
+          'SELECT endpoint_id, day, client_ip_id, sum(requests) AS n FROM rollup_ip_day GROUP BY 1, 2, 3 ORDER BY 1, 2, 3',
+        )
+        .all(),
+    ).toEqual(
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${24 * HOUR} AS day, coalesce(client_ip_id, 0) AS client_ip_id, count(*) AS n
+           FROM request WHERE id <= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+        )
+        .all(counted),
+    )
     db.close()
   })
 })
 
-describe('migration 0003 and rebuilding', () => {
+describe('migrations 0003 and 0004, and rebuilding', () => {
   /** The rollups of a file, as comparable rows. */
   function snapshot(db: Database.Database): unknown[] {
-    return ['rollup_hour', 'rollup_day', 'rollup_user_day', 'rollup_status'].map((table) =>
-      db.prepare(`SELECT * FROM ${table} ORDER BY 1, 2, 3, 4`).all(),
+    return ['rollup_hour', 'rollup_day', 'rollup_user_day', 'rollup_ip_day', 'rollup_status'].map(
+      (table) => db.prepare(`SELECT * FROM ${table} ORDER BY 1, 2, 3, 4, 5`).all(),
     )
   }
 
   it('a schema-2 file gets rollups equal to the writer’s, and loses the three unused indexes', () => {
     const path = tempDatabase()
     writeFile(path, 2000)
-    const db = new Database(path)
+    let db = new Database(path)
     rollUpRequests(db, undefined, { users: 'now' })
     const written = snapshot(db)
     // Back to what a schema-2 collector left: no rollups, four indexes.
     db.exec(`
       DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_user_day; DROP TABLE rollup_status;
-      DELETE FROM meta WHERE key = 'rollups_through_request';
+      DROP TABLE rollup_ip_day;
+      DELETE FROM meta WHERE key IN ('rollups_through_request', 'user_rollups_through_request');
       CREATE INDEX request_time ON request (time);
       CREATE INDEX request_version_endpoint ON request (version_id, endpoint_id);
       CREATE INDEX request_group_endpoint ON request (user_group_id, endpoint_id);
     `)
     db.pragma('user_version = 2')
+    db.close()
+    // A new connection, as a collector of this version opening the file.
+    db = new Database(path)
     expect(migrate(db)).toBe(2)
     expect(snapshot(db)).toEqual(written)
     expect(
@@ -350,6 +386,47 @@ describe('migration 0003 and rebuilding', () => {
         .all(),
     ).toEqual(['request_endpoint_time'])
     db.close()
+  })
+
+  it("a schema-3 file gets per-IP rollups through the users' watermark, then the writer goes on from there", () => {
+    const path = tempDatabase()
+    writeFile(path, USER_ROLLUP_ROWS + 6000)
+    const db = new Database(path)
+    const expected = (through: number) =>
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${24 * HOUR} AS day, coalesce(client_ip_id, 0) AS client_ip_id,
+                  version_id, coalesce(node_id, 0) AS node_id, count(*) AS requests, sum(duration_us) AS sum_us
+           FROM request WHERE id <= ? GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
+        )
+        .all(through)
+    const perIp = db.prepare(
+      'SELECT endpoint_id, day, client_ip_id, version_id, node_id, requests, sum_us FROM rollup_ip_day ORDER BY 1, 2, 3, 4, 5',
+    )
+    const users = userRollupWatermark(db)
+    expect(users).toBeLessThan(rollupWatermark(db)) // some requests wait for their users' step
+    // Back to what a schema-3 collector left: no rollup_ip_day.
+    db.exec('DROP TABLE rollup_ip_day')
+    db.pragma('user_version = 3')
+    expect(migrate(db)).toBe(3)
+    expect(perIp.all()).toEqual(expected(users))
+    db.close()
+    // A writer of the new schema counts IPs with the users from there on.
+    const store = new MetricsStore(
+      path,
+      { name: '1.1.0', source: 'option' },
+      START,
+      undefined,
+      'web-2',
+    )
+    store.write([], [])
+    store.close()
+    const after = new Database(path)
+    rollUpRequests(after, undefined, { users: 'now' })
+    expect(after.prepare('SELECT sum(requests) FROM rollup_ip_day').pluck().get()).toBe(
+      USER_ROLLUP_ROWS + 6000,
+    )
+    after.close()
   })
 
   it('rows inserted by other means are counted once by rollUpRequests, and rebuildRollups starts over', () => {
@@ -391,7 +468,7 @@ describe('migration 0003 and rebuilding', () => {
         durationUs: Math.round(1000 + next() * 90_000),
         status: next() < 0.05 ? 500 : 200,
         group: `user-${Math.floor(next() * 7)}`,
-        ip: null,
+        ip: time % 3 === 0 ? null : `198.51.100.${time % 5}`,
         aborted: 0 as const,
       }))
     // One writer alone past USER_ROLLUP_ROWS (its users counted from memory), with a batch
@@ -428,8 +505,9 @@ describe('migration 0003 and rebuilding', () => {
     const path = tempDatabase()
     writeFile(path, 1000)
     const db = new Database(path, { readonly: true })
-    db.exec(rollupTablesSql('temp'))
+    db.exec(rollupTablesSql('temp') + ipRollupTableSql('temp'))
     expect(db.prepare('SELECT count(*) FROM temp.rollup_day').pluck().get()).toBe(0)
+    expect(db.prepare('SELECT count(*) FROM temp.rollup_ip_day').pluck().get()).toBe(0)
     db.close()
   })
 })

@@ -216,7 +216,8 @@ describe('a file older than schema 3 (no rollups)', () => {
     const db = new Database(old)
     db.exec(`
       DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_user_day; DROP TABLE rollup_status;
-      DELETE FROM meta WHERE key = 'rollups_through_request';
+      DROP TABLE rollup_ip_day;
+      DELETE FROM meta WHERE key IN ('rollups_through_request', 'user_rollups_through_request');
     `)
     db.pragma('user_version = 2')
     db.close()
@@ -240,6 +241,31 @@ describe('a file older than schema 3 (no rollups)', () => {
       .run(FIXTURE_NOW - 1000)
     writer.close()
     expect((await legacy.info({})).requestCount).toBe(info.requestCount + 1)
+    await current.close()
+    await legacy.close()
+  })
+})
+
+describe('a schema-3 file (no rollup_ip_day)', () => {
+  test('opens unchanged, and its per-IP view counts the same requests from the request table', async () => {
+    const old = join(temp.dir, 'schema-3.db')
+    copyFileSync(good, old)
+    const db = new Database(old)
+    db.exec('DROP TABLE rollup_ip_day')
+    db.pragma('user_version = 3')
+    db.close()
+    const before = filesHash(old)
+    const current = new DashboardService({ watch: false, now: () => FIXTURE_NOW })
+    const legacy = new DashboardService({ watch: false, now: () => FIXTURE_NOW })
+    await current.openFile({ path: good })
+    expect((await legacy.openFile({ path: old })).schemaVersion).toBe(3)
+    const endpointId = (await current.endpoints(range))[0]!.id
+    const ips = await current.clients({ ...range, endpointId, kind: 'ip' })
+    expect(ips.available.length).toBeGreaterThan(1)
+    expect((await legacy.clients({ ...range, endpointId, kind: 'ip' })).available).toEqual(
+      ips.available,
+    )
+    expect(filesHash(old)).toEqual(before)
     await current.close()
     await legacy.close()
   })

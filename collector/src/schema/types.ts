@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452
@@ -122,6 +122,20 @@ export interface RollupUserDayRow {
   histogram: Uint8Array
 }
 
+/** Table `rollup_ip_day` (schema 4): as rollup_user_day, per client IP (0: none). */
+export interface RollupIpDayRow {
+  endpoint_id: number
+  day: number
+  client_ip_id: number
+  version_id: number
+  node_id: number
+  requests: number
+  sum_us: number
+  min_us: number
+  max_us: number
+  histogram: Uint8Array
+}
+
 /** Table `rollup_status`: requests per endpoint, UTC hour, node and status code. */
 export interface RollupStatusRow {
   endpoint_id: number
@@ -149,5 +163,6 @@ export const TABLES = {
   rollupHour: 'rollup_hour',
   rollupDay: 'rollup_day',
   rollupUserDay: 'rollup_user_day',
+  rollupIpDay: 'rollup_ip_day',
   rollupStatus: 'rollup_status',
 } as const

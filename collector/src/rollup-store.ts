@@ -141,9 +141,15 @@ class TimeAggregates<T extends { key: number[] }> {
   }
 }
 
-/** An hour's aggregate, with its requests per status (rollup_status sums them over versions). */
+/**
+ * An hour's aggregate, with its requests per status (rollup_status sums them
+ * over versions) and the smallest and largest id of its requests (schema 5:
+ * where readers find them without an index on the requests).
+ */
 interface HourAggregate extends Aggregate {
   statuses: Map<number, number>
+  firstId: number
+  lastId: number
 }
 
 /** Per-user aggregates of (day, endpoint, version, node): users by id (0: none). */
@@ -186,8 +192,7 @@ interface Clients {
  */
 export class RollupColumns {
   count = 0
-  /** request id of the first row; the rows' ids follow it one by one */
-  firstId = 0
+  id = new Float64Array(0)
   endpointId = new Int32Array(0)
   time = new Float64Array(0)
   durationUs = new Float64Array(0)
@@ -198,6 +203,7 @@ export class RollupColumns {
   clientIpId = new Int32Array(0)
 
   push(
+    id: number,
     endpointId: number,
     time: number,
     durationUs: number,
@@ -209,6 +215,7 @@ export class RollupColumns {
   ): void {
     if (this.count === this.time.length) this.grow()
     const i = this.count++
+    this.id[i] = id
     this.endpointId[i] = endpointId
     this.time[i] = time
     this.durationUs[i] = durationUs
@@ -221,7 +228,6 @@ export class RollupColumns {
 
   clear(): void {
     this.count = 0
-    this.firstId = 0
   }
 
   private grow(): void {
@@ -231,6 +237,7 @@ export class RollupColumns {
       next.set(old)
       return next
     }
+    this.id = grown(this.id, Float64Array)
     this.endpointId = grown(this.endpointId, Int32Array)
     this.time = grown(this.time, Float64Array)
     this.durationUs = grown(this.durationUs, Float64Array)
@@ -264,9 +271,11 @@ interface Statements {
    * one upsert per rollup table with histograms: rollup_hour, rollup_day,
    * rollup_user_day, and rollup_ip_day where the connection has it (schema 4)
    */
-  upserts: Array<{ statement: Database.Statement; errors: boolean }>
+  upserts: Array<{ statement: Database.Statement; errors: boolean; spans: boolean }>
   /** whether rollup_ip_day is counted */
   ips: boolean
+  /** whether rollup_hour keeps first_id and last_id (schema 5) */
+  spans: boolean
   status: Database.Statement
 }
 
@@ -299,19 +308,30 @@ function statementsOf(db: RollupDb): Statements {
          UNION ALL SELECT 1 FROM sqlite_temp_schema WHERE name = 'rollup_ip_day'`,
       )
       .get() !== undefined
+  const spans = (
+    db.prepare('PRAGMA table_info(rollup_hour)').all() as Array<{ name: string }>
+  ).some((column) => column.name === 'first_id')
   // Adds a chunk's aggregate to the row of its key: one statement per key.
-  const upsert = (table: string, columns: string[], errors: boolean) => {
+  const upsert = (table: string, columns: string[], errors: boolean, withSpans = false) => {
     const counts = ['requests', ...(errors ? ['errors_4xx', 'errors_5xx'] : []), 'sum_us']
-    const values = [...columns, ...counts, 'min_us', 'max_us', 'histogram']
+    const ids = withSpans ? ['first_id', 'last_id'] : []
+    const values = [...columns, ...counts, 'min_us', 'max_us', 'histogram', ...ids]
     return {
       errors,
+      spans: withSpans,
       statement: db.prepare(
         `INSERT INTO ${table} (${values.join(', ')}) VALUES (${values.map(() => '?').join(', ')})
          ON CONFLICT DO UPDATE SET
            ${counts.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')},
            min_us = min(min_us, excluded.min_us),
            max_us = max(max_us, excluded.max_us),
-           histogram = ${MERGE_FUNCTION}(histogram, excluded.histogram)`,
+           histogram = ${MERGE_FUNCTION}(histogram, excluded.histogram)${
+             withSpans
+               ? `,
+           first_id = min(coalesce(first_id, excluded.first_id), excluded.first_id),
+           last_id = max(coalesce(last_id, excluded.last_id), excluded.last_id)`
+               : ''
+           }`,
       ),
     }
   }
@@ -327,7 +347,7 @@ function statementsOf(db: RollupDb): Statements {
     maxId: db.prepare('SELECT max(id) FROM request').pluck(),
     setWatermark: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
     upserts: [
-      upsert('rollup_hour', ['endpoint_id', 'hour', 'version_id', 'node_id'], true),
+      upsert('rollup_hour', ['endpoint_id', 'hour', 'version_id', 'node_id'], true, spans),
       upsert('rollup_day', ['endpoint_id', 'day', 'version_id', 'node_id'], true),
       upsert(
         'rollup_user_day',
@@ -345,6 +365,7 @@ function statementsOf(db: RollupDb): Statements {
         : []),
     ],
     ips,
+    spans,
     status: db.prepare(
       `INSERT INTO rollup_status (endpoint_id, hour, node_id, status, requests) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT DO UPDATE SET requests = requests + excluded.requests`,
@@ -352,6 +373,15 @@ function statementsOf(db: RollupDb): Statements {
   }
   cache.set(db, statements)
   return statements
+}
+
+/**
+ * Drops what a connection prepared for the rollup tables: a migration that
+ * changes them calls it (statements prepared before count the old tables).
+ */
+export function forgetRollupStatements(db: RollupDb): void {
+  cache.delete(db)
+  pendingUsersOf.delete(db)
 }
 
 /** The largest request id already counted in the rollups (0: none). */
@@ -366,7 +396,7 @@ function writeAggregates(
   perTable: Array<Iterable<Aggregate>>,
   statuses: Iterable<{ key: number[]; requests: number }>,
 ): void {
-  statements.upserts.forEach(({ statement, errors }, t) => {
+  statements.upserts.forEach(({ statement, errors, spans }, t) => {
     for (const agg of perTable[t]!) {
       statement.run(
         ...agg.key,
@@ -376,6 +406,7 @@ function writeAggregates(
         agg.minUs,
         agg.maxUs,
         encodeHistogram(agg.histogram),
+        ...(spans ? [(agg as HourAggregate).firstId, (agg as HourAggregate).lastId] : []),
       )
     }
   })
@@ -410,6 +441,8 @@ function rollUpChunk(
   const hours = new TimeAggregates<HourAggregate>((key) => ({
     ...aggregate(key),
     statuses: new Map(),
+    firstId: Number.POSITIVE_INFINITY,
+    lastId: Number.NEGATIVE_INFINITY,
   }))
   const { users, ips } = pending ?? clientsFor(statements, pass)
   const main = pass === 'all' || pass === 'main'
@@ -440,6 +473,9 @@ function rollUpChunk(
     if (!main) continue
     const hour = hours.of(hourOf(time), endpointId, versionId, node)
     addRequest(hour, durationUs, status, bucket)
+    const id = rows.id[i]!
+    if (id < hour.firstId) hour.firstId = id
+    if (id > hour.lastId) hour.lastId = id
     hour.statuses.set(status, (hour.statuses.get(status) ?? 0) + 1)
   }
   // Days are sums of hours (UTC: 24 whole hours a day); statuses are counted
@@ -489,8 +525,8 @@ function rollUpPass(db: RollupDb, afterId: number, pass: Pass): number {
     const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
     if (rows.length === 0) break
     columns.clear()
-    for (const [, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
-      columns.push(endpointId, time, durationUs, status, versionId, nodeId, user, ip)
+    for (const [id, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
+      columns.push(id, endpointId, time, durationUs, status, versionId, nodeId, user, ip)
     }
     rollUpChunk(statements, columns, pass)
     last = rows[rows.length - 1]![0]
@@ -534,11 +570,10 @@ export function rollUpRequests(
   options: {
     users?: 'due' | 'now'
     /**
-     * The rows the caller has just inserted, with ids firstId, firstId + 1, ...
-     * (firstId 0: not known): when they are exactly the requests above the
-     * watermark (no other process wrote in between), they are counted from
-     * memory instead of read back, which is most of the writer's cost of
-     * keeping rollups.
+     * The rows the caller has just inserted, in id order: when they are
+     * exactly the requests above the watermark (no other process wrote in
+     * between), they are counted from memory instead of read back, which is
+     * most of the writer's cost of keeping rollups.
      */
     inserted?: RollupColumns
   } = {},
@@ -553,7 +588,8 @@ export function rollUpRequests(
       afterId === undefined &&
       inserted !== undefined &&
       inserted.count > 0 &&
-      inserted.firstId === watermark + 1 &&
+      inserted.id[0] === watermark + 1 &&
+      inserted.id[inserted.count - 1] === watermark + inserted.count &&
       statements.maxId.get() === watermark + inserted.count
     ) {
       last = watermark + inserted.count
@@ -598,9 +634,7 @@ export function rollUpRequests(
  * count (the two share the users' watermark from then on).
  */
 export function backfillIpRollups(db: RollupDb): void {
-  // Statements prepared before the table existed do not count IPs.
-  cache.delete(db)
-  pendingUsersOf.delete(db)
+  forgetRollupStatements(db)
   const through = userRollupWatermark(db)
   const statements = statementsOf(db)
   let last = 0
@@ -610,7 +644,7 @@ export function backfillIpRollups(db: RollupDb): void {
     columns.clear()
     for (const [id, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
       if (id > through) break
-      columns.push(endpointId, time, durationUs, status, versionId, nodeId, user, ip)
+      columns.push(id, endpointId, time, durationUs, status, versionId, nodeId, user, ip)
       last = id
     }
     if (columns.count === 0) break

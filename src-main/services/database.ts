@@ -248,6 +248,8 @@ const FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
 const ROLLUPS_SINCE = 3
 /** First schema whose files count requests per IP (rollup_ip_day). */
 const IP_ROLLUPS_SINCE = 4
+/** First schema whose files find requests by rollup_hour's id spans, not an index (endpoint_id, time). */
+const REQUEST_SPANS_SINCE = 5
 
 function quickCheck(db: Database.Database, path: string, sizeBytes: number, options: OpenOptions) {
   if (!(options.quickCheck ?? true)) return
@@ -339,6 +341,15 @@ export class MetricsConnection {
    */
   get hasIpRollups(): boolean {
     return this.tempRollupsThrough !== undefined || this.schemaVersion >= IP_ROLLUPS_SINCE
+  }
+
+  /**
+   * Whether the requests of an endpoint and hour are found through the id
+   * span rollup_hour keeps (schema 5, whose request table has no index on
+   * endpoint and time); older files have that index.
+   */
+  get hasRequestSpans(): boolean {
+    return this.tempRollupsThrough === undefined && this.schemaVersion >= REQUEST_SPANS_SINCE
   }
 
   userRollupsThrough(): number {

@@ -6,7 +6,9 @@
  * (collector/SCHEMA.md), not the requests: a range [from, to) is cut into
  * whole UTC days (rollup_day), whole UTC hours at its ends (rollup_hour) and
  * the minutes before the first and after the last whole hour, read from the
- * requests themselves (index request (endpoint_id, time)). So no range is
+ * requests themselves (found through rollup_hour's id spans in a schema-5
+ * file, through the index request (endpoint_id, time) in older ones; see
+ * rawRequests). So no range is
  * snapped: counts are exact for any range, and quantiles come from the
  * rollups' duration histograms, within QUANTILE_RELATIVE_ERROR (4.5%) of the
  * exact value (stats.ts, DurationSummary).
@@ -18,8 +20,8 @@
  * requests move up to 45 minutes earlier (a request at 23:50 local time in
  * +5:30 counts in the hour 23:30-00:30 that starts the day before).
  *
- * Raw requests remain the source of the latest errors and the per-IP
- * breakdown, which no rollup keeps.
+ * Raw requests remain the source of the latest errors (schema 5: through a
+ * partial index on the requests that are errors), which no rollup keeps.
  */
 import type Database from 'better-sqlite3'
 import type { EndpointRow, VersionRow } from 'routemeter/schema'
@@ -120,6 +122,23 @@ export function rangeParts(from: number, to: number, hoursPerDay = 24): RangePar
   return parts
 }
 
+/**
+ * Id ranges [first, last], sorted by first, merged where they overlap or
+ * touch: the rowid ranges to read, each request once.
+ */
+export function mergeSpans(
+  spans: ReadonlyArray<readonly [number, number]>,
+): Array<[number, number]> {
+  const merged: Array<[number, number]> = []
+  for (const [first, last] of spans) {
+    const previous = merged[merged.length - 1]
+    if (previous !== undefined && first <= previous[1] + 1) {
+      if (last > previous[1]) previous[1] = last
+    } else merged.push([first, last])
+  }
+  return merged
+}
+
 /** Which requests a query covers: endpoint ids and the nodes filter, as bound parameters. */
 interface Scope {
   /** JSON array of endpoint ids */
@@ -161,6 +180,53 @@ export class MetricsQueries {
       this.statements.set(source, statement)
     }
     return statement
+  }
+
+  /**
+   * The requests of `scope` with from <= time < to, as raw rows of
+   * `columns`: the parts of a range that no rollup holds whole (at most a
+   * few hours, or two days for the per-client views). A schema-5 file has
+   * no index on the requests' endpoint and time: the ids of an endpoint's
+   * requests in an hour lie between rollup_hour's first_id and last_id, so
+   * those spans, merged, are read as rowid ranges (with the other
+   * endpoints' requests between them, left out by the WHERE). Older files
+   * are read through their index (endpoint_id, time).
+   */
+  private rawRequests<Row extends unknown[]>(
+    columns: string,
+    scope: Scope,
+    from: number,
+    to: number,
+  ): Iterable<Row> {
+    const where = `${IN_ENDPOINTS} AND time >= @from AND time < @to
+      AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`
+    const args = { ...scope, from, to }
+    if (!this.connection.hasRequestSpans) {
+      return this.sql(`SELECT ${columns} FROM request WHERE ${where}`)
+        .raw()
+        .iterate(args) as IterableIterator<Row>
+    }
+    const spans = this.sql(
+      `SELECT first_id, last_id FROM rollup_hour
+       WHERE ${IN_ENDPOINTS} AND hour >= @fromHour AND hour < @endHour AND ${NODES('node_id')}
+         AND first_id IS NOT NULL
+       ORDER BY first_id`,
+    )
+      .raw()
+      .all({
+        ...scope,
+        fromHour: Math.floor(from / MS_PER_HOUR),
+        endHour: Math.ceil(to / MS_PER_HOUR),
+      }) as Array<[number, number]>
+    const statement = this.sql(
+      `SELECT ${columns} FROM request NOT INDEXED WHERE id BETWEEN @first AND @last AND ${where}`,
+    ).raw()
+    return (function* () {
+      // Spans of several endpoints, versions and nodes overlap: each request is read once.
+      for (const [first, last] of mergeSpans(spans)) {
+        yield* statement.iterate({ ...args, first, last }) as IterableIterator<Row>
+      }
+    })()
   }
 
   private endpointRows(): EndpointRow[] {
@@ -246,13 +312,7 @@ export class MetricsQueries {
     const requests = this.sql('SELECT coalesce(sum(requests), 0) FROM rollup_day')
       .pluck()
       .get() as number
-    // Per endpoint, the first and last request are one step in the index (endpoint_id, time).
-    const bounds = this.sql(
-      `SELECT min(first) AS first, max(last) AS last FROM (
-         SELECT (SELECT min(time) FROM request WHERE endpoint_id = e.id) AS first,
-                (SELECT max(time) FROM request WHERE endpoint_id = e.id) AS last
-         FROM endpoint e)`,
-    ).get() as { first: number | null; last: number | null }
+    const bounds = this.requestBounds()
     const meta = new Map(
       (this.sql('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map(
         (row) => [row.key, row.value],
@@ -271,6 +331,46 @@ export class MetricsQueries {
       demo: meta.get(DEMO_META_KEY) === '1',
       nodes: this.nodeNames(),
     }
+  }
+
+  /** The time of the file's first and last request (null: none). */
+  private requestBounds(): { first: number | null; last: number | null } {
+    if (!this.connection.hasRequestSpans) {
+      // Per endpoint, the first and last request are one step in the index (endpoint_id, time).
+      return this.sql(
+        `SELECT min(first) AS first, max(last) AS last FROM (
+           SELECT (SELECT min(time) FROM request WHERE endpoint_id = e.id) AS first,
+                  (SELECT max(time) FROM request WHERE endpoint_id = e.id) AS last
+           FROM endpoint e)`,
+      ).get() as { first: number | null; last: number | null }
+    }
+    // The first and last hour from rollup_hour (a step in its key per endpoint), then the
+    // requests of those hours.
+    const hours = this.sql(
+      `SELECT min(first) AS first, max(last) AS last FROM (
+         SELECT (SELECT min(hour) FROM rollup_hour WHERE endpoint_id = e.id) AS first,
+                (SELECT max(hour) FROM rollup_hour WHERE endpoint_id = e.id) AS last
+         FROM endpoint e)`,
+    ).get() as { first: number | null; last: number | null }
+    if (hours.first === null || hours.last === null) return { first: null, last: null }
+    const scope: Scope = {
+      endpoints: JSON.stringify(this.endpointRows().map((e) => e.id)),
+      allNodes: 1,
+      nodes: '[]',
+    }
+    // Reduced as they come: an hour of a busy service is millions of requests.
+    const bound = (hour: number, pick: (a: number, b: number) => number): number | null => {
+      let found: number | null = null
+      const rows = this.rawRequests<[number]>(
+        'time',
+        scope,
+        hour * MS_PER_HOUR,
+        (hour + 1) * MS_PER_HOUR,
+      )
+      for (const [time] of rows) found = found === null ? time : pick(found, time)
+      return found
+    }
+    return { first: bound(hours.first, Math.min), last: bound(hours.last, Math.max) }
   }
 
   /**
@@ -301,16 +401,13 @@ export class MetricsQueries {
         }
       }
     }
-    const raw = this.sql(
-      `SELECT endpoint_id, version_id, coalesce(node_id, ${NO_ID}), duration_us, status
-       FROM request
-       WHERE ${IN_ENDPOINTS} AND time >= @from AND time < @to
-         AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
-    ).raw()
     for (const [first, end] of parts.raw) {
-      const rows = raw.iterate({ ...scope, from: first, to: end }) as IterableIterator<
-        [number, number, number, number, number]
-      >
+      const rows = this.rawRequests<[number, number, number, number, number]>(
+        `endpoint_id, version_id, coalesce(node_id, ${NO_ID}), duration_us, status`,
+        scope,
+        first,
+        end,
+      )
       for (const [endpointId, versionId, nodeId, duration, status] of rows) {
         target(endpointId, versionId, nodeId, NO_ID)?.addRequest(duration, status)
       }
@@ -386,15 +483,13 @@ export class MetricsQueries {
       }) as IterableIterator<[number, number, number, number]>
       for (const [bucket, endpointId, code, n] of rows) add(bucket, endpointId, code, n)
     }
-    const raw = this.sql(
-      `SELECT time, endpoint_id, status FROM request
-       WHERE ${IN_ENDPOINTS} AND time >= @from AND time < @to
-         AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`,
-    ).raw()
     for (const [first, end] of parts.raw) {
-      const rows = raw.iterate({ ...scope, from: first, to: end }) as IterableIterator<
-        [number, number, number]
-      >
+      const rows = this.rawRequests<[number, number, number]>(
+        'time, endpoint_id, status',
+        scope,
+        first,
+        end,
+      )
       for (const [time, endpointId, code] of rows) {
         const bucket = Math.floor((Math.floor(time / MS_PER_HOUR) * MS_PER_HOUR + offset) / unitMs)
         add(bucket, by.endpoint ? endpointId : 0, by.status ? code : 0, 1)
@@ -590,8 +685,6 @@ export class MetricsQueries {
     }
     const column = user ? 'user_group_id' : 'client_ip_id'
     const rollupTable = user ? 'rollup_user_day' : 'rollup_ip_day'
-    const rawWhere = `${IN_ENDPOINTS} AND time >= @from AND time < @to
-      AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`
     const rollupWhere = `${IN_ENDPOINTS} AND day >= @from AND day < @to AND ${NODES('node_id')}`
 
     // First the requests per client (0: none), summed by SQLite, to pick the ones to show.
@@ -613,10 +706,7 @@ export class MetricsQueries {
     const rawClients: number[] = []
     const rawVersions: number[] = []
     const rawDurations: number[] = []
-    const raw = this.sql(
-      `SELECT coalesce(${column}, ${NO_ID}), version_id, duration_us FROM request WHERE ${rawWhere}`,
-    ).raw()
-    const keep = (rows: IterableIterator<[number, number, number]>): void => {
+    const keep = (rows: Iterable<[number, number, number]>): void => {
       for (const [client, versionId, duration] of rows) {
         rawClients.push(client)
         rawVersions.push(versionId)
@@ -625,7 +715,14 @@ export class MetricsQueries {
       }
     }
     for (const [from, to] of rawParts) {
-      keep(raw.iterate({ ...scope, from, to }) as IterableIterator<[number, number, number]>)
+      keep(
+        this.rawRequests<[number, number, number]>(
+          `coalesce(${column}, ${NO_ID}), version_id, duration_us`,
+          scope,
+          from,
+          to,
+        ),
+      )
     }
     // The newest requests, which the writer has not counted per user and IP yet (at
     // most USER_ROLLUP_ROWS), found by id: NOT INDEXED keeps SQLite on the rowid range.

@@ -28,6 +28,7 @@ import {
   type EndpointState,
   type PendingRequest,
 } from 'routemeter/writer'
+import { downgrade } from '../fixtures/metrics-files.js'
 import { removeTempDirs, tempDatabase } from './helpers.js'
 
 afterAll(removeTempDirs)
@@ -348,7 +349,7 @@ describe('users, counted in steps', () => {
   })
 })
 
-describe('migrations 0003 and 0004, and rebuilding', () => {
+describe('migrations 0003 to 0005, and rebuilding', () => {
   /** The rollups of a file, as comparable rows. */
   function snapshot(db: Database.Database): unknown[] {
     return ['rollup_hour', 'rollup_day', 'rollup_user_day', 'rollup_ip_day', 'rollup_status'].map(
@@ -363,15 +364,7 @@ describe('migrations 0003 and 0004, and rebuilding', () => {
     rollUpRequests(db, undefined, { users: 'now' })
     const written = snapshot(db)
     // Back to what a schema-2 collector left: no rollups, four indexes.
-    db.exec(`
-      DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_user_day; DROP TABLE rollup_status;
-      DROP TABLE rollup_ip_day;
-      DELETE FROM meta WHERE key IN ('rollups_through_request', 'user_rollups_through_request');
-      CREATE INDEX request_time ON request (time);
-      CREATE INDEX request_version_endpoint ON request (version_id, endpoint_id);
-      CREATE INDEX request_group_endpoint ON request (user_group_id, endpoint_id);
-    `)
-    db.pragma('user_version = 2')
+    downgrade(db, 2)
     db.close()
     // A new connection, as a collector of this version opening the file.
     db = new Database(path)
@@ -384,7 +377,7 @@ describe('migrations 0003 and 0004, and rebuilding', () => {
         )
         .pluck()
         .all(),
-    ).toEqual(['request_endpoint_time'])
+    ).toEqual(['request_errors'])
     db.close()
   })
 
@@ -406,8 +399,7 @@ describe('migrations 0003 and 0004, and rebuilding', () => {
     const users = userRollupWatermark(db)
     expect(users).toBeLessThan(rollupWatermark(db)) // some requests wait for their users' step
     // Back to what a schema-3 collector left: no rollup_ip_day.
-    db.exec('DROP TABLE rollup_ip_day')
-    db.pragma('user_version = 3')
+    downgrade(db, 3)
     expect(migrate(db)).toBe(3)
     expect(perIp.all()).toEqual(expected(users))
     db.close()
@@ -427,6 +419,44 @@ describe('migrations 0003 and 0004, and rebuilding', () => {
       USER_ROLLUP_ROWS + 6000,
     )
     after.close()
+  })
+
+  it('a schema-4 file gets the id spans of its hours, and the partial index on errors in place of (endpoint_id, time)', () => {
+    const path = tempDatabase()
+    writeFile(path, 3000)
+    let db = new Database(path)
+    const spans = () =>
+      db
+        .prepare(
+          'SELECT endpoint_id, hour, version_id, node_id, first_id, last_id FROM rollup_hour ORDER BY 1, 2, 3, 4',
+        )
+        .all()
+    const written = spans()
+    const indexes = () =>
+      db
+        .prepare(
+          "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'request' AND sql IS NOT NULL",
+        )
+        .pluck()
+        .all()
+    downgrade(db, 4)
+    db.close()
+    db = new Database(path)
+    expect(indexes()).toEqual(['request_endpoint_time'])
+    expect(migrate(db)).toBe(4)
+    // The same spans as the writer keeps: the smallest and largest id of each row's requests.
+    expect(spans()).toEqual(written)
+    expect(spans()).toEqual(
+      db
+        .prepare(
+          `SELECT endpoint_id, time / ${HOUR} AS hour, version_id, coalesce(node_id, 0) AS node_id,
+                  min(id) AS first_id, max(id) AS last_id
+           FROM request GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+        )
+        .all(),
+    )
+    expect(indexes()).toEqual(['request_errors'])
+    db.close()
   })
 
   it('rows inserted by other means are counted once by rollUpRequests, and rebuildRollups starts over', () => {

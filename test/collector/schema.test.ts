@@ -224,7 +224,7 @@ describe('schema', () => {
         .join('\n')
     }
 
-    it('reads the rollups by primary key and requests by (endpoint_id, time), the one index left', async () => {
+    it('reads the rollups by primary key, requests by the id spans of rollup_hour, errors by their partial index', async () => {
       const db = await filledFile()
       expect(db.prepare('SELECT count(*) FROM request').pluck().get()).toBe(60)
       expect(
@@ -234,7 +234,7 @@ describe('schema', () => {
           )
           .pluck()
           .all(),
-      ).toEqual(['request_endpoint_time'])
+      ).toEqual(['request_errors'])
       // The writer counted every request into the rollups.
       for (const table of ['rollup_hour', 'rollup_day', 'rollup_user_day', 'rollup_status']) {
         // (rollup_status also counts all endpoints together, under endpoint_id 0; users are
@@ -255,12 +255,27 @@ describe('schema', () => {
 
       // As the desktop app asks (src-main/services/queries.ts): endpoints as a JSON list.
       const endpoints = 'endpoint_id IN (SELECT value FROM json_each(?))'
+      // A range's ends: the spans of its hours, then those ranges of the request table.
       expect(
         plan(
           db,
-          `SELECT duration_us, status FROM request WHERE ${endpoints} AND time >= ? AND time < ?`,
+          `SELECT first_id, last_id FROM rollup_hour WHERE ${endpoints} AND hour >= ? AND hour < ? AND first_id IS NOT NULL ORDER BY first_id`,
         ),
-      ).toMatch(/USING INDEX request_endpoint_time \(endpoint_id=\? AND time>\? AND time<\?\)/)
+      ).toMatch(/SEARCH rollup_hour USING PRIMARY KEY \(endpoint_id=\? AND hour>\? AND hour<\?\)/)
+      expect(
+        plan(
+          db,
+          `SELECT duration_us, status FROM request NOT INDEXED WHERE id BETWEEN ? AND ? AND ${endpoints} AND time >= ? AND time < ?`,
+        ),
+      ).toMatch(/SEARCH request USING INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/)
+      // The latest errors of an endpoint walk the index of errors backwards.
+      expect(
+        plan(
+          db,
+          `SELECT r.id FROM request r WHERE r.endpoint_id = ? AND r.time >= ? AND r.time < ?
+             AND (r.status >= 400 OR r.aborted = 1) ORDER BY r.time DESC, r.id DESC LIMIT 10`,
+        ),
+      ).toMatch(/SEARCH r USING INDEX request_errors \(endpoint_id=\? AND time>\? AND time<\?\)/)
       for (const [table, unit, column] of [
         ['rollup_day', 'day', 'histogram'],
         ['rollup_hour', 'hour', 'histogram'],
@@ -295,9 +310,9 @@ describe('schema', () => {
           `SELECT duration_us FROM request NOT INDEXED WHERE id > ? AND ${endpoints} AND time >= ? AND time < ?`,
         ),
       ).toMatch(/SEARCH request USING INTEGER PRIMARY KEY \(rowid>\?\)/)
-      // The first and last request of an endpoint are one step in the index.
-      expect(plan(db, 'SELECT min(time) FROM request WHERE endpoint_id = ?')).toMatch(
-        /SEARCH request USING COVERING INDEX request_endpoint_time \(endpoint_id=\?\)/,
+      // The first and last hour of an endpoint are one step in rollup_hour's key.
+      expect(plan(db, 'SELECT min(hour) FROM rollup_hour WHERE endpoint_id = ?')).toMatch(
+        /SEARCH rollup_hour USING (COVERING INDEX rollup_hour_requests|PRIMARY KEY) \(endpoint_id=\?\)/,
       )
     })
   })

@@ -8,6 +8,7 @@ import { MetricsConnection } from '../../src-main/services/database.js'
 import { SCHEMA_VERSION } from 'routemeter/schema'
 import {
   buildMetricsFile,
+  downgrade,
   filesHash,
   FIXTURE_NOW,
   makeBadFile,
@@ -214,12 +215,7 @@ describe('a file older than schema 3 (no rollups)', () => {
     const old = join(temp.dir, 'schema-2.db')
     copyFileSync(good, old)
     const db = new Database(old)
-    db.exec(`
-      DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_user_day; DROP TABLE rollup_status;
-      DROP TABLE rollup_ip_day;
-      DELETE FROM meta WHERE key IN ('rollups_through_request', 'user_rollups_through_request');
-    `)
-    db.pragma('user_version = 2')
+    downgrade(db, 2)
     db.close()
     const before = filesHash(old)
     const current = new DashboardService({ watch: false, now: () => FIXTURE_NOW })
@@ -251,8 +247,7 @@ describe('a schema-3 file (no rollup_ip_day)', () => {
     const old = join(temp.dir, 'schema-3.db')
     copyFileSync(good, old)
     const db = new Database(old)
-    db.exec('DROP TABLE rollup_ip_day')
-    db.pragma('user_version = 3')
+    downgrade(db, 3)
     db.close()
     const before = filesHash(old)
     const current = new DashboardService({ watch: false, now: () => FIXTURE_NOW })

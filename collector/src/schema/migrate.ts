@@ -4,6 +4,7 @@ import { up as initial } from './migrations/0001-initial.js'
 import { up as nodes } from './migrations/0002-nodes.js'
 import { up as rollups } from './migrations/0003-rollups.js'
 import { up as ipRollups } from './migrations/0004-ip-rollups.js'
+import { up as requestSpans } from './migrations/0005-request-spans.js'
 
 /** The part of a better-sqlite3 connection that migrations use. */
 export type MigrationDb = Pick<
@@ -12,7 +13,13 @@ export type MigrationDb = Pick<
 >
 
 /** Ordered migrations; step i takes a file from user_version i to i + 1. */
-const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [initial, nodes, rollups, ipRollups]
+const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [
+  initial,
+  nodes,
+  rollups,
+  ipRollups,
+  requestSpans,
+]
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) {
   throw new Error('routemeter: SCHEMA_VERSION does not match the list of migrations')

@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452
@@ -106,6 +106,12 @@ export interface RollupRow {
   min_us: number
   max_us: number
   histogram: Uint8Array
+  /**
+   * rollup_hour only (schema 5): the smallest and largest request id it
+   * counts; its requests lie in that rowid range (with other requests)
+   */
+  first_id?: number | null
+  last_id?: number | null
 }
 
 /** Table `rollup_user_day`: as rollup_day, per user or group too (0: none); no error counts. */

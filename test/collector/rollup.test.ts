@@ -12,6 +12,7 @@ import {
   bucketBounds,
   bucketOf,
   decodeHistogram,
+  encodeBuckets,
   encodeHistogram,
   mergeEncodedHistograms,
   migrate,
@@ -160,6 +161,19 @@ describe('histogram buckets', () => {
     expect(decodeHistogram(mergeEncodedHistograms(Buffer.alloc(0), other))).toEqual(
       decodeHistogram(other),
     )
+    // A list of one bucket per request, unsorted, encodes as its counts do.
+    const list = Uint16Array.from([200, 5, 0, 200, 0, BUCKET_COUNT - 1, 0, 200])
+    expect(encodeBuckets(list)).toEqual(
+      encodeHistogram(
+        new Map([
+          [0, 3],
+          [5, 1],
+          [200, 3],
+          [BUCKET_COUNT - 1, 1],
+        ]),
+      ),
+    )
+    expect(encodeBuckets(new Uint16Array(0)).length).toBe(0)
     // Cut short, or past the last bucket: an error, never wrong counts.
     expect(() => decodeHistogram(encoded.subarray(0, encoded.length - 1))).toThrow(/cut short/)
     expect(() =>

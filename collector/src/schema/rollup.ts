@@ -71,6 +71,29 @@ export function encodeHistogram(histogram: SparseHistogram): Buffer {
   return Buffer.from(bytes)
 }
 
+/**
+ * Encodes the durations' buckets of one rollup row, given as a list with one
+ * entry per request (any order; sorted here, in place), as encodeHistogram
+ * would encode their counts. The writer keeps such lists: appending to one
+ * costs a request less than counting it in a map.
+ */
+export function encodeBuckets(buckets: Uint16Array): Buffer {
+  buckets.sort()
+  const bytes: number[] = []
+  let previous = -1
+  let i = 0
+  while (i < buckets.length) {
+    const bucket = buckets[i]!
+    let end = i + 1
+    while (end < buckets.length && buckets[end] === bucket) end++
+    writeVarint(bytes, bucket - previous - 1)
+    writeVarint(bytes, end - i)
+    previous = bucket
+    i = end
+  }
+  return Buffer.from(bytes)
+}
+
 function writeVarint(bytes: number[], value: number): void {
   let rest = value
   while (rest >= 0x80) {

@@ -125,9 +125,10 @@ export class MetricsStore {
     // gives up after this long and the collector retries later, rather than stall the app.
     this.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
 
+    // This connection's version and node are the same for every request: in the SQL, not bound.
     this.insertRequest = db.prepare(
       `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ${Math.trunc(this.versionId)}, ?, ?, ?, ${Math.trunc(this.nodeId)})`,
     )
     this.insertEndpoint = db.prepare(
       `INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?, ?, ?, ?)
@@ -175,11 +176,9 @@ export class MetricsStore {
             r.time,
             r.durationUs,
             r.status,
-            this.versionId,
             groupId,
             ipId,
             r.aborted,
-            this.nodeId,
           )
           inserted.push(
             Number(lastInsertRowid),

@@ -190,7 +190,7 @@ interface HourAggregate extends Aggregate {
   lastId: number
 }
 
-/** Per-user aggregates of (day, endpoint, version, node): users by id (0: none). */
+/** The per-client aggregates of one (day, endpoint, version, node): clients by id (0: none). */
 interface ClientGroup {
   key: number[]
   clients: Map<number, Aggregate>
@@ -226,7 +226,7 @@ interface Clients {
 /**
  * Requests as the rollups count them, as columns: the rows the writer has
  * just inserted (filled as it inserts them, no object per request), or a
- * chunk read back from the table. Ids of 0 stand for no node or user.
+ * chunk read back from the table. Ids of 0 stand for no node, user or IP.
  */
 export class RollupColumns {
   count = 0
@@ -323,14 +323,14 @@ const MERGE_FUNCTION = 'routemeter_merge_histograms'
 const cache = new WeakMap<object, Statements>()
 
 /**
- * Per-user aggregates of the requests this connection inserted above the
+ * Per-user and per-IP aggregates of the requests this connection inserted above the
  * user watermark, through request id `through`, not written yet (the writer
  * writes them every USER_ROLLUP_ROWS requests, one upsert per key). Only
  * trusted while `through` equals the file's rollup watermark: a rolled-back
  * transaction or another process's rows make it stale, and the requests are
  * then read back from the table instead.
  */
-const pendingUsersOf = new WeakMap<object, { through: number; clients: Clients }>()
+const pendingClientsOf = new WeakMap<object, { through: number; clients: Clients }>()
 
 function statementsOf(db: RollupDb): Statements {
   let statements = cache.get(db)
@@ -419,7 +419,7 @@ function statementsOf(db: RollupDb): Statements {
  */
 export function forgetRollupStatements(db: RollupDb): void {
   cache.delete(db)
-  pendingUsersOf.delete(db)
+  pendingClientsOf.delete(db)
 }
 
 /** The largest request id already counted in the rollups (0: none). */
@@ -632,7 +632,7 @@ export function rollUpRequests(
     ) {
       last = watermark + inserted.count
       // Users and IPs too, from memory, when every request above their watermark is in `pending`.
-      let pending = pendingUsersOf.get(db)
+      let pending = pendingClientsOf.get(db)
       if (pending === undefined || pending.through !== watermark) {
         pending =
           usersFrom === watermark
@@ -640,21 +640,21 @@ export function rollUpRequests(
             : undefined
       }
       // Forgotten until counted: a failure halfway must not leave half a batch in `pending`.
-      pendingUsersOf.delete(db)
+      pendingClientsOf.delete(db)
       rollUpChunk(statements, inserted, 'main', pending?.clients)
       if (pending !== undefined) {
         pending.through = last
-        pendingUsersOf.set(db, pending)
+        pendingClientsOf.set(db, pending)
       }
     } else {
-      pendingUsersOf.delete(db)
+      pendingClientsOf.delete(db)
       last = rollUpPass(db, afterId ?? watermark, 'main')
     }
     if (last > watermark) statements.setWatermark.run(ROLLUP_WATERMARK_KEY, String(last))
     const through = Math.max(last, watermark)
     if (options.users === 'now' || through - usersFrom >= USER_ROLLUP_ROWS) {
-      const pending = pendingUsersOf.get(db)
-      pendingUsersOf.delete(db)
+      const pending = pendingClientsOf.get(db)
+      pendingClientsOf.delete(db)
       let usersLast: number
       if (pending !== undefined && pending.through === through) {
         const { users, ips } = pending.clients

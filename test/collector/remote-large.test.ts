@@ -43,19 +43,22 @@ function largeFile(): string {
   if (existsSync(path) && statSync(path).size >= TARGET_BYTES) return path
   rmSync(dir, { recursive: true, force: true }) // files of another schema or generator
   mkdirSync(dir, { recursive: true })
-  // The bytes a request takes depend on the schema: measure them on a smaller file first. A
-  // larger file packs its indexes less densely and its rollups (one row per IP and day) more:
-  // hence the wide margin.
+  // The bytes a request takes depend on the schema and on the file's size (a larger file packs
+  // its rollups more densely): measured on a smaller file first, then on the file itself,
+  // which is made again, larger, while it falls short.
   const probe = join(dir, 'probe.db')
   generateMetricsFile(probe, { requests: 200_000 })
-  const bytesPerRequest = statSync(probe).size / 200_000
+  let requests = Math.ceil((TARGET_BYTES * 1.3) / (statSync(probe).size / 200_000))
   rmSync(probe)
   const started = performance.now()
   const partial = `${path}.partial`
-  generateMetricsFile(partial, {
-    requests: Math.ceil((TARGET_BYTES * 1.6) / bytesPerRequest),
-    overwrite: true,
-  })
+  for (let attempt = 1; ; attempt++) {
+    generateMetricsFile(partial, { requests, overwrite: true })
+    const size = statSync(partial).size
+    if (size >= TARGET_BYTES) break
+    if (attempt === 3) throw new Error(`remote-large: ${requests} requests made only ${size} bytes`)
+    requests = Math.ceil(requests * (TARGET_BYTES / size) * 1.1)
+  }
   renameSync(partial, path)
   console.log(
     `remote-large: generated ${(statSync(path).size / MB).toFixed(1)} MB in ` +

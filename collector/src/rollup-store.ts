@@ -554,20 +554,29 @@ function rollUpChunk(
   )
 }
 
-/** Counts the requests above `afterId` in one pass; returns the largest id read. */
-function rollUpPass(db: RollupDb, afterId: number, pass: Pass): number {
+/**
+ * Counts the requests with afterId < id <= through in one pass; returns the
+ * largest id read.
+ */
+function rollUpPass(
+  db: RollupDb,
+  afterId: number,
+  pass: Pass,
+  through = Number.POSITIVE_INFINITY,
+): number {
   const statements = statementsOf(db)
   let last = afterId
   const columns = new RollupColumns()
-  for (;;) {
+  while (last < through) {
     const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
-    if (rows.length === 0) break
     columns.clear()
     for (const [id, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
+      if (id > through) break
       columns.push(id, endpointId, time, durationUs, status, versionId, nodeId, user, ip)
+      last = id
     }
+    if (columns.count === 0) break
     rollUpChunk(statements, columns, pass)
-    last = rows[rows.length - 1]![0]
     if (rows.length < CHUNK_ROWS) break
   }
   return last
@@ -673,21 +682,7 @@ export function rollUpRequests(
  */
 export function backfillIpRollups(db: RollupDb): void {
   forgetRollupStatements(db)
-  const through = userRollupWatermark(db)
-  const statements = statementsOf(db)
-  let last = 0
-  const columns = new RollupColumns()
-  while (last < through) {
-    const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
-    columns.clear()
-    for (const [id, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
-      if (id > through) break
-      columns.push(id, endpointId, time, durationUs, status, versionId, nodeId, user, ip)
-      last = id
-    }
-    if (columns.count === 0) break
-    rollUpChunk(statements, columns, 'ips')
-  }
+  rollUpPass(db, 0, 'ips', userRollupWatermark(db))
 }
 
 /** Empties the rollups and counts every request again; returns the largest request id counted. */

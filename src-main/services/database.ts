@@ -331,10 +331,6 @@ export class MetricsConnection {
   }
 
   /**
-   * The largest request id that rollup_user_day counts: the writer counts
-   * users in larger steps, and the views read the requests above it.
-   */
-  /**
    * Whether rollup_ip_day counts requests per IP (as rollup_user_day per
    * user, at the same watermark): schema 4 files, and older ones' TEMP
    * rollups. A schema 3 file has none: its IP view reads the requests.
@@ -349,9 +345,13 @@ export class MetricsConnection {
    * endpoint and time); older files have that index.
    */
   get hasRequestSpans(): boolean {
-    return this.tempRollupsThrough === undefined && this.schemaVersion >= REQUEST_SPANS_SINCE
+    return this.schemaVersion >= REQUEST_SPANS_SINCE
   }
 
+  /**
+   * The largest request id that rollup_user_day counts: the writer counts
+   * users in larger steps, and the views read the requests above it.
+   */
   userRollupsThrough(): number {
     // TEMP rollups count users at once.
     if (this.tempRollupsThrough !== undefined) return Number.MAX_SAFE_INTEGER

@@ -230,15 +230,28 @@ interface Clients {
  */
 export class RollupColumns {
   count = 0
-  id = new Float64Array(0)
-  endpointId = new Int32Array(0)
-  time = new Float64Array(0)
-  durationUs = new Float64Array(0)
-  status = new Int32Array(0)
-  versionId = new Int32Array(0)
-  nodeId = new Int32Array(0)
-  userGroupId = new Int32Array(0)
-  clientIpId = new Int32Array(0)
+  id: Float64Array
+  endpointId: Int32Array
+  time: Float64Array
+  durationUs: Float64Array
+  status: Int32Array
+  versionId: Int32Array
+  nodeId: Int32Array
+  userGroupId: Int32Array
+  clientIpId: Int32Array
+
+  /** Room for `capacity` rows before the columns grow. */
+  constructor(capacity = 0) {
+    this.id = new Float64Array(capacity)
+    this.endpointId = new Int32Array(capacity)
+    this.time = new Float64Array(capacity)
+    this.durationUs = new Float64Array(capacity)
+    this.status = new Int32Array(capacity)
+    this.versionId = new Int32Array(capacity)
+    this.nodeId = new Int32Array(capacity)
+    this.userGroupId = new Int32Array(capacity)
+    this.clientIpId = new Int32Array(capacity)
+  }
 
   push(
     id: number,
@@ -428,27 +441,68 @@ export function rollupWatermark(db: RollupDb): number {
   return value === undefined ? 0 : Number(value)
 }
 
-/** Adds one chunk's aggregates to the rollup tables. */
-function writeAggregates(
-  statements: Statements,
-  perTable: Array<Iterable<Aggregate>>,
+/** One rollup row as its table's upsert binds it (histograms encoded). */
+type RollupParams = unknown[]
+
+/**
+ * Rollup rows counted from a chunk of requests, not written yet: per upsert
+ * table (rollup_hour, rollup_day, rollup_user_day, rollup_ip_day where the
+ * file has it), and rollup_status's rows. Plain data: it can cross threads.
+ */
+export interface CountedChunk {
+  tables: RollupParams[][]
+  statuses: RollupParams[]
+}
+
+/** What the counting must match: the tables the file has (Statements.ips and .spans). */
+interface RollupShape {
+  ips: boolean
+  spans: boolean
+}
+
+/** The upsert's parameters of one aggregate. */
+function paramsOf(agg: Aggregate, errors: boolean, spans: boolean): RollupParams {
+  return [
+    ...agg.key,
+    agg.requests,
+    ...(errors ? [agg.errors4xx, agg.errors5xx] : []),
+    agg.sumUs,
+    agg.minUs,
+    agg.maxUs,
+    agg.buckets.encode(),
+    ...(spans ? [(agg as HourAggregate).firstId, (agg as HourAggregate).lastId] : []),
+  ]
+}
+
+/** The per-table aggregates as upsert parameters (the tables' order of Statements.upserts). */
+function countedOf(
+  shape: RollupShape,
+  perTable: [Iterable<Aggregate>, Iterable<Aggregate>, Iterable<Aggregate>, Iterable<Aggregate>],
   statuses: Iterable<{ key: number[]; requests: number }>,
-): void {
-  statements.upserts.forEach(({ statement, errors, spans }, t) => {
-    for (const agg of perTable[t]!) {
-      statement.run(
-        ...agg.key,
-        agg.requests,
-        ...(errors ? [agg.errors4xx, agg.errors5xx] : []),
-        agg.sumUs,
-        agg.minUs,
-        agg.maxUs,
-        agg.buckets.encode(),
-        ...(spans ? [(agg as HourAggregate).firstId, (agg as HourAggregate).lastId] : []),
-      )
-    }
+): CountedChunk {
+  const [hours, days, users, ips] = perTable
+  return {
+    tables: [
+      Array.from(hours, (agg) => paramsOf(agg, true, shape.spans)),
+      Array.from(days, (agg) => paramsOf(agg, true, false)),
+      Array.from(users, (agg) => paramsOf(agg, false, false)),
+      ...(shape.ips ? [Array.from(ips, (agg) => paramsOf(agg, false, false))] : []),
+    ],
+    statuses: Array.from(statuses, ({ key, requests }) => [...key, requests]),
+  }
+}
+
+/** Adds counted rows to the rollup tables. */
+function writeCounted(statements: Statements, counted: CountedChunk): void {
+  if (counted.tables.length !== statements.upserts.length) {
+    throw new Error(
+      `routemeter: rollups counted for ${counted.tables.length} tables, the file has ${statements.upserts.length}`,
+    )
+  }
+  statements.upserts.forEach(({ statement }, t) => {
+    for (const params of counted.tables[t]!) statement.run(params)
   })
-  for (const { key, requests } of statuses) statements.status.run(...key, requests)
+  for (const params of counted.statuses) statements.status.run(params)
 }
 
 /**
@@ -458,31 +512,31 @@ function writeAggregates(
 type Pass = 'all' | 'main' | 'clients' | 'ips'
 
 /** Empty per-client aggregates for a pass: users unless IPs only, IPs where the file has them. */
-function clientsFor(statements: Statements, pass: Pass): Clients {
+function clientsFor(shape: RollupShape, pass: Pass): Clients {
   const counted = pass !== 'main'
   return {
     users: counted && pass !== 'ips' ? new ClientAggregates() : undefined,
-    ips: counted && statements.ips ? new ClientAggregates() : undefined,
+    ips: counted && shape.ips ? new ClientAggregates() : undefined,
   }
 }
 
 /**
- * Counts a chunk of requests and writes its aggregates. With `pending`, the
- * per-user and per-IP aggregates are added there (written later) instead.
+ * Counts a chunk of requests. With `pending`, the per-user and per-IP
+ * aggregates are added there (written later) instead of returned.
  */
-function rollUpChunk(
-  statements: Statements,
+function countChunk(
+  shape: RollupShape,
   rows: RollupColumns,
   pass: Pass,
   pending?: Clients,
-): void {
+): CountedChunk {
   const hours = new TimeAggregates<HourAggregate>((key) => ({
     ...aggregate(key),
     statuses: new Map(),
     firstId: Number.POSITIVE_INFINITY,
     lastId: Number.NEGATIVE_INFINITY,
   }))
-  const { users, ips } = pending ?? clientsFor(statements, pass)
+  const { users, ips } = pending ?? clientsFor(shape, pass)
   const main = pass === 'all' || pass === 'main'
   const { endpointId: endpoints, time: times, durationUs: durations, status: statusCodes } = rows
   for (let i = 0; i < rows.count; i++) {
@@ -541,17 +595,32 @@ function rollUpChunk(
       countStatus(ALL_ENDPOINTS, hour, node, status, n)
     }
   }
-  const written = pending === undefined
-  writeAggregates(
-    statements,
+  const counted = pending === undefined
+  return countedOf(
+    shape,
     [
       hours.map.values(),
       days.map.values(),
-      (written && users?.values()) || [],
-      (written && ips?.values()) || [],
+      (counted && users?.values()) || [],
+      (counted && ips?.values()) || [],
     ],
     statuses.values(),
   )
+}
+
+/** Counts a chunk of requests and writes its aggregates (see countChunk). */
+function rollUpChunk(
+  statements: Statements,
+  rows: RollupColumns,
+  pass: Pass,
+  pending?: Clients,
+): void {
+  writeCounted(statements, countChunk(statements, rows, pass, pending))
+}
+
+/** The pending per-client aggregates as rows (rollup_user_day, rollup_ip_day). */
+function countedClients(shape: RollupShape, clients: Clients): CountedChunk {
+  return countedOf(shape, [[], [], clients.users?.values() ?? [], clients.ips?.values() ?? []], [])
 }
 
 /**
@@ -666,13 +735,126 @@ export function rollUpRequests(
       pendingClientsOf.delete(db)
       let usersLast: number
       if (pending !== undefined && pending.through === through) {
-        const { users, ips } = pending.clients
-        writeAggregates(statements, [[], [], users?.values() ?? [], ips?.values() ?? []], [])
+        writeCounted(statements, countedClients(statements, pending.clients))
         usersLast = through
       } else usersLast = rollUpPass(db, usersFrom, 'clients')
       statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(Math.max(usersLast, usersFrom)))
     }
     return through
+  })()
+}
+
+/**
+ * Rollup rows of requests counted away from the file (another thread than
+ * the one that writes it: the traffic generator's), and the ids they cover:
+ * writeCountedRollups() adds them. `clients` is set when the per-user and
+ * per-IP rows are included, counting the requests clientsAfterId < id <= through.
+ */
+export interface CountedRollups extends CountedChunk {
+  afterId: number
+  through: number
+  clients: { afterId: number } | undefined
+}
+
+/**
+ * Counts requests as the writer does, without a connection, for a program
+ * that inserts them on another thread: the rows it hands over have ids
+ * following one another from `afterId` + 1, and it counts the users and IPs
+ * every USER_ROLLUP_ROWS requests (and when told to: `clientsNow`).
+ */
+export class RollupCounter {
+  private through: number
+  private clientsAfter: number
+  private clients: Clients
+  private readonly shape: RollupShape
+
+  /**
+   * Counts for a file of the current schema (rollup_ip_day, id spans in
+   * rollup_hour) whose rollups, users' included, count requests through `afterId`.
+   */
+  constructor(afterId = 0) {
+    this.shape = { ips: true, spans: true }
+    this.through = afterId
+    this.clientsAfter = afterId
+    this.clients = clientsFor(this.shape, 'clients')
+  }
+
+  count(rows: RollupColumns, clientsNow = false): CountedRollups {
+    if (rows.count > 0) {
+      const first = rows.id[0]!
+      const last = rows.id[rows.count - 1]!
+      if (first !== this.through + 1 || last !== this.through + rows.count) {
+        throw new RangeError(
+          `routemeter: requests ${first}..${last} do not follow request ${this.through} one by one`,
+        )
+      }
+    }
+    const afterId = this.through
+    const counted = countChunk(this.shape, rows, 'main', this.clients)
+    this.through += rows.count
+    let clients: CountedRollups['clients']
+    if (clientsNow || this.through - this.clientsAfter >= USER_ROLLUP_ROWS) {
+      const rowsOfClients = countedClients(this.shape, this.clients)
+      counted.tables = counted.tables.map((rows, t) => (t >= 2 ? rowsOfClients.tables[t]! : rows))
+      clients = { afterId: this.clientsAfter }
+      this.clientsAfter = this.through
+      this.clients = clientsFor(this.shape, 'clients')
+    }
+    return { ...counted, afterId, through: this.through, clients }
+  }
+}
+
+/**
+ * Adds rollups counted by a RollupCounter, in the caller's transaction, and
+ * moves the watermarks past them. Throws, writing nothing, unless they follow
+ * the file's watermarks exactly (counted twice, or requests left out).
+ */
+export function writeCountedRollups(db: RollupDb, counted: CountedRollups): void {
+  const statements = statementsOf(db)
+  const watermark = rollupWatermark(db)
+  if (watermark !== counted.afterId) {
+    throw new Error(
+      `routemeter: rollups of requests ${counted.afterId + 1}..${counted.through} do not follow the file's, counted through request ${watermark}`,
+    )
+  }
+  if (counted.clients !== undefined && userRollupWatermark(db) !== counted.clients.afterId) {
+    throw new Error(
+      `routemeter: per-user rollups from request ${counted.clients.afterId + 1} do not follow the file's, counted through request ${userRollupWatermark(db)}`,
+    )
+  }
+  if (!statements.spans || !statements.ips) {
+    throw new Error('routemeter: counted rollups need a file of the current schema')
+  }
+  // Another writer's in-memory users would no longer be the requests above the watermark.
+  pendingClientsOf.delete(db)
+  writeCounted(statements, counted)
+  if (counted.through > watermark) {
+    statements.setWatermark.run(ROLLUP_WATERMARK_KEY, String(counted.through))
+  }
+  if (counted.clients !== undefined) {
+    statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(counted.through))
+  }
+}
+
+/**
+ * Writes the per-user and per-IP aggregates this connection holds in memory
+ * (the requests it inserted since the clients' watermark), if they are still
+ * exactly the requests above it. A writer that closes calls it: the next
+ * connection (the app restarted, a new release) then counts its own from
+ * memory instead of reading up to USER_ROLLUP_ROWS requests back. Returns
+ * whether they were written; when not, they are read back when next due.
+ */
+export function writePendingClientRollups(db: RollupDb): boolean {
+  const pending = pendingClientsOf.get(db)
+  if (pending === undefined) return false
+  return db.transaction(() => {
+    const statements = statementsOf(db)
+    pendingClientsOf.delete(db)
+    if (pending.through !== rollupWatermark(db) || userRollupWatermark(db) >= pending.through)
+      return false
+    writeCounted(statements, countedClients(statements, pending.clients))
+    statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(pending.through))
+    return true
   })()
 }
 

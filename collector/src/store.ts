@@ -2,7 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
-import { RollupColumns, rollUpRequests } from './rollup-store.js'
+import { RollupColumns, rollUpRequests, writePendingClientRollups } from './rollup-store.js'
 import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
 
@@ -41,6 +41,38 @@ export const WRITE_BUSY_TIMEOUT_MS = 100
 const NAME_CACHE_LIMIT = 50_000
 
 /**
+ * Opens (creating or migrating) a metrics file as the collector's writers do.
+ * Throws, leaving the file as it was, for another application's file or a
+ * newer Routemeter's.
+ */
+export function openForWriting(
+  path: string,
+  now = Date.now(),
+  nativeBinding?: string,
+): Database.Database {
+  // Opening (and migrating a new file that another process may be creating) may wait 1 s.
+  const db = new Database(path, {
+    timeout: 1000,
+    ...(nativeBinding === undefined ? {} : { nativeBinding }),
+  })
+  try {
+    // Refuse another application's file, or a newer one, before WAL mode changes its header
+    // (in one read transaction: another process may be creating the file right now).
+    db.transaction(() => checkSchema(db))()
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    // better-sqlite3 turns foreign keys on: 5 lookups a request (about 0.5 µs here) for ids
+    // a writer has just read or written itself, in the same transaction.
+    db.pragma('foreign_keys = OFF')
+    migrate(db, now)
+    return db
+  } catch (error) {
+    db.close()
+    throw error
+  }
+}
+
+/**
  * The collector's connection to the metrics file: opens and migrates it,
  * and writes each batch in one transaction. Everything here is synchronous
  * (better-sqlite3) and runs from timers, never on a request's path.
@@ -50,8 +82,9 @@ export class MetricsStore {
   private readonly db: Database.Database
   /** inode of the file when opened, to notice it being deleted or replaced */
   private readonly inode: number
-  private readonly versionId: number
-  private readonly nodeId: number
+  /** ids of this connection's version and node in the file */
+  readonly versionId: number
+  readonly nodeId: number
   /** endpoints given an id by the transaction under way, undone if it rolls back */
   private readonly assigned: EndpointState[] = []
   private readonly groupIds = new Map<string, number>()
@@ -88,21 +121,8 @@ export class MetricsStore {
   ) {
     this.path = resolve(path)
     mkdirSync(dirname(this.path), { recursive: true })
-    // Opening (and migrating a new file that another process may be creating) may wait 1 s.
-    const db = new Database(this.path, {
-      timeout: 1000,
-      ...(nativeBinding === undefined ? {} : { nativeBinding }),
-    })
+    const db = openForWriting(this.path, now, nativeBinding)
     try {
-      // Refuse another application's file, or a newer one, before WAL mode changes its header
-      // (in one read transaction: another process may be creating the file right now).
-      db.transaction(() => checkSchema(db))()
-      db.pragma('journal_mode = WAL')
-      db.pragma('synchronous = NORMAL')
-      // better-sqlite3 turns foreign keys on: 5 lookups a request (about 0.5 µs here) for ids
-      // this connection has just read or written itself, in the same transaction.
-      db.pragma('foreign_keys = OFF')
-      migrate(db, now)
       db.prepare(
         'INSERT INTO version (name, source, first_seen) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING',
       ).run(version.name, version.source, now)
@@ -230,6 +250,24 @@ export class MetricsStore {
   }
 
   /**
+   * The ids of user groups (`user_group`) or client IPs (`client_ip`), in
+   * the order of `names`; those not in the file yet are added.
+   */
+  idsOf(table: 'user_group' | 'client_ip', names: readonly string[]): number[] {
+    const [cache, insert, select] =
+      table === 'user_group'
+        ? [this.groupIds, this.insertGroup, this.selectGroup]
+        : [this.ipIds, this.insertIp, this.selectIp]
+    let ids: number[] = []
+    this.undoable(() => {
+      ids = this.db.transaction(() =>
+        names.map((name) => this.nameId(name, cache, insert, select)),
+      )()
+    })
+    return ids
+  }
+
+  /**
    * Writes, in one IMMEDIATE transaction: endpoints discovered from the app's
    * routes, requests, and the last request time of the endpoints they touched.
    */
@@ -280,7 +318,17 @@ export class MetricsStore {
     }
   }
 
+  /**
+   * Closes the connection, after writing the per-user and per-IP counts it
+   * holds in memory (the next connection would read those requests back).
+   */
   close(): void {
-    if (this.db.open) this.db.close()
+    if (!this.db.open) return
+    try {
+      writePendingClientRollups(this.db)
+    } catch {
+      // busy, full or broken: the next writer reads those requests back instead
+    }
+    this.db.close()
   }
 }

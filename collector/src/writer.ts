@@ -3,15 +3,21 @@
  * serving requests: the desktop app's demo database, the traffic generator,
  * benchmarks. Apps use `bind` instead.
  */
-export { MetricsStore, WRITE_BUSY_TIMEOUT_MS } from './store.js'
+export { MetricsStore, openForWriting, WRITE_BUSY_TIMEOUT_MS } from './store.js'
+export { BulkInserter, BulkWriter } from './bulk-writer.js'
+export type { BulkBatch, RequestColumns } from './bulk-writer.js'
 export type { EndpointState, PendingRequest, StoredEndpoint } from './store.js'
 export {
   rebuildRollups,
+  RollupColumns,
+  RollupCounter,
   rollUpAfter,
   rollUpRequests,
   rollupWatermark,
   userRollupWatermark,
   USER_ROLLUP_ROWS,
+  writeCountedRollups,
 } from './rollup-store.js'
+export type { CountedRollups } from './rollup-store.js'
 export { rollupTablesSql } from './schema/migrations/0003-rollups.js'
 export { ipRollupTableSql } from './schema/migrations/0004-ip-rollups.js'

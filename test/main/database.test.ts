@@ -192,12 +192,12 @@ describe('the check on open', () => {
     })
     const info = await service.openFile({ path })
     expect(info.requestCount).toBeGreaterThan(0)
-    // Rollups answer; reading every request of the month meets the garbage.
+    // Rollups answer; the views read the requests of a range's partial hours. Hours from
+    // half past to half past, over the month, read every request, and meet the garbage.
     expect((await service.performance(range)).length).toBeGreaterThan(0)
+    const hours = Array.from({ length: 31 * 24 }, (_, h) => range.from + h * 3_600_000)
     const errors = await Promise.allSettled(
-      (await service.endpoints(range)).map((row) =>
-        service.clients({ ...range, endpointId: row.id, kind: 'ip' }),
-      ),
+      hours.map((from) => service.performance({ ...range, from, to: from + 3_600_000 })),
     )
     const failed = errors.find((result) => result.status === 'rejected') as PromiseRejectedResult
     expect(failed.reason).toMatchObject({ code: 'CORRUPT' })

@@ -5,7 +5,7 @@
  * beside it in the ESM and CommonJS builds, with tsx in the TypeScript sources.
  */
 import { Worker } from 'node:worker_threads'
-import { writerEntry } from '../writer-entry.js'
+import { threadEntry } from '../writer-entry.js'
 import { INLINE_STEPS, RemoteTaskError, runTask, type Task } from './tasks.js'
 
 // Plain CommonJS, the same for every build: loads the entry (after tsx for the sources).
@@ -22,14 +22,9 @@ export type ThreadReply =
   | { ok: false; name: string; message: string; code?: string; status?: number }
 
 /** The thread entry's location, or undefined when the sources run without a loader for it. */
-function threadEntry(): { entry: string; tsx: string | undefined } | undefined {
+function taskEntry(): { entry: string; tsx: string | undefined } | undefined {
   try {
-    const writer = writerEntry()
-    const typescript = writer.entry.endsWith('.ts')
-    return {
-      entry: new URL(`./remote/thread-entry.${typescript ? 'ts' : 'js'}`, writer.entry).href,
-      tsx: writer.tsx,
-    }
+    return threadEntry('remote/thread-entry')
   } catch {
     return undefined
   }
@@ -44,7 +39,7 @@ function revive(reply: Extract<ThreadReply, { ok: false }>): Error {
 /** Runs `task`; aborting `signal` stops it after its current step. */
 export function runRemoteTask<T>(task: Task, signal: AbortSignal): Promise<T> {
   signal.throwIfAborted()
-  const location = threadEntry()
+  const location = taskEntry()
   if (location === undefined) return runTask(task, signal, INLINE_STEPS) as Promise<T>
   return new Promise<T>((resolve, reject) => {
     let worker: Worker

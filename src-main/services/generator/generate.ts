@@ -11,7 +11,14 @@ import Database from 'better-sqlite3'
 import { existsSync, rmSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { UNMATCHED_ROUTE, type MonitorLevel } from 'routemeter/schema'
-import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
+import {
+  BulkWriter,
+  MetricsStore,
+  RollupColumns,
+  RollupCounter,
+  type EndpointState,
+  type PendingRequest,
+} from 'routemeter/writer'
 import {
   buildModel,
   MS_PER_HOUR,
@@ -32,8 +39,14 @@ export interface GenerateOptions extends GeneratorOptions {
   overwrite?: boolean
   /** rows per write (one transaction each); default 20 000 */
   batchSize?: number
-  /** better_sqlite3.node built for another ABI (Electron's main process) */
+  /** better_sqlite3.node built for another ABI (Electron's main process); writes on this thread */
   nativeBinding?: string
+  /**
+   * true (default): the bulk writer inserts the rows from a thread of its
+   * own while this one makes the next ones; false: MetricsStore.write on
+   * this thread, as a collector does (the same rows and rollups, slower)
+   */
+  thread?: boolean
   /** called after every write with the rows written so far */
   onProgress?: (written: number, total: number) => void
 }
@@ -49,7 +62,10 @@ export interface GenerateSummary {
   versions: VersionModel[]
   /** wall time of the whole run */
   elapsedMs: number
-  /** time spent inside MetricsStore (open, write, close) */
+  /**
+   * time this thread spent in the collector's writer: opening the file,
+   * counting rollups and writing (inline), or waiting for the writer thread
+   */
   writeMs: number
   /** time spent making the rows (elapsedMs - writeMs) */
   generateMs: number
@@ -209,9 +225,228 @@ function pickCode(table: CodeTable, r: number): number {
   return table.codes[i]!
 }
 
+/** What the generator hands its requests to: the writer on this thread, or the bulk writer. */
+interface RequestSink {
+  /** The app (re)starts as version `index`: its first request follows. */
+  deploy(index: number): void
+  push(
+    endpoint: EndpointState,
+    time: number,
+    durationUs: number,
+    status: number,
+    user: string | null,
+    ip: string,
+    aborted: 0 | 1,
+  ): void
+  /** requests pushed and not flushed */
+  readonly batched: number
+  /** Writes what was pushed, as the collector's timer would at `now`. */
+  flush(now: number): void
+  close(): void
+}
+
+/** What both sinks know of the traffic. */
+interface SinkContext {
+  path: string
+  model: TrafficModel
+  /** the model's endpoints', then the unmatched one's and /health's */
+  allStates: EndpointState[]
+  health: EndpointState
+  unmatched: EndpointState
+  /** the endpoints a version adds to the app */
+  discoveredAt(index: number): EndpointState[]
+  nativeBinding: string | undefined
+  /** runs writer work, counted in writeMs */
+  timed<T>(work: () => T): T
+  /** requests written so far */
+  progress(written: number): void
+}
+
+/** /health is requested all the time, at level 0: only its last request time is kept, per minute. */
+function touchHealth(context: SinkContext, now: number): void {
+  context.health.pendingLastRequested = Math.floor(now / MS_PER_MINUTE) * MS_PER_MINUTE
+}
+
 /**
- * Generates the traffic and writes it to `path` through MetricsStore, one
- * store per version as a restarted app would open the file.
+ * The collector's own path, on this thread: MetricsStore.write with its
+ * rollups, one store per version as a restarted app opens the file.
+ */
+function inlineSink(context: SinkContext): RequestSink {
+  const { path, model, allStates, timed } = context
+  let store: MetricsStore | undefined
+  let holder: Database.Database | undefined
+  let batch: PendingRequest[] = []
+  let discovered: EndpointState[] = []
+  let written = 0
+
+  const flush = (now: number): void => {
+    if (batch.length > 0) touchHealth(context, now)
+    const touched = allStates.filter((s) => s.pendingLastRequested > 0)
+    if (batch.length === 0 && touched.length === 0 && discovered.length === 0) return
+    const requests = batch
+    timed(() => store!.write(requests, touched, discovered, now))
+    written += requests.length
+    for (const s of touched) s.pendingLastRequested = 0
+    batch = []
+    discovered = []
+    context.progress(written)
+  }
+
+  return {
+    deploy(index) {
+      const version = model.versions[index]!
+      if (store !== undefined) {
+        flush(version.at)
+        timed(() => store!.close())
+      }
+      store = timed(() => new MetricsStore(path, version, version.at, context.nativeBinding))
+      if (holder === undefined) {
+        // A second connection, open throughout: each release's store.close() is then not the
+        // last one, so it skips the full WAL checkpoint (about a tenth of the time with many
+        // versions); SQLite's automatic checkpoints still run as the file grows.
+        holder = new Database(path, {
+          readonly: true,
+          fileMustExist: true,
+          ...(context.nativeBinding === undefined ? {} : { nativeBinding: context.nativeBinding }),
+        })
+      }
+      discovered.push(...context.discoveredAt(index))
+      flush(Math.max(version.at, model.from))
+    },
+    push(endpoint, time, durationUs, status, group, ip, aborted) {
+      batch.push({ endpoint, time, durationUs, status, group, ip, aborted })
+    },
+    get batched() {
+      return batch.length
+    },
+    flush,
+    close() {
+      try {
+        if (store !== undefined) timed(() => store!.close())
+      } finally {
+        // The last connection: checkpoints the WAL into the file and removes it.
+        if (holder !== undefined) timed(() => holder!.close())
+      }
+    },
+  }
+}
+
+/**
+ * The bulk writer: this thread makes the requests and counts their rollups
+ * (RollupCounter, the writer's own counting), a thread of its own inserts
+ * them. The versions, endpoints, users and IPs are written first, through
+ * MetricsStore as each release's app would, so that rows carry their ids.
+ */
+function bulkSink(context: SinkContext, batchSize: number): RequestSink {
+  const { path, model, allStates, timed } = context
+  const versionIds: number[] = []
+  const groupIds = new Map<string, number>()
+  const ipIds = new Map<string, number>()
+  let nodeId = 0
+  timed(() => {
+    model.versions.forEach((version, index) => {
+      const store = new MetricsStore(path, version, version.at, context.nativeBinding)
+      try {
+        // The unmatched endpoint from the start (the inline path adds it at its first request).
+        const discovered = context.discoveredAt(index)
+        store.write(
+          [],
+          [],
+          index === 0 ? [...discovered, context.unmatched] : discovered,
+          // the time of the inline path's first write after the release
+          Math.max(version.at, model.from),
+        )
+        versionIds.push(store.versionId)
+        nodeId = store.nodeId
+        if (index === 0) {
+          const groups = [...new Set(model.users.map((u) => u.name))]
+          const ips = [...new Set([...model.users.flatMap((u) => u.ips), ...model.scannerIps])]
+          store.idsOf('user_group', groups).forEach((id, i) => groupIds.set(groups[i]!, id))
+          store.idsOf('client_ip', ips).forEach((id, i) => ipIds.set(ips[i]!, id))
+        }
+      } finally {
+        store.close()
+      }
+    })
+  })
+  const writer = timed(
+    () => new BulkWriter(path, { thread: true, nativeBinding: context.nativeBinding }),
+  )
+  const counter = new RollupCounter(0)
+  let versionId = 0
+  let lastId = 0
+  let rows = new RollupColumns(batchSize)
+  let aborted = new Uint8Array(batchSize)
+
+  const hand = (clientsNow: boolean): void => {
+    const touched: number[] = []
+    for (const s of allStates) {
+      if (s.pendingLastRequested > 0) touched.push(s.id!, s.pendingLastRequested)
+      s.pendingLastRequested = 0
+    }
+    const batch = rows
+    const abortedColumn = aborted
+    timed(() => {
+      const counted = counter.count(batch, clientsNow)
+      writer.write({
+        rows: batch,
+        aborted: abortedColumn,
+        counted,
+        touched: Float64Array.from(touched),
+      })
+    })
+    rows = new RollupColumns(batchSize)
+    aborted = new Uint8Array(batchSize)
+    context.progress(lastId)
+  }
+
+  return {
+    deploy(index) {
+      if (rows.count > 0) this.flush(model.versions[index]!.at)
+      versionId = versionIds[index]!
+    },
+    push(endpoint, time, durationUs, status, group, ip, abortedRequest) {
+      if (rows.count === aborted.length) {
+        const grown = new Uint8Array(aborted.length * 2)
+        grown.set(aborted)
+        aborted = grown
+      }
+      aborted[rows.count] = abortedRequest
+      rows.push(
+        ++lastId,
+        endpoint.id!,
+        time,
+        durationUs,
+        status,
+        versionId,
+        nodeId,
+        group === null ? null : groupIds.get(group)!,
+        ipIds.get(ip)!,
+      )
+    },
+    get batched() {
+      return rows.count
+    },
+    flush(now) {
+      if (rows.count === 0) return
+      touchHealth(context, now)
+      hand(false)
+    },
+    close() {
+      try {
+        // The users and IPs of the last requests too, and the endpoints' last request times.
+        hand(true)
+      } finally {
+        timed(() => writer.close())
+      }
+    },
+  }
+}
+
+/**
+ * Generates the traffic and writes it to `path` through the collector's
+ * writer: the bulk writer (a thread of its own) unless `thread` is false or
+ * a nativeBinding is given, else MetricsStore on this thread.
  */
 export function generateMetricsFile(path: string, options: GenerateOptions = {}): GenerateSummary {
   const started = performance.now()
@@ -243,56 +478,46 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
   let writeMs = 0
   let written = 0
   let versionIndex = 0
-  let store: MetricsStore | undefined
-  let holder: Database.Database | undefined
-  let batch: PendingRequest[] = []
-  let discovered: EndpointState[] = []
   let available: number[] = []
   let endpointTable: AliasTable | undefined
-
-  const timed = <T>(work: () => T): T => {
-    const t0 = performance.now()
-    try {
-      return work()
-    } finally {
-      writeMs += performance.now() - t0
-    }
+  const context: SinkContext = {
+    path: absolute,
+    model,
+    allStates,
+    health,
+    unmatched,
+    discoveredAt: (index) => [
+      ...states.filter((_, i) => endpoints[i]!.since === index),
+      ...(index === 0 ? [health] : []),
+    ],
+    nativeBinding: options.nativeBinding,
+    timed(work) {
+      const t0 = performance.now()
+      try {
+        return work()
+      } finally {
+        writeMs += performance.now() - t0
+      }
+    },
+    progress(count) {
+      written = count
+      options.onProgress?.(written, model.requests)
+    },
   }
+  const threaded = (options.thread ?? true) && options.nativeBinding === undefined
+  let sink: RequestSink | undefined
 
-  // As the collector's timer writes: requests, the endpoints they touched, new routes.
-  const flush = (now: number): void => {
-    if (batch.length > 0)
-      health.pendingLastRequested = Math.floor(now / MS_PER_MINUTE) * MS_PER_MINUTE
-    const touched = allStates.filter((s) => s.pendingLastRequested > 0)
-    if (batch.length === 0 && touched.length === 0 && discovered.length === 0) return
-    const requests = batch
-    timed(() => store!.write(requests, touched, discovered, now))
-    written += requests.length
-    for (const s of touched) s.pendingLastRequested = 0
-    batch = []
-    discovered = []
-    options.onProgress?.(written, model.requests)
-  }
-
-  // The app restarts with a new version: a new store, and the routes it added are discovered.
+  // The app restarts with a new version: the routes it added are discovered.
   const deploy = (index: number): void => {
-    const version = model.versions[index]!
-    if (store !== undefined) {
-      flush(version.at)
-      timed(() => store!.close())
-    }
-    store = timed(() => new MetricsStore(absolute, version, version.at, options.nativeBinding))
     versionIndex = index
+    sink!.deploy(index)
     available = []
     for (let i = 0; i < e; i++) {
       const m = endpoints[i]!
       if (m.since <= index && index < m.until) available.push(i)
-      if (m.since === index) discovered.push(states[i]!)
     }
-    if (index === 0) discovered.push(health)
     endpointTable =
       available.length > 0 ? new AliasTable(available.map((i) => endpoints[i]!.weight)) : undefined
-    flush(Math.max(version.at, model.from))
   }
 
   const request = (
@@ -303,7 +528,7 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
     time: number,
     versionCell: number,
     incident: boolean,
-  ): PendingRequest => {
+  ): void => {
     state.pendingLastRequested = time
     let ms = m.medianMs * model.durationFactor[versionCell]! * Math.exp(m.sigma * random.normal())
     if (m.userCost) ms *= user.cost
@@ -327,30 +552,23 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
       status = 0 // the client left before any header was sent
       ms *= 2
     }
-    return {
-      endpoint: state,
+    sink!.push(
+      state,
       time,
-      durationUs: Math.max(80, Math.round(ms * 1000)),
+      Math.max(80, Math.round(ms * 1000)),
       status,
-      group: m.anonymous ? null : user.name,
-      ip: user.ips.length === 1 ? user.ips[0]! : user.ips[random.int(user.ips.length)]!,
+      m.anonymous ? null : user.name,
+      user.ips.length === 1 ? user.ips[0]! : user.ips[random.int(user.ips.length)]!,
       aborted,
-    }
+    )
   }
 
   const g = groups.length
   const groupCumulative = new Float64Array(g + 1)
   let times = new Float64Array(1024)
   try {
+    sink = threaded ? bulkSink(context, batchSize) : inlineSink(context)
     deploy(0)
-    // A second connection, open throughout: each release's store.close() is then not the
-    // last one, so it skips the full WAL checkpoint (about a tenth of the time with many
-    // versions); SQLite's automatic checkpoints still run as the file grows.
-    holder = new Database(absolute, {
-      readonly: true,
-      fileMustExist: true,
-      ...(options.nativeBinding === undefined ? {} : { nativeBinding: options.nativeBinding }),
-    })
     for (let h = 0; h < hours; h++) {
       const n = counts[h]!
       const hourStart = model.from + h * MS_PER_HOUR
@@ -391,15 +609,15 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
         if (group === undefined || group.table === undefined || endpointTable === undefined) {
           // A scanner probing a URL the app does not have.
           unmatched.pendingLastRequested = time
-          batch.push({
-            endpoint: unmatched,
+          sink.push(
+            unmatched,
             time,
-            durationUs: Math.round(250 + 1500 * random.next()),
-            status: 404,
-            group: null,
-            ip: model.scannerIps[random.int(model.scannerIps.length)]!,
-            aborted: 0,
-          })
+            Math.round(250 + 1500 * random.next()),
+            404,
+            null,
+            model.scannerIps[random.int(model.scannerIps.length)]!,
+            0,
+          )
         } else {
           const user = group.users[group.active[group.table.pick(random)]!]!
           let index = available[endpointTable.pick(random)]!
@@ -408,27 +626,23 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
             const m = endpoints[favorite]!
             if (m.since <= versionIndex && versionIndex < m.until) index = favorite
           }
-          batch.push(
-            request(
-              endpoints[index]!,
-              index,
-              states[index]!,
-              user,
-              time,
-              versionIndex * e + index,
-              incidents.length > 0 &&
-                incidents.some((x) => x.endpoint === index && x.from <= time && time < x.to),
-            ),
+          request(
+            endpoints[index]!,
+            index,
+            states[index]!,
+            user,
+            time,
+            versionIndex * e + index,
+            incidents.length > 0 &&
+              incidents.some((x) => x.endpoint === index && x.from <= time && time < x.to),
           )
         }
-        if (batch.length >= batchSize) flush(time)
+        if (sink.batched >= batchSize) sink.flush(time)
       }
     }
-    flush(model.to)
+    sink.flush(model.to)
   } finally {
-    if (store !== undefined) timed(() => store!.close())
-    // The last connection: checkpoints the WAL into the file and removes it.
-    if (holder !== undefined) timed(() => holder!.close())
+    sink?.close()
   }
 
   const elapsedMs = performance.now() - started

@@ -1,0 +1,282 @@
+/*
+ * Writes requests whose rollups were counted elsewhere (a RollupCounter) into
+ * a metrics file, from a thread of its own: a program that makes millions of
+ * requests (the traffic generator) makes and counts the next batch while
+ * SQLite inserts this one. Batches are handed over without copying; write()
+ * blocks while two of them wait, and throws the thread's first error.
+ */
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
+import type Database from 'better-sqlite3'
+import { NO_ID } from './schema/rollup.js'
+import { writeCountedRollups, type CountedRollups, type RollupColumns } from './rollup-store.js'
+import { openForWriting } from './store.js'
+import { threadEntry } from './writer-entry.js'
+
+/** The request columns of a batch (a RollupColumns, or its arrays after crossing threads). */
+export type RequestColumns = Pick<
+  RollupColumns,
+  | 'count'
+  | 'id'
+  | 'endpointId'
+  | 'time'
+  | 'durationUs'
+  | 'status'
+  | 'versionId'
+  | 'nodeId'
+  | 'userGroupId'
+  | 'clientIpId'
+>
+
+/** One transaction's worth: requests with the ids they get, their rollups, and endpoints touched. */
+export interface BulkBatch {
+  rows: RequestColumns
+  /** 1 where the client left before the response (request.aborted), per row */
+  aborted: Uint8Array
+  /** the rows' rollups: counted.afterId + 1 is the first row's id */
+  counted: CountedRollups
+  /** (endpoint id, time of its latest request) pairs, for endpoint.last_requested */
+  touched: Float64Array
+}
+
+/** Inserts bulk batches on the thread it runs on (the writer thread's, or the caller's). */
+export class BulkInserter {
+  private readonly db: Database.Database
+  private readonly insert: Database.Statement
+  private readonly touch: Database.Statement
+  private readonly transaction: (batch: BulkBatch) => void
+
+  constructor(path: string, nativeBinding?: string) {
+    this.db = openForWriting(path, Date.now(), nativeBinding)
+    const db = this.db
+    // Ids given, not chosen by SQLite: they are the ones the rollups were counted with.
+    this.insert = db.prepare(
+      `INSERT INTO request (id, endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    this.touch = db.prepare(
+      'UPDATE endpoint SET last_requested = max(coalesce(last_requested, 0), ?) WHERE id = ?',
+    )
+    this.transaction = db.transaction((batch: BulkBatch) => {
+      const { rows, aborted, counted, touched } = batch
+      if (
+        rows.count !== counted.through - counted.afterId ||
+        (rows.count > 0 &&
+          (rows.id[0] !== counted.afterId + 1 || rows.id[rows.count - 1] !== counted.through))
+      ) {
+        throw new RangeError(
+          `routemeter: ${rows.count} rows are not requests ${counted.afterId + 1}..${counted.through} of their rollups`,
+        )
+      }
+      // First: it refuses rollups that do not follow the file's before anything is inserted.
+      writeCountedRollups(db, counted)
+      const nullable = (id: number): number | null => (id === NO_ID ? null : id)
+      for (let i = 0; i < rows.count; i++) {
+        this.insert.run(
+          rows.id[i],
+          rows.endpointId[i],
+          rows.time[i],
+          rows.durationUs[i],
+          rows.status[i],
+          rows.versionId[i],
+          nullable(rows.userGroupId[i]!),
+          nullable(rows.clientIpId[i]!),
+          aborted[i],
+          nullable(rows.nodeId[i]!),
+        )
+      }
+      for (let i = 0; i + 1 < touched.length; i += 2) this.touch.run(touched[i + 1], touched[i])
+    }).immediate
+  }
+
+  /** Writes one batch in one IMMEDIATE transaction; nothing of it if it throws. */
+  write(batch: BulkBatch): void {
+    this.transaction(batch)
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}
+
+/** The words of the block shared with the thread. */
+export const OUTSTANDING = 0 // batches (and the close) posted, not finished
+export const FAILED = 1 // 1 once a batch failed: its error waits on the error port
+export const STOPPED = 2 // 1 once the thread ended
+const CONTROL_WORDS = 3
+
+/** Batches posted and not written yet before write() waits. */
+const MAX_OUTSTANDING = 2
+/** Longest wait for one batch (a lock held by another process counts). */
+const WAIT_TIMEOUT_MS = 120_000
+
+export interface BulkWorkerData {
+  path: string
+  nativeBinding: string | undefined
+  control: SharedArrayBuffer
+  errors: MessagePort
+  entry: string
+  tsx: string | undefined
+}
+
+/** The messages the thread takes. */
+export type BulkCommand = { type: 'batch'; batch: BulkBatch } | { type: 'close' }
+
+/** An error as it crosses back from the thread. */
+export interface BulkError {
+  name: string
+  message: string
+  code?: string
+}
+
+// Plain CommonJS, the same for every build: loads the entry (after tsx for the sources).
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads')
+const control = new Int32Array(workerData.control)
+;(async () => {
+  if (workerData.tsx !== undefined) (await import(workerData.tsx)).register()
+  await import(workerData.entry)
+})().catch((error) => {
+  workerData.errors.postMessage({ name: error.name, message: String(error.message) })
+  Atomics.store(control, ${FAILED}, 1)
+  Atomics.store(control, ${STOPPED}, 1)
+  Atomics.notify(control, ${OUTSTANDING})
+})`
+
+/**
+ * Writes batches from a thread of its own, or on the caller's thread where
+ * none can start (`thread: false`, or TypeScript sources without a loader).
+ */
+export class BulkWriter {
+  private readonly inline: BulkInserter | undefined
+  private readonly worker: Worker | undefined
+  private readonly errors: MessagePort | undefined
+  private readonly control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_WORDS))
+  private closed = false
+
+  /** `path`: a metrics file of the current schema, its endpoints, versions and names in it. */
+  constructor(path: string, options: { thread?: boolean; nativeBinding?: string } = {}) {
+    let entry: { entry: string; tsx: string | undefined } | undefined
+    try {
+      entry = options.thread === false ? undefined : threadEntry('bulk-worker')
+    } catch {
+      entry = undefined // the sources, without tsx to load them in a thread
+    }
+    if (entry === undefined) {
+      this.inline = new BulkInserter(path, options.nativeBinding)
+      return
+    }
+    const { port1, port2 } = new MessageChannel()
+    const data: BulkWorkerData = {
+      path,
+      nativeBinding: options.nativeBinding,
+      control: this.control.buffer as SharedArrayBuffer,
+      errors: port2,
+      ...entry,
+    }
+    this.errors = port1
+    this.worker = new Worker(BOOTSTRAP, {
+      eval: true,
+      workerData: data,
+      transferList: [port2],
+      execArgv: [],
+    })
+    this.worker.unref()
+    this.errors.unref()
+  }
+
+  /** Whether batches are written by a thread of their own. */
+  get threaded(): boolean {
+    return this.worker !== undefined
+  }
+
+  /**
+   * Hands a batch over (its arrays are the writer's from now on); throws the
+   * first error of any batch written so far.
+   */
+  write(batch: BulkBatch): void {
+    if (this.closed) throw new Error('routemeter: the bulk writer is closed')
+    if (this.inline !== undefined) {
+      this.inline.write(batch)
+      return
+    }
+    this.throwIfFailed()
+    const { rows } = batch
+    const buffers = new Set<ArrayBuffer>(
+      [
+        rows.id,
+        rows.endpointId,
+        rows.time,
+        rows.durationUs,
+        rows.status,
+        rows.versionId,
+        rows.nodeId,
+        rows.userGroupId,
+        rows.clientIpId,
+        batch.aborted,
+        batch.touched,
+      ].map((column) => column.buffer as ArrayBuffer),
+    )
+    // A class instance crosses as its fields: send them as a plain object.
+    const plain: RequestColumns = {
+      count: rows.count,
+      id: rows.id,
+      endpointId: rows.endpointId,
+      time: rows.time,
+      durationUs: rows.durationUs,
+      status: rows.status,
+      versionId: rows.versionId,
+      nodeId: rows.nodeId,
+      userGroupId: rows.userGroupId,
+      clientIpId: rows.clientIpId,
+    }
+    Atomics.add(this.control, OUTSTANDING, 1)
+    const command: BulkCommand = { type: 'batch', batch: { ...batch, rows: plain } }
+    this.worker!.postMessage(command, [...buffers])
+    this.waitUntil(MAX_OUTSTANDING - 1)
+  }
+
+  /** Waits for every batch to be written and closes the file; throws the first error. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.inline !== undefined) {
+      this.inline.close()
+      return
+    }
+    if (Atomics.load(this.control, STOPPED) === 0) {
+      Atomics.add(this.control, OUTSTANDING, 1)
+      this.worker!.postMessage({ type: 'close' } satisfies BulkCommand)
+      this.waitUntil(0)
+    }
+    this.throwIfFailed()
+    this.errors!.close()
+  }
+
+  /** Blocks until at most `outstanding` batches wait. */
+  private waitUntil(outstanding: number): void {
+    const started = Date.now()
+    for (;;) {
+      const waiting = Atomics.load(this.control, OUTSTANDING)
+      if (waiting <= outstanding) return
+      this.throwIfFailed()
+      if (Atomics.load(this.control, STOPPED) === 1) {
+        throw new Error('routemeter: the bulk writer thread stopped before writing every batch')
+      }
+      if (Date.now() - started > WAIT_TIMEOUT_MS) {
+        throw new Error(`routemeter: a batch took more than ${WAIT_TIMEOUT_MS / 1000} s to write`)
+      }
+      Atomics.wait(this.control, OUTSTANDING, waiting, 100)
+    }
+  }
+
+  private throwIfFailed(): void {
+    if (Atomics.load(this.control, FAILED) === 0) return
+    const message = receiveMessageOnPort(this.errors!)?.message as BulkError | undefined
+    this.closed = true
+    void this.worker!.terminate()
+    throw Object.assign(
+      new Error(message?.message ?? 'routemeter: the bulk writer failed'),
+      message === undefined ? {} : { name: message.name, code: message.code },
+    )
+  }
+}

@@ -130,8 +130,12 @@ function writerTable(w: WriterFigures): string {
           `${Math.round(w.thread.rowsPerSecond).toLocaleString('en')} rows/s; CPU per row ${fixed(w.thread.writerCpuUsPerRow, 2)} µs in the writer thread + ${fixed(w.thread.mainCpuUsPerRow, 2)} µs on the app's thread`,
         ],
         [
-          `MetricsStore.write on one thread (the generator), ${w.store.rows.toLocaleString('en')} rows in batches of ${w.store.batchSize}`,
+          `MetricsStore.write on one thread (the generator's inline path), ${w.store.rows.toLocaleString('en')} rows in batches of ${w.store.batchSize}`,
           `${Math.round(w.store.rowsPerSecond).toLocaleString('en')} rows/s (${fixed(w.store.bytesPerRow, 1)} B/row)`,
+        ],
+        [
+          `npm run generate: ${w.generator.rows.toLocaleString('en')} requests over ${w.generator.days} days, rows counted on its thread and inserted by the bulk writer thread`,
+          `${Math.round(w.generator.rowsPerSecond).toLocaleString('en')} rows/s end to end in ${fixed(w.generator.seconds, 1)} s; its thread ${percent(w.generator.writerShare)} in the writer (counting, waiting)`,
         ],
         [
           `bound ${w.noLoss.framework} app at ${w.noLoss.targetRate.toLocaleString('en')} req/s for ${w.noLoss.seconds} s`,
@@ -160,6 +164,11 @@ function writerTargets(w: WriterFigures): TargetResult[] {
       target: 'writer sustains >= 300,000 rows/s',
       figure: `${Math.round(w.thread.rowsPerSecond).toLocaleString('en')} rows/s (writer thread)`,
       met: w.thread.rowsPerSecond >= 300_000,
+    },
+    {
+      target: 'generator makes >= 500,000 requests/s',
+      figure: `${Math.round(w.generator.rowsPerSecond).toLocaleString('en')} rows/s (${w.generator.rows.toLocaleString('en')} over ${w.generator.days} days)`,
+      met: w.generator.rowsPerSecond >= 500_000,
     },
     {
       target: 'no row lost at 20,000 req/s',

@@ -30,6 +30,16 @@ export interface StoreFigures {
   bytesPerRow: number
 }
 
+/** `npm run generate` end to end: rows made, counted and written by the bulk writer thread. */
+export interface GeneratorFigures {
+  rows: number
+  days: number
+  seconds: number
+  rowsPerSecond: number
+  /** share of the generator's thread spent counting rollups or waiting for the writer thread */
+  writerShare: number
+}
+
 export interface NoLossFigures {
   framework: string
   targetRate: number
@@ -76,6 +86,7 @@ export interface WriterFigures {
   /** the collector's writer thread, in a process pinned to one core */
   thread: WriterChildResult
   store: StoreFigures
+  generator: GeneratorFigures
   profile: ProfileFigures[]
   noLoss: NoLossFigures
   slowDisk: SlowDiskFigures
@@ -112,7 +123,10 @@ function threadThroughput(options: WriterOptions): Promise<WriterChildResult> {
   })
 }
 
-/** Rows per second of MetricsStore.write, in batches of a collector at 20k req/s (250 ms). */
+/**
+ * Rows per second of MetricsStore.write on one thread (the generator's
+ * inline path), in batches of a collector at 20k req/s (250 ms).
+ */
 function storeThroughput(options: WriterOptions): StoreFigures {
   const path = join(options.dir, 'writer.db')
   const rows = options.quick ? 200_000 : 2_000_000
@@ -123,6 +137,7 @@ function storeThroughput(options: WriterOptions): StoreFigures {
     end: options.end,
     batchSize,
     overwrite: true,
+    thread: false,
   })
   rmSync(path, { force: true })
   return {
@@ -132,6 +147,32 @@ function storeThroughput(options: WriterOptions): StoreFigures {
     rowsPerSecond: rows / (summary.writeMs / 1000),
     fileBytes: summary.fileBytes,
     bytesPerRow: summary.fileBytes / rows,
+  }
+}
+
+/**
+ * The generator as the issue runs it (`--requests 10000000 --days 365`): wall
+ * time. The quick run keeps its traffic per day (the rollups' rows per
+ * request depend on it) over a week.
+ */
+function generatorThroughput(options: WriterOptions): GeneratorFigures {
+  const path = join(options.dir, 'generated.db')
+  const rows = options.quick ? 200_000 : 10_000_000
+  const days = options.quick ? 7 : 365
+  const summary = generateMetricsFile(path, {
+    requests: rows,
+    days,
+    end: options.end,
+    overwrite: true,
+  })
+  removeDb(path)
+  const seconds = summary.elapsedMs / 1000
+  return {
+    rows,
+    days,
+    seconds,
+    rowsPerSecond: rows / seconds,
+    writerShare: summary.writeMs / summary.elapsedMs,
   }
 }
 
@@ -341,13 +382,17 @@ export async function runWriter(options: WriterOptions): Promise<WriterFigures> 
   const thread = await threadThroughput(options)
   options.log(`  ${Math.round(thread.rowsPerSecond)} rows/s; MetricsStore rows/s…`)
   const store = storeThroughput(options)
-  options.log('  where the write time goes (fewer indexes)…')
+  options.log(`  ${Math.round(store.rowsPerSecond)} rows/s; the generator, a year of traffic…`)
+  const generator = generatorThroughput(options)
+  options.log(
+    `  ${Math.round(generator.rowsPerSecond)} rows/s; where the write time goes (fewer indexes)…`,
+  )
   const profile = writerProfile(options)
-  options.log(`  ${Math.round(store.rowsPerSecond)} rows/s; 20,000 req/s through a bound Koa app…`)
+  options.log('  20,000 req/s through a bound Koa app…')
   const lossFigures = await noLoss(options)
   options.log(
     `  ${Math.round(lossFigures.achievedRate)} req/s reached, ${lossFigures.lost} lost; a locked file…`,
   )
   const disk = await slowDisk(options)
-  return { thread, store, profile, noLoss: lossFigures, slowDisk: disk }
+  return { thread, store, generator, profile, noLoss: lossFigures, slowDisk: disk }
 }

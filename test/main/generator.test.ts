@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3'
 import { createHash } from 'node:crypto'
-import { copyFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
@@ -172,6 +172,23 @@ describe('the generator', () => {
     expect(median).toBeGreaterThan(0)
     expect(slow).toBeGreaterThan(0.001) // a long tail
     db.close()
+  })
+
+  it('a run that fails halfway leaves no file behind, on either path', () => {
+    for (const thread of [true, false]) {
+      const broken = join(temp.dir, `broken-${thread}.db`)
+      expect(() =>
+        generateMetricsFile(broken, {
+          ...OPTIONS,
+          thread,
+          onProgress: (written) => {
+            if (written > 3 * OPTIONS.batchSize) throw new Error('stopped by the test')
+          },
+        }),
+      ).toThrow('stopped by the test')
+      expect(existsSync(broken)).toBe(false)
+      expect(existsSync(`${broken}-wal`)).toBe(false)
+    }
   })
 
   it('the same options give the same file; an existing file is refused without overwrite', () => {

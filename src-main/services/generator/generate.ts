@@ -402,7 +402,7 @@ function bulkSink(context: SinkContext, batchSize: number): RequestSink {
 
   return {
     deploy(index) {
-      if (rows.count > 0) this.flush(model.versions[index]!.at)
+      this.flush(model.versions[index]!.at)
       versionId = versionIds[index]!
     },
     push(endpoint, time, durationUs, status, group, ip, abortedRequest) {
@@ -641,8 +641,16 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
       }
     }
     sink.flush(model.to)
-  } finally {
-    sink?.close()
+    sink.close()
+  } catch (error) {
+    try {
+      sink?.close()
+    } catch {
+      // the first error is the one to report
+    }
+    // Half a file would open as a smaller, valid one: nothing is left instead.
+    for (const suffix of ['', '-wal', '-shm']) rmSync(absolute + suffix, { force: true })
+    throw error
   }
 
   const elapsedMs = performance.now() - started

@@ -20,6 +20,8 @@ import {
 } from 'routemeter'
 import { SCHEMA_VERSION } from 'routemeter/schema'
 import { failureDelay, FailureThrottle } from '../../collector/src/remote/auth.js'
+import { INLINE_STEPS, runTask } from '../../collector/src/remote/tasks.js'
+import { MetricsStore, type PendingRequest } from 'routemeter/writer'
 import {
   AUTH,
   fetchRaw,
@@ -615,5 +617,63 @@ describe('failure throttle', () => {
     const now = Date.now()
     for (let i = 0; i < 6; i++) throttle.fail('10.0.0.3', now)
     expect(throttle.fail('10.0.0.3', now + 16 * 60_000)).toBe(0)
+  })
+})
+
+describe('the figures of GET /info', () => {
+  it('come from the rollups and equal a scan of the requests: late requests, and rows the rollups do not count yet', async () => {
+    const path = tempDatabase('info.db')
+    const endpoints = ['/a', '/b', '/c'].map((route) => ({
+      id: undefined,
+      method: 'GET',
+      route,
+      level: 1 as const,
+      pendingLastRequested: 0,
+    }))
+    const start = Date.UTC(2026, 10, 1)
+    const request = (i: number, time: number): PendingRequest => ({
+      endpoint: endpoints[i % 3]!,
+      time,
+      durationUs: 1000 + i,
+      status: 200,
+      group: null,
+      ip: null,
+      aborted: 0,
+    })
+    // Two processes; the second writes requests older than the first's, hours apart.
+    const first = new MetricsStore(path, { name: '1', source: 'option' }, start, undefined, 'a')
+    first.write(
+      Array.from({ length: 500 }, (_, i) => request(i, start + 5 * 3_600_000 + i * 1000)),
+      [],
+    )
+    const second = new MetricsStore(path, { name: '1', source: 'option' }, start, undefined, 'b')
+    second.write(
+      Array.from({ length: 300 }, (_, i) => request(i, start + 2 * 3_600_000 + i * 7000)),
+      [],
+    )
+    first.write([request(1, start + 9 * 3_600_000 + 17)], [])
+    first.close()
+    second.close()
+    const info = () =>
+      runTask({ kind: 'info', database: path }, new AbortController().signal, INLINE_STEPS)
+    const scanned = () =>
+      withDb(path, (db) =>
+        db
+          .prepare(
+            'SELECT count(*) AS requests, min(time) AS firstRequest, max(time) AS lastRequest FROM request',
+          )
+          .get(),
+      )
+    expect(await info()).toMatchObject({ requests: 801, ...(scanned() as object) })
+    // Rows added by other means, not counted yet: one earlier and one later than all others.
+    withDb(path, (db) => {
+      const add = db.prepare(
+        'INSERT INTO request (endpoint_id, time, duration_us, status, version_id, aborted) VALUES (1, ?, 5, 200, 1, 0)',
+      )
+      add.run(start + 1000)
+      add.run(start + 20 * 3_600_000)
+    })
+    expect(scanned()).toMatchObject({ requests: 803, firstRequest: start + 1000 })
+    expect(await info()).toMatchObject(scanned() as object)
   })
 })

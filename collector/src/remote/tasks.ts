@@ -238,21 +238,74 @@ function fileFacts(database: string): FileFacts {
   try {
     return db.transaction(() => {
       const one = (sql: string): number | null => db.prepare(sql).pluck().get() as number | null
+      const schemaVersion = db.pragma('user_version', { simple: true }) as number
       return {
-        schemaVersion: db.pragma('user_version', { simple: true }) as number,
+        schemaVersion,
         // What a snapshot would hold: the pages of the file, the WAL's included.
         fileBytes:
           (db.pragma('page_count', { simple: true }) as number) *
           (db.pragma('page_size', { simple: true }) as number),
-        requests: one('SELECT count(*) FROM request') ?? 0,
+        ...(schemaVersion >= 5
+          ? requestFacts(db)
+          : {
+              requests: one('SELECT count(*) FROM request') ?? 0,
+              firstRequest: one('SELECT min(time) FROM request'),
+              lastRequest: one('SELECT max(time) FROM request'),
+            }),
         endpoints: one('SELECT count(*) FROM endpoint') ?? 0,
-        firstRequest: one('SELECT min(time) FROM request'),
-        lastRequest: one('SELECT max(time) FROM request'),
         lastRequestId: one('SELECT coalesce(max(id), 0) FROM request') ?? 0,
       }
     })()
   } finally {
     db.close()
+  }
+}
+
+/**
+ * The number of requests and the times of the first and last, from the
+ * rollups (schema 5) instead of a scan of every request: the counted ones
+ * from rollup_day, their first and last hour from rollup_hour (a step in its
+ * key per endpoint) and those hours' requests by the id span it keeps; the
+ * requests above the rollups' watermark (none in a collector's file) by id.
+ */
+function requestFacts(
+  db: Database.Database,
+): Pick<FileFacts, 'requests' | 'firstRequest' | 'lastRequest'> {
+  const watermark = Number(
+    db.prepare("SELECT value FROM meta WHERE key = 'rollups_through_request'").pluck().get() ?? 0,
+  )
+  const counted = db.prepare('SELECT coalesce(sum(requests), 0) FROM rollup_day').pluck().get()
+  const newer = db
+    .prepare(
+      'SELECT count(*) AS n, min(time) AS first, max(time) AS last FROM request WHERE id > ?',
+    )
+    .get(watermark) as { n: number; first: number | null; last: number | null }
+  const hours = db
+    .prepare(
+      `SELECT min(first) AS first, max(last) AS last FROM (
+         SELECT (SELECT min(hour) FROM rollup_hour WHERE endpoint_id = e.id) AS first,
+                (SELECT max(hour) FROM rollup_hour WHERE endpoint_id = e.id) AS last
+         FROM endpoint e)`,
+    )
+    .get() as { first: number | null; last: number | null }
+  // Every counted request is in that hour or after (before) it: the extreme of the id span is exact.
+  const inHour = (hour: number | null, pick: 'min' | 'max'): number | null => {
+    if (hour === null) return null
+    return db
+      .prepare(
+        `SELECT ${pick}(time) FROM request WHERE id BETWEEN
+           (SELECT min(first_id) FROM rollup_hour WHERE endpoint_id IN (SELECT id FROM endpoint) AND hour = @hour)
+           AND (SELECT max(last_id) FROM rollup_hour WHERE endpoint_id IN (SELECT id FROM endpoint) AND hour = @hour)`,
+      )
+      .pluck()
+      .get({ hour }) as number | null
+  }
+  const either = (a: number | null, b: number | null, pick: (x: number, y: number) => number) =>
+    a === null ? b : b === null ? a : pick(a, b)
+  return {
+    requests: (counted as number) + newer.n,
+    firstRequest: either(inHour(hours.first, 'min'), newer.first, Math.min),
+    lastRequest: either(inHour(hours.last, 'max'), newer.last, Math.max),
   }
 }
 

@@ -63,7 +63,11 @@ interface Aggregate {
 /** A growable list of bucket numbers (each < BUCKET_COUNT, so 16 bits). */
 class BucketList {
   length = 0
-  private items = new Uint16Array(8)
+  private items: Uint16Array
+
+  constructor(capacity: number) {
+    this.items = new Uint16Array(capacity)
+  }
 
   push(bucket: number): void {
     if (this.length === this.items.length) this.grow(this.length * 2)
@@ -91,7 +95,14 @@ class BucketList {
 // Bucket numbers fit the list's 16 bits.
 if (BUCKET_COUNT > 65_536) throw new Error('routemeter: BucketList needs wider entries')
 
-function aggregate(key: number[]): Aggregate {
+/**
+ * An empty aggregate whose bucket list has room for `capacity` requests
+ * (an hour's gets 32): most aggregates count more than 8, and each doubling
+ * copies the list. 8 to 16 and 32 took counting a million requests from
+ * about 1.35 to 1.05 µs each, and a scan of an hour's few statuses instead
+ * of a map another 0.1 (scratch benchmark of RollupCounter, CPU time).
+ */
+function aggregate(key: number[], capacity = 16): Aggregate {
   return {
     key,
     requests: 0,
@@ -100,7 +111,7 @@ function aggregate(key: number[]): Aggregate {
     sumUs: 0,
     minUs: Number.POSITIVE_INFINITY,
     maxUs: Number.NEGATIVE_INFINITY,
-    buckets: new BucketList(),
+    buckets: new BucketList(capacity),
   }
 }
 
@@ -185,7 +196,8 @@ class TimeAggregates<T extends { key: number[] }> {
  * where readers find them without an index on the requests).
  */
 interface HourAggregate extends Aggregate {
-  statuses: Map<number, number>
+  /** (status, requests) pairs: an hour sees a handful of statuses */
+  statuses: number[]
   firstId: number
   lastId: number
 }
@@ -531,8 +543,8 @@ function countChunk(
   pending?: Clients,
 ): CountedChunk {
   const hours = new TimeAggregates<HourAggregate>((key) => ({
-    ...aggregate(key),
-    statuses: new Map(),
+    ...aggregate(key, 32),
+    statuses: [],
     firstId: Number.POSITIVE_INFINITY,
     lastId: Number.NEGATIVE_INFINITY,
   }))
@@ -568,7 +580,11 @@ function countChunk(
     const id = rows.id[i]!
     if (id < hour.firstId) hour.firstId = id
     if (id > hour.lastId) hour.lastId = id
-    hour.statuses.set(status, (hour.statuses.get(status) ?? 0) + 1)
+    const statuses = hour.statuses
+    let s = 0
+    while (s < statuses.length && statuses[s] !== status) s += 2
+    if (s < statuses.length) statuses[s + 1]!++
+    else statuses.push(status, 1)
   }
   // Days are sums of hours (UTC: 24 whole hours a day); statuses are counted
   // per endpoint and for all endpoints (ALL_ENDPOINTS), over versions.
@@ -590,7 +606,9 @@ function countChunk(
   for (const agg of hours.map.values()) {
     const [endpointId, hour, versionId, node] = agg.key as [number, number, number, number]
     addAggregate(days.of(Math.floor(hour / 24), endpointId, versionId, node), agg)
-    for (const [status, n] of agg.statuses) {
+    for (let s = 0; s < agg.statuses.length; s += 2) {
+      const status = agg.statuses[s]!
+      const n = agg.statuses[s + 1]!
       countStatus(endpointId, hour, node, status, n)
       countStatus(ALL_ENDPOINTS, hour, node, status, n)
     }

@@ -200,35 +200,13 @@ export class BulkWriter {
       return
     }
     this.throwIfFailed()
-    const { rows } = batch
+    // A class instance crosses as its own fields: send them as a plain object, its columns moved.
+    const plain: RequestColumns = { ...batch.rows }
     const buffers = new Set<ArrayBuffer>(
-      [
-        rows.id,
-        rows.endpointId,
-        rows.time,
-        rows.durationUs,
-        rows.status,
-        rows.versionId,
-        rows.nodeId,
-        rows.userGroupId,
-        rows.clientIpId,
-        batch.aborted,
-        batch.touched,
-      ].map((column) => column.buffer as ArrayBuffer),
+      [...Object.values(plain), batch.aborted, batch.touched].flatMap((column) =>
+        typeof column === 'number' ? [] : [column.buffer as ArrayBuffer],
+      ),
     )
-    // A class instance crosses as its fields: send them as a plain object.
-    const plain: RequestColumns = {
-      count: rows.count,
-      id: rows.id,
-      endpointId: rows.endpointId,
-      time: rows.time,
-      durationUs: rows.durationUs,
-      status: rows.status,
-      versionId: rows.versionId,
-      nodeId: rows.nodeId,
-      userGroupId: rows.userGroupId,
-      clientIpId: rows.clientIpId,
-    }
     Atomics.add(this.control, OUTSTANDING, 1)
     const command: BulkCommand = { type: 'batch', batch: { ...batch, rows: plain } }
     this.worker!.postMessage(command, [...buffers])

@@ -242,27 +242,19 @@ interface Clients {
  */
 export class RollupColumns {
   count = 0
-  id: Float64Array
-  endpointId: Int32Array
-  time: Float64Array
-  durationUs: Float64Array
-  status: Int32Array
-  versionId: Int32Array
-  nodeId: Int32Array
-  userGroupId: Int32Array
-  clientIpId: Int32Array
+  id = new Float64Array(0)
+  endpointId = new Int32Array(0)
+  time = new Float64Array(0)
+  durationUs = new Float64Array(0)
+  status = new Int32Array(0)
+  versionId = new Int32Array(0)
+  nodeId = new Int32Array(0)
+  userGroupId = new Int32Array(0)
+  clientIpId = new Int32Array(0)
 
   /** Room for `capacity` rows before the columns grow. */
   constructor(capacity = 0) {
-    this.id = new Float64Array(capacity)
-    this.endpointId = new Int32Array(capacity)
-    this.time = new Float64Array(capacity)
-    this.durationUs = new Float64Array(capacity)
-    this.status = new Int32Array(capacity)
-    this.versionId = new Int32Array(capacity)
-    this.nodeId = new Int32Array(capacity)
-    this.userGroupId = new Int32Array(capacity)
-    this.clientIpId = new Int32Array(capacity)
+    if (capacity > 0) this.grow(capacity)
   }
 
   push(
@@ -293,8 +285,7 @@ export class RollupColumns {
     this.count = 0
   }
 
-  private grow(): void {
-    const capacity = Math.max(1024, this.time.length * 2)
+  private grow(capacity = Math.max(1024, this.time.length * 2)): void {
     const grown = <T extends Int32Array | Float64Array>(old: T, make: new (n: number) => T): T => {
       const next = new make(capacity)
       next.set(old)

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
+import { ROLLUP_WATERMARK_KEY } from '../rollup-store.js'
 import type { MonitorLevel } from '../schema/types.js'
 
 export type Task =
@@ -272,7 +273,7 @@ function requestFacts(
   db: Database.Database,
 ): Pick<FileFacts, 'requests' | 'firstRequest' | 'lastRequest'> {
   const watermark = Number(
-    db.prepare("SELECT value FROM meta WHERE key = 'rollups_through_request'").pluck().get() ?? 0,
+    db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(ROLLUP_WATERMARK_KEY) ?? 0,
   )
   const counted = db.prepare('SELECT coalesce(sum(requests), 0) FROM rollup_day').pluck().get()
   const newer = db

@@ -336,6 +336,7 @@ function inlineSink(context: SinkContext): RequestSink {
  * (RollupCounter, the writer's own counting), a thread of its own inserts
  * them. The versions, endpoints, users and IPs are written first, through
  * MetricsStore as each release's app would, so that rows carry their ids.
+ * Not for a nativeBinding (Electron's main process): the thread loads Node's build.
  */
 function bulkSink(context: SinkContext, batchSize: number): RequestSink {
   const { path, model, allStates, timed } = context
@@ -345,7 +346,7 @@ function bulkSink(context: SinkContext, batchSize: number): RequestSink {
   let nodeId = 0
   timed(() => {
     model.versions.forEach((version, index) => {
-      const store = new MetricsStore(path, version, version.at, context.nativeBinding)
+      const store = new MetricsStore(path, version, version.at)
       try {
         // The unmatched endpoint from the start (the inline path adds it at its first request).
         const discovered = context.discoveredAt(index)
@@ -369,9 +370,7 @@ function bulkSink(context: SinkContext, batchSize: number): RequestSink {
       }
     })
   })
-  const writer = timed(
-    () => new BulkWriter(path, { thread: true, nativeBinding: context.nativeBinding }),
-  )
+  const writer = timed(() => new BulkWriter(path))
   const counter = new RollupCounter(0)
   let versionId = 0
   let lastId = 0

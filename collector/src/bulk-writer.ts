@@ -7,25 +7,10 @@
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import type Database from 'better-sqlite3'
-import { NO_ID } from './schema/rollup.js'
-import { writeCountedRollups, type CountedRollups, type RollupColumns } from './rollup-store.js'
+import { RequestInsert, type RequestColumns } from './request-insert.js'
+import { writeCountedRollups, type CountedRollups } from './rollup-store.js'
 import { openForWriting } from './store.js'
 import { threadEntry } from './writer-entry.js'
-
-/** The request columns of a batch (a RollupColumns, or its arrays after crossing threads). */
-export type RequestColumns = Pick<
-  RollupColumns,
-  | 'count'
-  | 'id'
-  | 'endpointId'
-  | 'time'
-  | 'durationUs'
-  | 'status'
-  | 'versionId'
-  | 'nodeId'
-  | 'userGroupId'
-  | 'clientIpId'
->
 
 /** One transaction's worth: requests with the ids they get, their rollups, and endpoints touched. */
 export interface BulkBatch {
@@ -41,7 +26,7 @@ export interface BulkBatch {
 /** Inserts bulk batches on the thread it runs on (the writer thread's, or the caller's). */
 export class BulkInserter {
   private readonly db: Database.Database
-  private readonly insert: Database.Statement
+  private readonly insert: RequestInsert
   private readonly touch: Database.Statement
   private readonly transaction: (batch: BulkBatch) => void
 
@@ -49,10 +34,7 @@ export class BulkInserter {
     this.db = openForWriting(path, Date.now(), nativeBinding)
     const db = this.db
     // Ids given, not chosen by SQLite: they are the ones the rollups were counted with.
-    this.insert = db.prepare(
-      `INSERT INTO request (id, endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
+    this.insert = new RequestInsert(db)
     this.touch = db.prepare(
       'UPDATE endpoint SET last_requested = max(coalesce(last_requested, 0), ?) WHERE id = ?',
     )
@@ -69,21 +51,7 @@ export class BulkInserter {
       }
       // First: it refuses rollups that do not follow the file's before anything is inserted.
       writeCountedRollups(db, counted)
-      const nullable = (id: number): number | null => (id === NO_ID ? null : id)
-      for (let i = 0; i < rows.count; i++) {
-        this.insert.run(
-          rows.id[i],
-          rows.endpointId[i],
-          rows.time[i],
-          rows.durationUs[i],
-          rows.status[i],
-          rows.versionId[i],
-          nullable(rows.userGroupId[i]!),
-          nullable(rows.clientIpId[i]!),
-          aborted[i],
-          nullable(rows.nodeId[i]!),
-        )
-      }
+      this.insert.run(rows, aborted)
       for (let i = 0; i + 1 < touched.length; i += 2) this.touch.run(touched[i + 1], touched[i])
     }).immediate
   }

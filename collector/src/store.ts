@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import { RequestInsert } from './request-insert.js'
 import { RollupColumns, rollUpRequests, writePendingClientRollups } from './rollup-store.js'
 import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
@@ -91,7 +92,10 @@ export class MetricsStore {
   private readonly ipIds = new Map<string, number>()
   /** the rows of the transaction under way, for the rollups (kept to reuse its arrays) */
   private readonly inserted = new RollupColumns()
-  private readonly insertRequest: Database.Statement
+  /** request.aborted of the rows in `inserted` */
+  private aborted = new Uint8Array(1024)
+  private readonly insertRequests: RequestInsert
+  private readonly maxRequestId: Database.Statement
   private readonly insertEndpoint: Database.Statement
   private readonly selectEndpoint: Database.Statement
   private readonly touchEndpoint: Database.Statement
@@ -145,11 +149,8 @@ export class MetricsStore {
     // gives up after this long and the collector retries later, rather than stall the app.
     this.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
 
-    // This connection's version and node are the same for every request: in the SQL, not bound.
-    this.insertRequest = db.prepare(
-      `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
-       VALUES (?, ?, ?, ?, ${Math.trunc(this.versionId)}, ?, ?, ?, ${Math.trunc(this.nodeId)})`,
-    )
+    this.insertRequests = new RequestInsert(db)
+    this.maxRequestId = db.prepare('SELECT coalesce(max(id), 0) FROM request').pluck()
     this.insertEndpoint = db.prepare(
       `INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?, ?, ?, ?)
        ON CONFLICT (method, route) DO NOTHING`,
@@ -183,6 +184,10 @@ export class MetricsStore {
         }
         const inserted = this.inserted
         inserted.clear()
+        if (this.aborted.length < requests.length) this.aborted = new Uint8Array(requests.length)
+        // Ids as SQLite would choose them (one more than the largest, in the write lock),
+        // given so that rows can go several to a statement and the rollups know them.
+        let id = this.maxRequestId.get() as number
         for (const r of requests) {
           const endpointId = this.ensureEndpoint(r.endpoint, r.time)
           const groupId =
@@ -191,17 +196,9 @@ export class MetricsStore {
               : this.nameId(r.group, this.groupIds, this.insertGroup, this.selectGroup)
           const ipId =
             r.ip === null ? null : this.nameId(r.ip, this.ipIds, this.insertIp, this.selectIp)
-          const { lastInsertRowid } = this.insertRequest.run(
-            endpointId,
-            r.time,
-            r.durationUs,
-            r.status,
-            groupId,
-            ipId,
-            r.aborted,
-          )
+          this.aborted[inserted.count] = r.aborted
           inserted.push(
-            Number(lastInsertRowid),
+            ++id,
             endpointId,
             r.time,
             r.durationUs,
@@ -212,6 +209,7 @@ export class MetricsStore {
             ipId,
           )
         }
+        this.insertRequests.run(inserted, this.aborted)
         // The views read the rollups: they count this batch in the same transaction,
         // from the rows just inserted rather than read back.
         rollUpRequests(db, undefined, { inserted })

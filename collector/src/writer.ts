@@ -5,7 +5,8 @@
  */
 export { MetricsStore, openForWriting, WRITE_BUSY_TIMEOUT_MS } from './store.js'
 export { BulkInserter, BulkWriter } from './bulk-writer.js'
-export type { BulkBatch, RequestColumns } from './bulk-writer.js'
+export type { BulkBatch } from './bulk-writer.js'
+export type { RequestColumns } from './request-insert.js'
 export type { EndpointState, PendingRequest, StoredEndpoint } from './store.js'
 export {
   rebuildRollups,

@@ -74,24 +74,37 @@ export function encodeHistogram(histogram: SparseHistogram): Buffer {
 /**
  * Encodes the durations' buckets of one rollup row, given as a list with one
  * entry per request (any order; sorted here, in place), as encodeHistogram
- * would encode their counts. The writer keeps such lists: appending to one
- * costs a request less than counting it in a map.
+ * would encode their counts.
  */
 export function encodeBuckets(buckets: Uint16Array): Buffer {
   buckets.sort()
-  const bytes: number[] = []
+  return encodeSortedBuckets(buckets, 0, buckets.length)
+}
+
+/** Room for any histogram: two varints of at most 2 and 5 bytes per bucket. */
+const runBytes = Buffer.alloc(BUCKET_COUNT * 7)
+
+/**
+ * Encodes the buckets [from, to) of a sorted list, as encodeHistogram would
+ * encode their counts (the writer keeps the buckets of many rollup rows in
+ * one list, each row's together).
+ */
+export function encodeSortedBuckets(sorted: ArrayLike<number>, from: number, to: number): Buffer {
   let previous = -1
-  let i = 0
-  while (i < buckets.length) {
-    const bucket = buckets[i]!
+  let at = 0
+  let i = from
+  while (i < to) {
+    const entry = sorted[i]!
     let end = i + 1
-    while (end < buckets.length && buckets[end] === bucket) end++
-    writeVarint(bytes, bucket - previous - 1)
-    writeVarint(bytes, end - i)
-    previous = bucket
+    while (end < to && sorted[end] === entry) end++
+    if (at + 12 > runBytes.length)
+      throw new RangeError('routemeter: more buckets than a histogram has')
+    at = putVarint(runBytes, at, entry - previous - 1)
+    at = putVarint(runBytes, at, end - i)
+    previous = entry
     i = end
   }
-  return Buffer.from(bytes)
+  return Buffer.from(runBytes.subarray(0, at))
 }
 
 function writeVarint(bytes: number[], value: number): void {

@@ -28,7 +28,7 @@ function finished(): void {
 }
 
 try {
-  inserter = new BulkInserter(data.path, data.nativeBinding)
+  inserter = new BulkInserter(data.path, data.options)
 } catch (error) {
   fail(error)
 }

@@ -23,6 +23,19 @@ export interface BulkBatch {
   touched: Float64Array
 }
 
+export interface BulkOptions {
+  /** path of a better_sqlite3.node built for another ABI */
+  nativeBinding?: string
+  /**
+   * false: commits do not wait for the disk (synchronous = OFF; the file
+   * stays in WAL mode): for a new file that is removed if writing fails, as
+   * the traffic generator's is, since an operating system crash or a power
+   * cut may lose or damage what was written. Writing 3 million requests
+   * took 10.2-11.0 s so instead of 12.1-13.9 s (4 alternations).
+   */
+  durable?: boolean
+}
+
 /** Inserts bulk batches on the thread it runs on (the writer thread's, or the caller's). */
 export class BulkInserter {
   private readonly db: Database.Database
@@ -30,9 +43,10 @@ export class BulkInserter {
   private readonly touch: Database.Statement
   private readonly transaction: (batch: BulkBatch) => void
 
-  constructor(path: string, nativeBinding?: string) {
-    this.db = openForWriting(path, Date.now(), nativeBinding)
+  constructor(path: string, options: BulkOptions = {}) {
+    this.db = openForWriting(path, Date.now(), options.nativeBinding)
     const db = this.db
+    if (options.durable === false) db.pragma('synchronous = OFF')
     // Ids given, not chosen by SQLite: they are the ones the rollups were counted with.
     this.insert = new RequestInsert(db)
     this.touch = db.prepare(
@@ -79,7 +93,7 @@ const WAIT_TIMEOUT_MS = 120_000
 
 export interface BulkWorkerData {
   path: string
-  nativeBinding: string | undefined
+  options: BulkOptions
   control: SharedArrayBuffer
   errors: MessagePort
   entry: string
@@ -122,7 +136,7 @@ export class BulkWriter {
   private closed = false
 
   /** `path`: a metrics file of the current schema, its endpoints, versions and names in it. */
-  constructor(path: string, options: { thread?: boolean; nativeBinding?: string } = {}) {
+  constructor(path: string, options: BulkOptions & { thread?: boolean } = {}) {
     let entry: { entry: string; tsx: string | undefined } | undefined
     try {
       entry = options.thread === false ? undefined : threadEntry('bulk-worker')
@@ -130,13 +144,13 @@ export class BulkWriter {
       entry = undefined // the sources, without tsx to load them in a thread
     }
     if (entry === undefined) {
-      this.inline = new BulkInserter(path, options.nativeBinding)
+      this.inline = new BulkInserter(path, options)
       return
     }
     const { port1, port2 } = new MessageChannel()
     const data: BulkWorkerData = {
       path,
-      nativeBinding: options.nativeBinding,
+      options: { nativeBinding: options.nativeBinding, durable: options.durable },
       control: this.control.buffer as SharedArrayBuffer,
       errors: port2,
       ...entry,

@@ -5,7 +5,7 @@
  */
 export { MetricsStore, openForWriting, WRITE_BUSY_TIMEOUT_MS } from './store.js'
 export { BulkInserter, BulkWriter } from './bulk-writer.js'
-export type { BulkBatch } from './bulk-writer.js'
+export type { BulkBatch, BulkOptions } from './bulk-writer.js'
 export type { RequestColumns } from './request-insert.js'
 export type { EndpointState, PendingRequest, StoredEndpoint } from './store.js'
 export {

@@ -112,6 +112,7 @@ describe('the generator', () => {
       OPTIONS.requests,
     ])
     expect(db.prepare('PRAGMA integrity_check').pluck().get()).toBe('ok')
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
     db.close()
   })
 

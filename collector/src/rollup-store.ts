@@ -276,9 +276,9 @@ interface Clients {
 }
 
 /**
- * Requests as the rollups count them, as columns: the rows the writer has
- * just inserted (filled as it inserts them, no object per request), or a
- * chunk read back from the table. Ids of 0 stand for no node, user or IP.
+ * Requests as the rollups count them, as columns: the rows the writer
+ * inserts (it fills them, then inserts from them: no object per request), or
+ * a chunk read back from the table. Ids of 0 stand for no node, user or IP.
  */
 export class RollupColumns {
   count = 0

@@ -365,7 +365,7 @@ interface Statements {
    * one upsert per rollup table with histograms: rollup_hour, rollup_day,
    * rollup_user_day, and rollup_ip_day where the connection has it (schema 4)
    */
-  upserts: Array<{ statement: Database.Statement; errors: boolean; spans: boolean }>
+  upserts: Database.Statement[]
   /** whether rollup_ip_day is counted */
   ips: boolean
   /** whether rollup_hour keeps first_id and last_id (schema 5) */
@@ -410,11 +410,8 @@ function statementsOf(db: RollupDb): Statements {
     const counts = ['requests', ...(errors ? ['errors_4xx', 'errors_5xx'] : []), 'sum_us']
     const ids = withSpans ? ['first_id', 'last_id'] : []
     const values = [...columns, ...counts, 'min_us', 'max_us', 'histogram', ...ids]
-    return {
-      errors,
-      spans: withSpans,
-      statement: db.prepare(
-        `INSERT INTO ${table} (${values.join(', ')}) VALUES (${values.map(() => '?').join(', ')})
+    return db.prepare(
+      `INSERT INTO ${table} (${values.join(', ')}) VALUES (${values.map(() => '?').join(', ')})
          ON CONFLICT DO UPDATE SET
            ${counts.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')},
            min_us = min(min_us, excluded.min_us),
@@ -426,8 +423,7 @@ function statementsOf(db: RollupDb): Statements {
            last_id = max(coalesce(last_id, excluded.last_id), excluded.last_id)`
                : ''
            }`,
-      ),
-    }
+    )
   }
   statements = {
     select: db
@@ -563,7 +559,7 @@ function writeCounted(statements: Statements, counted: CountedChunk): void {
       `routemeter: rollups counted for ${counted.tables.length} tables, the file has ${statements.upserts.length}`,
     )
   }
-  statements.upserts.forEach(({ statement }, t) => {
+  statements.upserts.forEach((statement, t) => {
     for (const params of counted.tables[t]!) statement.run(params)
   })
   for (const params of counted.statuses) statements.status.run(params)

@@ -68,27 +68,22 @@ describe('MetricsStore', () => {
         return request
       })
     // A first writer's rows, then a second's: sizes below, at and past a full statement.
-    const first = new MetricsStore(
-      path,
-      { name: '1.0.0', source: 'option' },
-      START,
-      undefined,
-      'web-1',
-    )
-    first.write(batchOf(5, '1.0.0', 'web-1'), [])
-    first.close()
-    for (const e of endpoints) e.id = undefined
-    const second = new MetricsStore(
-      path,
-      { name: '1.1.0', source: 'option' },
-      START,
-      undefined,
-      'web-2',
-    )
     const n = ROWS_PER_STATEMENT
-    for (const size of [0, 1, n - 1, n, n + 1, 3 * n + 5])
-      second.write(batchOf(size, '1.1.0', 'web-2'), [])
-    second.close()
+    for (const [version, node, sizes] of [
+      ['1.0.0', 'web-1', [5]],
+      ['1.1.0', 'web-2', [0, 1, n - 1, n, n + 1, 3 * n + 5]],
+    ] as const) {
+      for (const e of endpoints) e.id = undefined
+      const store = new MetricsStore(
+        path,
+        { name: version, source: 'option' },
+        START,
+        undefined,
+        node,
+      )
+      for (const size of sizes) store.write(batchOf(size, version, node), [])
+      store.close()
+    }
 
     const db = new Database(path)
     const rows = db

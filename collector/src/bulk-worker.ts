@@ -27,17 +27,27 @@ function finished(): void {
   Atomics.notify(control, OUTSTANDING)
 }
 
-try {
-  inserter = new BulkInserter(data.path, data.options)
-} catch (error) {
-  fail(error)
+/**
+ * Opened at the first command, not when the thread starts: the thread loads
+ * its modules (a second with tsx) while its caller still prepares the file.
+ */
+function opened(): BulkInserter | undefined {
+  if (inserter === undefined && Atomics.load(control, FAILED) === 0) {
+    try {
+      inserter = new BulkInserter(data.path, data.options)
+    } catch (error) {
+      fail(error)
+    }
+  }
+  return inserter
 }
 
 parentPort!.on('message', (command: BulkCommand) => {
   if (command.type === 'batch') {
-    if (inserter !== undefined && Atomics.load(control, FAILED) === 0) {
+    const target = opened()
+    if (target !== undefined && Atomics.load(control, FAILED) === 0) {
       try {
-        inserter.write(command.batch)
+        target.write(command.batch)
       } catch (error) {
         fail(error)
       }
@@ -45,7 +55,8 @@ parentPort!.on('message', (command: BulkCommand) => {
     finished()
   } else {
     try {
-      inserter?.close()
+      // Opened even with no batch written: a file it could not write is still refused.
+      opened()?.close()
     } catch (error) {
       fail(error)
     }

@@ -138,7 +138,7 @@ class AggregateList<T extends Aggregate> {
     for (let a = 0; a < n; a++) {
       const from = starts[a]!
       const to = starts[a + 1]!
-      buckets.subarray(from, to).sort()
+      sortBuckets(buckets, from, to)
       histograms[a] = encodeSortedBuckets(buckets, from, to)
     }
     return histograms
@@ -151,6 +151,28 @@ class AggregateList<T extends Aggregate> {
       this.entries = grown
     }
     this.entries[this.length++] = entry
+  }
+}
+
+/**
+ * Sorts buckets[from, to) in place. Most aggregates hold a few requests (a
+ * user's or IP's day on one endpoint): a typed array's sort() of a subarray
+ * for each made counting 3M generated requests 0.86-0.98 µs a request, this
+ * 0.77-0.89 (RollupCounter, alternated builds).
+ */
+function sortBuckets(buckets: Uint16Array, from: number, to: number): void {
+  if (to - from > 32) {
+    buckets.subarray(from, to).sort()
+    return
+  }
+  for (let i = from + 1; i < to; i++) {
+    const bucket = buckets[i]!
+    let j = i - 1
+    while (j >= from && buckets[j]! > bucket) {
+      buckets[j + 1] = buckets[j]!
+      j--
+    }
+    buckets[j + 1] = bucket
   }
 }
 
@@ -591,9 +613,19 @@ function countChunk(
   pending?: Clients,
 ): CountedChunk {
   const hourList = new AggregateList<HourAggregate>()
+  // Every field written out, not `...aggregate(key)` and three more: objects made by
+  // the spread were slow to count into (RollupCounter, 3M generated requests:
+  // 1.76-2.07 µs a request with them, 0.86-0.98 so; alternated builds).
   const hours = new TimeAggregates<HourAggregate>((key) =>
     hourList.add({
-      ...aggregate(key),
+      key,
+      index: -1,
+      requests: 0,
+      errors4xx: 0,
+      errors5xx: 0,
+      sumUs: 0,
+      minUs: Number.POSITIVE_INFINITY,
+      maxUs: Number.NEGATIVE_INFINITY,
       statuses: [],
       firstId: Number.POSITIVE_INFINITY,
       lastId: Number.NEGATIVE_INFINITY,

@@ -90,21 +90,35 @@ const runBytes = Buffer.alloc(BUCKET_COUNT * 7)
  * one list, each row's together).
  */
 export function encodeSortedBuckets(sorted: ArrayLike<number>, from: number, to: number): Buffer {
+  return Buffer.from(runBytes.subarray(0, putSortedBuckets(runBytes, 0, sorted, from, to)))
+}
+
+/**
+ * Writes the encoding of the sorted buckets [from, to) into `target` from
+ * `at` (room for 7 bytes a distinct bucket: at most 7 bytes a request);
+ * returns where it ends.
+ */
+export function putSortedBuckets(
+  target: Uint8Array,
+  at: number,
+  sorted: ArrayLike<number>,
+  from: number,
+  to: number,
+): number {
   let previous = -1
-  let at = 0
   let i = from
   while (i < to) {
     const entry = sorted[i]!
     let end = i + 1
     while (end < to && sorted[end] === entry) end++
-    if (at + 12 > runBytes.length)
+    if (at + 12 > target.length)
       throw new RangeError('routemeter: more buckets than a histogram has')
-    at = putVarint(runBytes, at, entry - previous - 1)
-    at = putVarint(runBytes, at, end - i)
+    at = putVarint(target, at, entry - previous - 1)
+    at = putVarint(target, at, end - i)
     previous = entry
     i = end
   }
-  return Buffer.from(runBytes.subarray(0, at))
+  return at
 }
 
 function writeVarint(bytes: number[], value: number): void {
@@ -164,7 +178,7 @@ function readVarint(bytes: Uint8Array, state: { at: number }): number {
   return value
 }
 
-function putVarint(out: Buffer, at: number, value: number): number {
+function putVarint(out: Uint8Array, at: number, value: number): number {
   let rest = value
   while (rest >= 0x80) {
     out[at++] = (rest % 0x80) | 0x80

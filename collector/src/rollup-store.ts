@@ -925,6 +925,21 @@ export function writeCountedRollups(db: RollupDb, counted: CountedRollups): void
   }
 }
 
+/** The tables of the per-user and per-IP rows: CountedChunk.tables' from index 2 on. */
+export const CLIENT_ROLLUP_TABLES = ['rollup_user_day', 'rollup_ip_day'] as const
+
+/**
+ * Adds the per-user and per-IP rows of counted rollups to a file's (upserts,
+ * as the writer does), nothing else and no watermark: for a file that holds
+ * them apart from the requests they count (the bulk writer's, see BulkOptions).
+ */
+export function writeClientRollupRows(db: RollupDb, counted: CountedChunk): void {
+  writeCounted(statementsOf(db), {
+    tables: counted.tables.map((rows, t) => (t >= 2 ? rows : [])),
+    statuses: [],
+  })
+}
+
 /**
  * Writes the per-user and per-IP aggregates this connection holds in memory
  * (the requests it inserted since the clients' watermark), if they are still

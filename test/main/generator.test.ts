@@ -114,6 +114,8 @@ describe('the generator', () => {
     expect(db.prepare('PRAGMA integrity_check').pluck().get()).toBe('ok')
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
     db.close()
+    // the users' and IPs' rollups, written apart, were moved in: their file is gone
+    expect(existsSync(`${threaded}.clients`)).toBe(false)
   })
 
   it('the bulk writer thread writes the same requests, endpoints and rollups as MetricsStore.write', () => {
@@ -183,12 +185,15 @@ describe('the generator', () => {
           ...OPTIONS,
           thread,
           onProgress: (written) => {
-            if (written > 3 * OPTIONS.batchSize) throw new Error('stopped by the test')
+            // after the first users' step: the bulk writer keeps their rollups in a file apart
+            if (written > USER_ROLLUP_ROWS + OPTIONS.batchSize)
+              throw new Error('stopped by the test')
           },
         }),
       ).toThrow('stopped by the test')
       expect(existsSync(broken)).toBe(false)
       expect(existsSync(`${broken}-wal`)).toBe(false)
+      expect(existsSync(`${broken}.clients`)).toBe(false)
     }
   })
 
@@ -288,6 +293,32 @@ describe('the bulk writer', () => {
       })
       writer.close()
     }).toThrow(/not a database|file is not a database/i)
+  })
+
+  it('refuses to move rollups written apart into a file that has its own, and removes theirs', () => {
+    const { path, endpointId, versionId } = setUp('apart.db')
+    const db = new Database(path)
+    db.prepare(`INSERT INTO rollup_user_day VALUES (?, 0, 1, ?, 0, 1, 10, 10, 10, x'0001')`).run(
+      endpointId,
+      versionId,
+    )
+    db.close()
+    const writer = new BulkWriter(path, { clientsApart: true })
+    const batch = rows(1, 100, endpointId, versionId)
+    writer.write({
+      rows: batch,
+      aborted: new Uint8Array(100),
+      counted: new RollupCounter(0).count(batch, true),
+      touched: new Float64Array(0),
+    })
+    expect(existsSync(`${path}.clients`)).toBe(true)
+    expect(() => writer.close()).toThrow(/rollup_user_day has rows already/)
+    expect(existsSync(`${path}.clients`)).toBe(false)
+    // the thread's rows are in; the file's own user rollup is as it was
+    const after = new Database(path, { readonly: true })
+    expect(after.prepare('SELECT count(*) FROM request').pluck().get()).toBe(100)
+    expect(after.prepare('SELECT requests FROM rollup_user_day').pluck().all()).toEqual([1])
+    after.close()
   })
 
   it("writes on the caller's thread when asked to, with the same checks", () => {

@@ -139,7 +139,9 @@ class ClientRollupFile {
       db.transaction(() => {
         for (const table of CLIENT_ROLLUP_TABLES) {
           if (db.prepare(`SELECT 1 FROM main.${table} LIMIT 1`).get() !== undefined) {
-            throw new Error(`routemeter: ${table} has rows already: it cannot take them apart`)
+            throw new Error(
+              `routemeter: ${table} has rows already: the rows written apart would collide with them`,
+            )
           }
           db.exec(`INSERT INTO main.${table} SELECT * FROM clients.${table}`)
         }

@@ -146,15 +146,19 @@ class AggregateList<T extends Aggregate> {
       const entry = inBucketOrder[e]!
       buckets[next[entry >>> BUCKET_BITS]!++] = entry & mask
     }
-    // At most 7 bytes a request (a bucket's gap and count), and room for the last check.
-    const encoded = Buffer.allocUnsafe(7 * length + 12)
-    const histograms = new Array<Buffer>(n)
+    // At most 7 bytes a request (a bucket's gap and count), and room for the last check;
+    // then copied to a buffer of their size (the one that crosses to a writer thread).
+    const room = Buffer.allocUnsafeSlow(7 * length + 12)
+    const ends = new Int32Array(n)
     let at = 0
     for (let a = 0; a < n; a++) {
-      const end = putSortedBuckets(encoded, at, buckets, starts[a]!, starts[a + 1]!)
-      histograms[a] = encoded.subarray(at, end)
-      at = end
+      at = putSortedBuckets(room, at, buckets, starts[a]!, starts[a + 1]!)
+      ends[a] = at
     }
+    const encoded = Buffer.allocUnsafeSlow(at)
+    room.copy(encoded, 0, 0, at)
+    const histograms = new Array<Buffer>(n)
+    for (let a = 0; a < n; a++) histograms[a] = encoded.subarray(a === 0 ? 0 : ends[a - 1], ends[a])
     return histograms
   }
 

@@ -71,6 +71,9 @@ export function encodeHistogram(histogram: SparseHistogram): Buffer {
   return Buffer.from(bytes)
 }
 
+/** Room for any histogram: two varints of at most 2 and 5 bytes per bucket. */
+const runBytes = Buffer.alloc(BUCKET_COUNT * 7)
+
 /**
  * Encodes the durations' buckets of one rollup row, given as a list with one
  * entry per request (any order; sorted here, in place), as encodeHistogram
@@ -78,19 +81,9 @@ export function encodeHistogram(histogram: SparseHistogram): Buffer {
  */
 export function encodeBuckets(buckets: Uint16Array): Buffer {
   buckets.sort()
-  return encodeSortedBuckets(buckets, 0, buckets.length)
-}
-
-/** Room for any histogram: two varints of at most 2 and 5 bytes per bucket. */
-const runBytes = Buffer.alloc(BUCKET_COUNT * 7)
-
-/**
- * Encodes the buckets [from, to) of a sorted list, as encodeHistogram would
- * encode their counts (the writer keeps the buckets of many rollup rows in
- * one list, each row's together).
- */
-export function encodeSortedBuckets(sorted: ArrayLike<number>, from: number, to: number): Buffer {
-  return Buffer.from(runBytes.subarray(0, putSortedBuckets(runBytes, 0, sorted, from, to)))
+  return Buffer.from(
+    runBytes.subarray(0, putSortedBuckets(runBytes, 0, buckets, 0, buckets.length)),
+  )
 }
 
 /**

@@ -69,6 +69,48 @@ interface Endpoint {
 
 const kTracked = Symbol('routemeter.tracked')
 
+/*
+ * Express 5 swaps the prototype of every request and response, which gives
+ * each one a hidden class (map) of its own: a named load such as
+ * `res.statusCode` then misses V8's inline caches on every request and the
+ * lookup runs in V8's runtime, about 2,000 instructions a load (callgrind).
+ * A load whose key is held in a variable takes V8's generic keyed lookup,
+ * which finds a data property without leaving compiled code (a getter still
+ * goes to the runtime). So the per-request code reads the framework's objects
+ * through these keys, and reads the fields that Node's `headersSent` and
+ * `writableFinished` getters read rather than the getters.
+ */
+export const FIELD_KEY = {
+  method: 'method',
+  statusCode: 'statusCode',
+  header: '_header',
+  finished: 'finished',
+  outputSize: 'outputSize',
+  socket: 'socket',
+  route: 'route',
+} as const
+
+type Fields = Record<string, unknown>
+
+/** `res.headersSent` (Node: `!!this._header`); the getter where the field is not there. */
+export function headersSent(res: ServerResponse): boolean {
+  const header = (res as unknown as Fields)[FIELD_KEY.header]
+  return header === undefined ? res.headersSent : Boolean(header)
+}
+
+/** `res.writableFinished`, from the fields Node's getter reads; the getter where they are not there. */
+export function writableFinished(res: ServerResponse): boolean {
+  const fields = res as unknown as Fields
+  const finished = fields[FIELD_KEY.finished]
+  if (typeof finished !== 'boolean') return res.writableFinished
+  const socket = fields[FIELD_KEY.socket] as { writableLength: number } | null | undefined
+  return (
+    finished &&
+    fields[FIELD_KEY.outputSize] === 0 &&
+    (socket === null || socket === undefined || socket.writableLength === 0)
+  )
+}
+
 /** Per-request state, hung on the response under a Symbol. */
 class Tracked {
   constructor(
@@ -77,6 +119,7 @@ class Tracked {
     readonly ctx: unknown,
     readonly start: number,
     readonly socketIp: string | undefined,
+    readonly method: string,
   ) {}
 }
 
@@ -206,7 +249,8 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (this.options.ignore !== undefined && this.isIgnored(req)) return
     // The socket's address is read now: once an aborted socket is destroyed it is gone.
     const socketIp = this.options.getIp === undefined ? req.socket?.remoteAddress : undefined
-    response[kTracked] = new Tracked(this, req, ctx, performance.now(), socketIp)
+    const method = ((req as unknown as Fields)[FIELD_KEY.method] as string | undefined) ?? 'GET'
+    response[kTracked] = new Tracked(this, req, ctx, performance.now(), socketIp, method)
     response.on('close', onResponseClose)
   }
 
@@ -234,7 +278,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       this.report(error, 'route')
       route = UNMATCHED_ROUTE
     }
-    const endpoint = this.endpoint(req.method ?? 'GET', route)
+    const endpoint = this.endpoint(tracked.method, route)
     if (endpoint.lastRequested === 0) this.touched.push(endpoint)
     if (time > endpoint.lastRequested) endpoint.lastRequested = time
     if (endpoint.level === 0) return
@@ -250,10 +294,10 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       endpoint.slot,
       time,
       durationUs,
-      res.headersSent ? res.statusCode : 0,
+      headersSent(res) ? ((res as unknown as Fields)[FIELD_KEY.statusCode] as number) : 0,
       this.groupOf(req, ctx),
       this.ipOf(tracked, ctx),
-      res.writableFinished ? 0 : 1,
+      writableFinished(res) ? 0 : 1,
     )
   }
 

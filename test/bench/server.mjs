@@ -2,7 +2,7 @@
  * One benchmark server: a hello-world Express 5 or Koa 3 app with one way of
  * recording requests, alone in its process (the runner pins it to a core).
  *
- *   node test/bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N]
+ *   node test/bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N] [--flush-interval MS]
  *
  * Prints `listening <port>` once it listens on 127.0.0.1; on SIGTERM it stops
  * and prints `stats <json>` (the collector's counts for Routemeter configs).
@@ -98,7 +98,11 @@ function sqliteBatch(database) {
 function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { db: { type: 'string' }, 'max-buffered': { type: 'string' } },
+    options: {
+      db: { type: 'string' },
+      'max-buffered': { type: 'string' },
+      'flush-interval': { type: 'string' },
+    },
   })
   const [framework, config] = positionals
   if (!CONFIGS[framework]?.includes(config)) {
@@ -117,6 +121,9 @@ function main() {
       ...(values['max-buffered'] === undefined
         ? {}
         : { maxBufferedRows: Number(values['max-buffered']) }),
+      ...(values['flush-interval'] === undefined
+        ? {}
+        : { flushInterval: Number(values['flush-interval']) }),
     })
   }
 

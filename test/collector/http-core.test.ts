@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createCollector, UNMATCHED_ROUTE, type HttpCollector } from 'routemeter'
+import { headersSent, writableFinished } from '../../collector/src/core.js'
 import {
   countRequests,
   defer,
@@ -187,6 +188,51 @@ describe('createCollector (plain http)', () => {
       return rows.length === 1 && rows
     })
     expect(rows[0]).toMatchObject({ route: '/hang', status: 0, aborted: 1 })
+  })
+
+  it("reads a response's headersSent and writableFinished from Node's fields as its getters do", async () => {
+    // The collector reads the fields (a getter misses V8's caches on Express's responses).
+    const seen: Array<{ stage: string; sent: boolean; finished: boolean; getters: boolean[] }> = []
+    const look = (stage: string, res: ServerResponse): void => {
+      seen.push({
+        stage,
+        sent: headersSent(res),
+        finished: writableFinished(res),
+        getters: [res.headersSent, res.writableFinished],
+      })
+    }
+    const { url } = await listen((req: IncomingMessage, res: ServerResponse) => {
+      look(`${req.url} start`, res)
+      res.on('close', () => look(`${req.url} close`, res))
+      if (req.url === '/endless') {
+        res.write('start')
+        look('/endless writing', res)
+        const timer = setInterval(() => res.write('.'.repeat(512)), 10)
+        res.on('close', () => clearInterval(timer))
+        return
+      }
+      res.writeHead(200)
+      look('/done head', res)
+      res.on('finish', () => look('/done finish', res))
+      res.end('done')
+    })
+    await request(`${url}/done`)
+    await requestAndAbort(`${url}/endless`)
+    await waitFor('the aborted response to close', () =>
+      seen.some((s) => s.stage === '/endless close'),
+    )
+    for (const s of seen) expect([s.stage, s.sent, s.finished]).toEqual([s.stage, ...s.getters])
+    const at = (stage: string): [boolean, boolean] | undefined => {
+      const s = seen.find((x) => x.stage === stage)
+      return s && [s.sent, s.finished]
+    }
+    expect(at('/done start')).toEqual([false, false])
+    expect(at('/done head')).toEqual([true, false])
+    expect(at('/done close')).toEqual([true, true])
+    expect(at('/endless close')).toEqual([true, false])
+    // A response without Node's fields (another server's): the getters answer.
+    const other = { headersSent: true, writableFinished: true } as unknown as ServerResponse
+    expect([headersSent(other), writableFinished(other)]).toEqual([true, true])
   })
 
   it('close() writes what is buffered and stops collecting', async () => {

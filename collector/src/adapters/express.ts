@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
   Collector,
   handleOf,
+  FIELD_KEY,
   routeToString,
   type DiscoveredRoute,
   type RoutemeterHandle,
@@ -168,7 +169,8 @@ function expressHooks(walk: (req: IncomingMessage) => void) {
   const retried = new WeakSet<ExpressRoute>()
   return {
     routeOf(req: IncomingMessage): string | undefined {
-      const route = (req as ExpressRequest).route
+      // Keyed: a named load misses V8's caches on Express's requests (see FIELD_KEY).
+      const route = (req as ExpressRequest)[FIELD_KEY.route]
       if (route === undefined) return undefined
       if (route[kTemplate] === undefined && !retried.has(route)) {
         // A route added after the last walk, or in a mounted sub-app: walk again, once per route.
@@ -184,7 +186,11 @@ function expressHooks(walk: (req: IncomingMessage) => void) {
     ipOf(req: IncomingMessage): string | undefined {
       const request = req as ExpressRequest
       // req.ip follows the app's "trust proxy" setting; the socket's address is cheaper otherwise.
-      return request.app?.enabled?.('trust proxy') ? request.ip : undefined
+      // Express keeps req.app on the request's prototype (app.request), which is the same
+      // object for every request: reading it there does not miss V8's caches (see FIELD_KEY).
+      const prototype = Object.getPrototypeOf(request) as { app?: ExpressRequest['app'] } | null
+      const app = prototype?.app ?? request.app
+      return app?.enabled?.('trust proxy') ? request.ip : undefined
     },
     subject: (req: IncomingMessage): unknown => req,
   }

@@ -48,8 +48,11 @@ export function startServer(
   framework: string,
   config: string,
   extra: string[] = [],
+  /** a command that runs node (valgrind …), and how long the server may take to listen */
+  { wrap = [], listenTimeoutMs = 20_000 }: { wrap?: string[]; listenTimeoutMs?: number } = {},
 ): Promise<Server> {
   const [command, args] = pinned(SERVER_CORE, [
+    ...wrap,
     process.execPath,
     SERVER,
     framework,
@@ -67,8 +70,12 @@ export function startServer(
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`${framework} ${config} did not listen within 20 s: ${stderr}`))
-    }, 20_000)
+      reject(
+        new Error(
+          `${framework} ${config} did not listen within ${listenTimeoutMs / 1000} s: ${stderr}`,
+        ),
+      )
+    }, listenTimeoutMs)
     child.once('exit', (code) => {
       clearTimeout(timer)
       reject(new Error(`${framework} ${config} exited (${code}) before listening: ${stderr}`))
@@ -80,7 +87,7 @@ export function startServer(
       clearTimeout(timer)
       resolve({
         child,
-        // taskset execs node: the pid is the server's
+        // taskset execs node (or valgrind, which runs node in its own process): the pid is the server's
         pid: child.pid!,
         url: `http://127.0.0.1:${port}/`,
         stop: async () => {
@@ -125,7 +132,8 @@ interface AutocannonJson {
 /** Runs autocannon against `url`, pinned to the client core. */
 export function load(
   url: string,
-  options: { seconds: number; connections: number; rate?: number },
+  /** `amount`: that many requests, however long they take (else for `seconds`) */
+  options: { seconds?: number; amount?: number; connections: number; rate?: number },
 ): Promise<LoadResult> {
   const bin = join(dirname(require.resolve('autocannon/package.json')), 'autocannon.js')
   const args = [
@@ -134,8 +142,9 @@ export function load(
     '--json',
     '-c',
     String(options.connections),
-    '-d',
-    String(options.seconds),
+    ...(options.amount === undefined
+      ? ['-d', String(options.seconds ?? 10)]
+      : ['-a', String(options.amount)]),
     ...(options.rate === undefined ? [] : ['-R', String(options.rate)]),
     url,
   ]

@@ -8,6 +8,7 @@
  *                                    that every part works (2xx answers, no row lost, views answer)
  *   npm run bench -- --only overhead,writer,viewer --rounds 7 --seconds 10 --out FILE
  *   npm run bench -- --only overhead --configs routemeter-1,sqlite-batch   (bare always runs)
+ *   npm run bench -- --only overhead,instructions   (instructions: callgrind's counts, needs valgrind)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -25,11 +26,17 @@ import {
   type Spread,
   type TargetResult,
 } from './lib.js'
+import {
+  callgrindMissing,
+  INSTRUCTION_CONFIGS,
+  runInstructions,
+  type InstructionSummary,
+} from './instructions.js'
 import { runOverhead, type ConfigSummary } from './overhead.js'
 import { runViewer, type ViewerFigures } from './viewer.js'
 import { runWriter, type WriterFigures } from './writer.js'
 
-const SECTIONS = ['overhead', 'writer', 'viewer'] as const
+const SECTIONS = ['overhead', 'instructions', 'writer', 'viewer'] as const
 type Section = (typeof SECTIONS)[number]
 
 /** End of every generated period: fixed, so that files are reused and runs compare. */
@@ -105,6 +112,92 @@ function overheadTargets(rows: ConfigSummary[]): TargetResult[] {
         target: `${framework}: level 1 costs less than every alternative`,
         figure: `${fixed(level1.addedUs.median, 1)} µs vs ${best.label} ${fixed(best.addedUs.median, 1)} µs`,
         met: level1.addedUs.median < best.addedUs.median,
+      })
+    }
+  }
+  return targets
+}
+
+/** CPU µs per instruction of the bare app in the time-based runs: main thread, all threads. */
+function bareRates(
+  framework: string,
+  overhead: ConfigSummary[] | undefined,
+  counts: InstructionSummary[],
+): { main: number; all: number } | undefined {
+  const timed = overhead?.find((r) => r.framework === framework && r.config === 'bare')
+  const counted = counts.find((r) => r.framework === framework && r.config === 'bare')
+  if (timed === undefined || counted === undefined) return undefined
+  return {
+    main: timed.cpuMainUs.median / counted.main.median,
+    all: timed.cpuAllUs.median / counted.all.median,
+  }
+}
+
+function instructionsTable(
+  counts: InstructionSummary[],
+  overhead: ConfigSummary[] | undefined,
+): string {
+  const n = (x: number): string => Math.round(x).toLocaleString('en')
+  const added = (x: number): string => `${x >= 0 ? '+' : ''}${n(x)}`
+  return table(
+    [
+      'framework',
+      'configuration',
+      'main thread instr/req median (min–max)',
+      'added',
+      'all threads instr/req',
+      'added',
+      "added µs at bare's rate (main / all)",
+      'rows written',
+    ],
+    counts.map((r) => {
+      const rate = bareRates(r.framework, overhead, counts)
+      return [
+        r.framework,
+        r.label,
+        `${n(r.main.median)} (${n(r.main.min)}–${n(r.main.max)})`,
+        r.config === 'bare' ? '-' : added(r.addedMain),
+        n(r.all.median),
+        r.config === 'bare' ? '-' : added(r.addedAll),
+        r.config === 'bare' || rate === undefined
+          ? '-'
+          : `${fixed(r.addedMain * rate.main, 1)} / ${fixed(r.addedAll * rate.all, 1)}`,
+        r.config === 'bare' ? '-' : r.written.toLocaleString('en'),
+      ]
+    }),
+  )
+}
+
+function instructionTargets(
+  counts: InstructionSummary[],
+  overhead: ConfigSummary[] | undefined,
+): TargetResult[] {
+  const targets: TargetResult[] = []
+  for (const framework of Object.keys(INSTRUCTION_CONFIGS)) {
+    const level1 = counts.find((r) => r.framework === framework && r.config === 'routemeter-1')
+    if (level1 === undefined) continue
+    const rate = bareRates(framework, overhead, counts)
+    const note = "callgrind's count at the bare app's CPU time per instruction (overhead runs)"
+    for (const [thread, bound, instructions, perInstruction] of [
+      ["the request's thread", 2, level1.addedMain, rate?.main],
+      ['all threads', 4, level1.addedAll, rate?.all],
+    ] as const) {
+      const us = perInstruction === undefined ? Number.NaN : instructions * perInstruction
+      targets.push({
+        target: `${framework}: level 1 adds <= ${bound} µs/request on ${thread} (instructions)`,
+        figure: `+${Math.round(instructions).toLocaleString('en')} instr = ${fixed(us, 1)} µs`,
+        met: Number.isFinite(us) ? us <= bound : undefined,
+        note: Number.isFinite(us)
+          ? note
+          : 'no time-based run to convert with: --only overhead,instructions',
+      })
+    }
+    const batch = counts.find((r) => r.framework === framework && r.config === 'sqlite-batch')
+    if (batch !== undefined) {
+      targets.push({
+        target: `${framework}: level 1 adds fewer instructions than the SQLite batch middleware (all threads)`,
+        figure: `+${Math.round(level1.addedAll).toLocaleString('en')} vs +${Math.round(batch.addedAll).toLocaleString('en')}`,
+        met: level1.addedAll < batch.addedAll,
       })
     }
   }
@@ -249,10 +342,23 @@ function viewerTargets(figures: ViewerFigures[]): TargetResult[] {
 /** What a smoke run checks: everything ran and answered, not how fast. */
 function smokeProblems(
   overhead: ConfigSummary[] | undefined,
+  counts: InstructionSummary[] | undefined,
   writer: WriterFigures | undefined,
   viewer: ViewerFigures[] | undefined,
 ): string[] {
   const problems: string[] = []
+  for (const r of counts ?? []) {
+    for (const pass of r.passes) {
+      if (pass.errors > 0 || pass.non2xx > 0 || !(pass.main > 0)) {
+        problems.push(
+          `instructions ${r.framework} ${r.config}: ${pass.errors} errors, ${pass.non2xx} non-2xx`,
+        )
+      }
+    }
+    if (r.config === 'routemeter-1' && r.written <= 0) {
+      problems.push(`instructions: ${r.framework} routemeter-1 wrote no row`)
+    }
+  }
   for (const r of overhead ?? []) {
     for (const run of r.runs) {
       if (run.errors > 0 || run.non2xx > 0 || !(run.rps > 0)) {
@@ -291,7 +397,7 @@ async function main(): Promise<void> {
   })
   if (values.help) {
     console.log(
-      'usage: npm run bench -- [--quick] [--only overhead,writer,viewer] [--configs a,b] [--rounds N] [--seconds N] [--out FILE]',
+      'usage: npm run bench -- [--quick] [--only overhead,instructions,writer,viewer] [--configs a,b] [--rounds N] [--seconds N] [--out FILE]',
     )
     return
   }
@@ -320,6 +426,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = { date: started.toISOString(), quick, machine: about }
   const targets: TargetResult[] = []
   let overhead: ConfigSummary[] | undefined
+  let counts: InstructionSummary[] | undefined
   let writer: WriterFigures | undefined
   let viewer: ViewerFigures[] | undefined
 
@@ -339,6 +446,35 @@ async function main(): Promise<void> {
     )
     targets.push(...overheadTargets(overhead))
     results.overhead = overhead
+  }
+  if (only.includes('instructions')) {
+    const missing = callgrindMissing()
+    if (missing !== undefined) {
+      console.log(`\n1b. Instructions a request: not measured: ${missing}`)
+    } else {
+      const chosen = values.configs?.split(',')
+      const configs = Object.fromEntries(
+        Object.entries(quick ? { express: ['bare', 'routemeter-1'] } : INSTRUCTION_CONFIGS).map(
+          ([framework, list]) => [
+            framework,
+            list.filter((c) => c === 'bare' || (chosen?.includes(c) ?? true)),
+          ],
+        ),
+      )
+      const plan = quick
+        ? { warmup: 300, requests: 300, passes: 1 }
+        : { warmup: 8000, requests: 4000, passes: 3 }
+      log(
+        `instructions: callgrind, ${plan.warmup} requests of warm-up, ${plan.passes} pass(es) of ${plan.requests}…`,
+      )
+      counts = await runInstructions({ ...plan, connections: 10, configs, log })
+      console.log(
+        `\n1b. Instructions a request (callgrind; autocannon -c 10; ${plan.passes} pass(es) of ${plan.requests} requests after ${plan.warmup}; medians)\n` +
+          instructionsTable(counts, overhead),
+      )
+      targets.push(...instructionTargets(counts, overhead))
+      results.instructions = counts
+    }
   }
   if (only.includes('writer')) {
     log('writer…')
@@ -381,7 +517,7 @@ async function main(): Promise<void> {
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
   console.log(`written to ${out}`)
 
-  const problems = smokeProblems(overhead, writer, viewer)
+  const problems = smokeProblems(overhead, counts, writer, viewer)
   if (problems.length > 0) {
     console.error(`\nbench: something did not work:\n  ${problems.join('\n  ')}`)
     process.exitCode = 1

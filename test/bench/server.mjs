@@ -2,7 +2,12 @@
  * One benchmark server: a hello-world Express 5 or Koa 3 app with one way of
  * recording requests, alone in its process (the runner pins it to a core).
  *
- *   node test/bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N] [--flush-interval MS]
+ *   node test/bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N] [--time-scale N]
+ *
+ * --time-scale N multiplies the recorders' timers (Routemeter's flush and level
+ * poll, the batch middleware's flush): under callgrind a request takes about
+ * 50 times as long, and the timers scale with it so that a batch holds as
+ * many requests as it would at full speed.
  *
  * Prints `listening <port>` once it listens on 127.0.0.1; on SIGTERM it stops
  * and prints `stats <json>` (the collector's counts for Routemeter configs).
@@ -61,7 +66,7 @@ function startOpenTelemetry(framework) {
 }
 
 /** The plain alternative: a middleware that batches rows into better-sqlite3 every 200 ms. */
-function sqliteBatch(database) {
+function sqliteBatch(database, timeScale) {
   const Database = require('better-sqlite3')
   const db = new Database(database)
   db.pragma('journal_mode = WAL')
@@ -84,7 +89,7 @@ function sqliteBatch(database) {
     writeAll(batch)
     written += batch.length
   }
-  setInterval(flush, 200).unref()
+  setInterval(flush, 200 * timeScale).unref()
   return {
     push: (row) => rows.push(row),
     close: () => {
@@ -101,7 +106,7 @@ function main() {
     options: {
       db: { type: 'string' },
       'max-buffered': { type: 'string' },
-      'flush-interval': { type: 'string' },
+      'time-scale': { type: 'string' },
     },
   })
   const [framework, config] = positionals
@@ -109,8 +114,9 @@ function main() {
     throw new Error(`usage: server.mjs <express|koa> <config>; configs: ${JSON.stringify(CONFIGS)}`)
   }
   const database = values.db ?? `/tmp/routemeter-bench-${process.pid}.db`
+  const timeScale = Number(values['time-scale'] ?? 1)
   const otelStats = config === 'otel' ? startOpenTelemetry(framework) : undefined
-  const batch = config === 'sqlite-batch' ? sqliteBatch(database) : undefined
+  const batch = config === 'sqlite-batch' ? sqliteBatch(database, timeScale) : undefined
   let routemeter
   const bindRoutemeter = (app) => {
     const { bind } = require('routemeter')
@@ -121,9 +127,10 @@ function main() {
       ...(values['max-buffered'] === undefined
         ? {}
         : { maxBufferedRows: Number(values['max-buffered']) }),
-      ...(values['flush-interval'] === undefined
+      // The collector's default intervals, scaled.
+      ...(timeScale === 1
         ? {}
-        : { flushInterval: Number(values['flush-interval']) }),
+        : { flushInterval: 250 * timeScale, levelPollInterval: 1000 * timeScale }),
     })
   }
 

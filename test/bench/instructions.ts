@@ -1,0 +1,184 @@
+/**
+ * The request path measured a second way: instructions a request, counted by
+ * callgrind, on the request's thread and on all threads of the server. A
+ * count does not change with the speed of a shared machine (the time-based
+ * figures of overhead.ts swing by tens of percent between minutes here), so
+ * it shows what a configuration adds to the bare app even when time cannot.
+ *
+ * Each configuration runs in its own process under valgrind, pinned like the
+ * time-based runs; after a warm-up its counters are zeroed, a fixed number of
+ * requests is sent, and the counts are dumped: several passes, medians. Under
+ * callgrind a request takes about 50 times as long, so the servers' timers
+ * are scaled by 50 (server.mjs --time-scale): a batch then holds as many
+ * requests as at full speed, and its cost is shared by as many.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { load, spread, startServer, type Spread } from './lib.js'
+import { LABELS } from './overhead.js'
+
+/** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
+const TIME_SCALE = 50
+
+export const INSTRUCTION_CONFIGS: Record<string, string[]> = {
+  express: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch'],
+  koa: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch'],
+}
+
+export interface InstructionOptions {
+  /** requests before counting: the JIT compiles the hot code meanwhile */
+  warmup: number
+  /** requests counted in each pass */
+  requests: number
+  passes: number
+  connections: number
+  /** only these configurations (bare always runs) */
+  configs?: Record<string, string[]>
+  log: (line: string) => void
+}
+
+export interface InstructionPass {
+  pass: number
+  /** instructions a request: the main thread, every thread */
+  main: number
+  all: number
+  non2xx: number
+  errors: number
+  responses: number
+}
+
+export interface InstructionSummary {
+  framework: string
+  config: string
+  label: string
+  passes: InstructionPass[]
+  main: Spread
+  all: Spread
+  /** medians above bare's */
+  addedMain: number
+  addedAll: number
+  /** rows the server reported written (Routemeter and the batch middleware) */
+  written: number
+}
+
+/** Why callgrind cannot count here, or undefined if it can. */
+export function callgrindMissing(): string | undefined {
+  for (const [command, arg] of [
+    ['valgrind', '--version'],
+    ['callgrind_control', '--version'],
+  ] as const) {
+    if (spawnSync(command, [arg]).status !== 0) {
+      return `${command} is not installed (Debian: apt-get install valgrind)`
+    }
+  }
+  return undefined
+}
+
+function callgrind(command: '-z' | '-d', pid: number): void {
+  const result = spawnSync('callgrind_control', [command, String(pid)], { encoding: 'utf8' })
+  if (result.status !== 0) {
+    throw new Error(`callgrind_control ${command} ${pid} failed: ${result.stderr}`)
+  }
+}
+
+/** The instructions of each thread in dump `part` of process `pid` (files out.<pid>.<part>-<thread>). */
+function dumpedInstructions(dir: string, pid: number, part: number): number[] {
+  const prefix = `out.${pid}.${part}-`
+  const counts: Array<[number, number]> = []
+  for (const file of readdirSync(dir)) {
+    if (!file.startsWith(prefix)) continue
+    const summary = /^summary:\s+(\d+)/m.exec(readFileSync(join(dir, file), 'utf8'))
+    if (summary === null) throw new Error(`no summary line in callgrind's ${file}`)
+    counts.push([Number(file.slice(prefix.length)), Number(summary[1])])
+  }
+  if (counts.length === 0) throw new Error(`callgrind wrote no ${prefix}* files in ${dir}`)
+  return counts.sort((a, b) => a[0] - b[0]).map(([, n]) => n)
+}
+
+async function measure(
+  framework: string,
+  config: string,
+  options: InstructionOptions,
+): Promise<{ passes: InstructionPass[]; written: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'routemeter-callgrind-'))
+  try {
+    const server = await startServer(
+      framework,
+      config,
+      ['--db', join(dir, 'metrics.db'), '--time-scale', String(TIME_SCALE)],
+      {
+        wrap: [
+          'valgrind',
+          '--tool=callgrind',
+          '--separate-threads=yes',
+          `--callgrind-out-file=${join(dir, 'out.%p')}`,
+        ],
+        listenTimeoutMs: 120_000,
+      },
+    )
+    const passes: InstructionPass[] = []
+    let written = 0
+    try {
+      await load(server.url, { amount: options.warmup, connections: options.connections })
+      for (let pass = 1; pass <= options.passes; pass++) {
+        callgrind('-z', server.pid)
+        const result = await load(server.url, {
+          amount: options.requests,
+          connections: options.connections,
+        })
+        // Each dump is a part of its own: part `pass` holds this pass's counts.
+        callgrind('-d', server.pid)
+        const threads = dumpedInstructions(dir, server.pid, pass)
+        passes.push({
+          pass,
+          main: threads[0]! / result.responses,
+          all: threads.reduce((sum, n) => sum + n, 0) / result.responses,
+          non2xx: result.non2xx,
+          errors: result.errors,
+          responses: result.responses,
+        })
+        options.log(
+          `  ${framework.padEnd(7)} ${config.padEnd(14)} pass ${pass}/${options.passes}: ` +
+            `${Math.round(passes.at(-1)!.main).toLocaleString('en')} instructions a request on the main thread, ` +
+            `${Math.round(passes.at(-1)!.all).toLocaleString('en')} on all`,
+        )
+      }
+    } finally {
+      written = Number((await server.stop()).written ?? 0)
+    }
+    return { passes, written }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export async function runInstructions(options: InstructionOptions): Promise<InstructionSummary[]> {
+  const summaries: InstructionSummary[] = []
+  for (const [framework, configs] of Object.entries(options.configs ?? INSTRUCTION_CONFIGS)) {
+    const measured: Array<{ config: string; passes: InstructionPass[]; written: number }> = []
+    for (const config of configs.includes('bare') ? configs : ['bare', ...configs]) {
+      measured.push({ config, ...(await measure(framework, config, options)) })
+    }
+    const bare = measured.find((m) => m.config === 'bare')!
+    const bareMain = spread(bare.passes.map((p) => p.main)).median
+    const bareAll = spread(bare.passes.map((p) => p.all)).median
+    for (const { config, passes, written } of measured) {
+      const main = spread(passes.map((p) => p.main))
+      const all = spread(passes.map((p) => p.all))
+      summaries.push({
+        framework,
+        config,
+        label: LABELS[config] ?? config,
+        passes,
+        main,
+        all,
+        addedMain: main.median - bareMain,
+        addedAll: all.median - bareAll,
+        written,
+      })
+    }
+  }
+  return summaries
+}

@@ -102,11 +102,12 @@ export function headersSent(res: ServerResponse): boolean {
 export function writableFinished(res: ServerResponse): boolean {
   const fields = res as unknown as Fields
   const finished = fields[FIELD_KEY.finished]
-  if (typeof finished !== 'boolean') return res.writableFinished
+  const outputSize = fields[FIELD_KEY.outputSize]
+  if (typeof finished !== 'boolean' || typeof outputSize !== 'number') return res.writableFinished
   const socket = fields[FIELD_KEY.socket] as { writableLength: number } | null | undefined
   return (
     finished &&
-    fields[FIELD_KEY.outputSize] === 0 &&
+    outputSize === 0 &&
     (socket === null || socket === undefined || socket.writableLength === 0)
   )
 }

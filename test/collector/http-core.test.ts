@@ -233,6 +233,8 @@ describe('createCollector (plain http)', () => {
     // A response without Node's fields (another server's): the getters answer.
     const other = { headersSent: true, writableFinished: true } as unknown as ServerResponse
     expect([headersSent(other), writableFinished(other)]).toEqual([true, true])
+    const partly = { finished: true, writableFinished: true } as unknown as ServerResponse
+    expect(writableFinished(partly)).toBe(true)
   })
 
   it('close() writes what is buffered and stops collecting', async () => {

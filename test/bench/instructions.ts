@@ -7,7 +7,8 @@
  *
  * Each configuration runs in its own process under valgrind, pinned like the
  * time-based runs; after a warm-up its counters are zeroed, a fixed number of
- * requests is sent, and the counts are dumped: several passes, medians. With
+ * requests is sent, the recorder writes what it holds, and the counts are
+ * dumped: several passes, medians. With
  * one connection two processes side by side counted within 0.01% of each
  * other (Koa level 0: 104,995 and 105,000 instructions a request). Under
  * callgrind a request takes about 50 times as long, so the servers' timers
@@ -18,7 +19,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { load, spread, startServer, type Spread } from './lib.js'
+import { load, spread, startServer, type Server, type Spread } from './lib.js'
 import { LABELS } from './overhead.js'
 
 /** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
@@ -99,6 +100,31 @@ function dumpedInstructions(dir: string, pid: number, part: number): number[] {
   return counts.sort((a, b) => a[0] - b[0]).map(([, n]) => n)
 }
 
+/** Asks the server to write what its recorder holds (SIGUSR2) and waits until it has. */
+function flushed(server: Server): Promise<void> {
+  const stdout = server.child.stdout!
+  return new Promise((done, fail) => {
+    let seen = ''
+    const finish = (error?: Error): void => {
+      clearTimeout(timer)
+      stdout.off('data', onData)
+      if (error === undefined) done()
+      else fail(error)
+    }
+    // A listener beside startServer's, removed after: pausing the stream would stop both.
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString()
+      if (/^flushed$/m.test(seen)) finish()
+    }
+    const timer = setTimeout(
+      () => finish(new Error('the server did not flush within 120 s')),
+      120_000,
+    )
+    stdout.on('data', onData)
+    server.child.kill('SIGUSR2')
+  })
+}
+
 async function measure(
   framework: string,
   config: string,
@@ -124,12 +150,15 @@ async function measure(
     let written = 0
     try {
       await load(server.url, { amount: options.warmup, connections: options.connections })
+      await flushed(server)
       for (let pass = 1; pass <= options.passes; pass++) {
         callgrind('-z', server.pid)
         const result = await load(server.url, {
           amount: options.requests,
           connections: options.connections,
         })
+        // The recorder writes this pass's rows before the dump, so the writer's work is in it.
+        await flushed(server)
         // Each dump is a part of its own: part `pass` holds this pass's counts.
         callgrind('-d', server.pid)
         const threads = dumpedInstructions(dir, server.pid, pass)

@@ -9,6 +9,7 @@
  *   npm run bench -- --only overhead,writer,viewer --rounds 7 --seconds 10 --out FILE
  *   npm run bench -- --only overhead --configs routemeter-1,sqlite-batch   (bare always runs)
  *   npm run bench -- --only overhead,instructions   (instructions: callgrind's counts, needs valgrind)
+ *   npm run bench -- --only instructions --frameworks koa
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -391,13 +392,14 @@ async function main(): Promise<void> {
       rounds: { type: 'string' },
       seconds: { type: 'string' },
       configs: { type: 'string' },
+      frameworks: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) {
     console.log(
-      'usage: npm run bench -- [--quick] [--only overhead,instructions,writer,viewer] [--configs a,b] [--rounds N] [--seconds N] [--out FILE]',
+      'usage: npm run bench -- [--quick] [--only overhead,instructions,writer,viewer] [--configs a,b] [--frameworks express,koa] [--rounds N] [--seconds N] [--out FILE]',
     )
     return
   }
@@ -453,13 +455,14 @@ async function main(): Promise<void> {
       console.log(`\n1b. Instructions a request: not measured: ${missing}`)
     } else {
       const chosen = values.configs?.split(',')
+      const frameworks = values.frameworks?.split(',')
       const configs = Object.fromEntries(
-        Object.entries(quick ? { express: ['bare', 'routemeter-1'] } : INSTRUCTION_CONFIGS).map(
-          ([framework, list]) => [
+        Object.entries(quick ? { express: ['bare', 'routemeter-1'] } : INSTRUCTION_CONFIGS)
+          .filter(([framework]) => frameworks?.includes(framework) ?? true)
+          .map(([framework, list]) => [
             framework,
             list.filter((c) => c === 'bare' || (chosen?.includes(c) ?? true)),
-          ],
-        ),
+          ]),
       )
       const plan = quick
         ? { warmup: 300, requests: 300, passes: 1 }

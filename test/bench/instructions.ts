@@ -1,19 +1,22 @@
 /**
  * The request path measured a second way: instructions a request, counted by
  * callgrind, on the request's thread and on all threads of the server. A
- * count does not change with the speed of a shared machine (the time-based
+ * count does not follow the speed of a shared machine (the time-based
  * figures of overhead.ts swing by tens of percent between minutes here), so
- * it shows what a configuration adds to the bare app even when time cannot.
+ * it shows what a configuration adds to the bare app when time cannot,
+ * within a few percent (below).
  *
  * Each configuration runs in its own process under valgrind, pinned like the
  * time-based runs; after a warm-up its counters are zeroed, a fixed number of
  * requests is sent, the recorder writes what it holds, and the counts are
- * dumped: several passes, medians. With
- * one connection two processes side by side counted within 0.01% of each
- * other (Koa level 0: 104,995 and 105,000 instructions a request). Under
- * callgrind a request takes about 50 times as long, so the servers' timers
- * are scaled by 50 (server.mjs --time-scale): a batch then holds as many
- * requests as at full speed, and its cost is shared by as many.
+ * dumped: several passes, medians. One connection, so that each request has
+ * a turn of the event loop of its own whatever the client's speed. The
+ * counts still fall from pass to pass while V8 keeps compiling, and where
+ * they settle differs from run to run by a few percent (Koa level 0's third
+ * pass: 98,429 in one run, 105,349 in the next). Under callgrind a request
+ * takes about 50 times as long, so the servers' timers are scaled by 50
+ * (server.mjs --time-scale): a batch then holds as many requests as at full
+ * speed, and its cost is shared by as many.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'

@@ -11,6 +11,7 @@ import type Database from 'better-sqlite3'
 import { RequestInsert, type RequestColumns } from './request-insert.js'
 import {
   CLIENT_ROLLUP_TABLES,
+  withoutClientRollupRows,
   writeClientRollupRows,
   writeCountedRollups,
   type CountedRollups,
@@ -282,7 +283,7 @@ export class BulkWriter {
         throw error
       }
       // The thread still moves the users' watermark: the rows follow at close().
-      counted = { ...counted, tables: counted.tables.map((rows, t) => (t >= 2 ? [] : rows)) }
+      counted = withoutClientRollupRows(counted)
     }
     // A class instance crosses as its own fields: send them as a plain object, its columns moved.
     const plain: RequestColumns = { ...batch.rows }

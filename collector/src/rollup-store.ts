@@ -511,6 +511,9 @@ export interface CountedChunk {
   statuses: RollupParams[]
 }
 
+/** Where the per-user and per-IP tables start in CountedChunk.tables (CLIENT_ROLLUP_TABLES). */
+const FIRST_CLIENT_TABLE = 2
+
 /** What the counting must match: the tables the file has (Statements.ips and .spans). */
 interface RollupShape {
   ips: boolean
@@ -888,7 +891,9 @@ export class RollupCounter {
     let clients: CountedRollups['clients']
     if (clientsNow || this.through - this.clientsAfter >= USER_ROLLUP_ROWS) {
       const rowsOfClients = countedClients(this.shape, this.clients)
-      counted.tables = counted.tables.map((rows, t) => (t >= 2 ? rowsOfClients.tables[t]! : rows))
+      counted.tables = counted.tables.map((rows, t) =>
+        t >= FIRST_CLIENT_TABLE ? rowsOfClients.tables[t]! : rows,
+      )
       clients = { afterId: this.clientsAfter }
       this.clientsAfter = this.through
       this.clients = clientsFor(this.shape, 'clients')
@@ -929,7 +934,7 @@ export function writeCountedRollups(db: RollupDb, counted: CountedRollups): void
   }
 }
 
-/** The tables of the per-user and per-IP rows: CountedChunk.tables' from index 2 on. */
+/** The tables of the per-user and per-IP rows: CountedChunk.tables' from FIRST_CLIENT_TABLE on. */
 export const CLIENT_ROLLUP_TABLES = ['rollup_user_day', 'rollup_ip_day'] as const
 
 /**
@@ -939,9 +944,17 @@ export const CLIENT_ROLLUP_TABLES = ['rollup_user_day', 'rollup_ip_day'] as cons
  */
 export function writeClientRollupRows(db: RollupDb, counted: CountedChunk): void {
   writeCounted(statementsOf(db), {
-    tables: counted.tables.map((rows, t) => (t >= 2 ? rows : [])),
+    tables: counted.tables.map((rows, t) => (t >= FIRST_CLIENT_TABLE ? rows : [])),
     statuses: [],
   })
+}
+
+/** Counted rollups without their per-user and per-IP rows (those written apart, above). */
+export function withoutClientRollupRows<T extends CountedChunk>(counted: T): T {
+  return {
+    ...counted,
+    tables: counted.tables.map((rows, t) => (t >= FIRST_CLIENT_TABLE ? [] : rows)),
+  }
 }
 
 /**

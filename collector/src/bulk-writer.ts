@@ -63,7 +63,7 @@ export class BulkInserter {
     this.db = openForWriting(path, Date.now(), options.nativeBinding)
     const db = this.db
     if (options.durable === false) db.pragma('synchronous = OFF')
-    // Ids given, not chosen by SQLite: they are the ones the rollups were counted with.
+    // Each row's own version and node; the insert checks SQLite gives the ids the rollups counted.
     this.insert = new RequestInsert(db)
     this.touch = db.prepare(
       'UPDATE endpoint SET last_requested = max(coalesce(last_requested, 0), ?) WHERE id = ?',

@@ -149,7 +149,7 @@ export class MetricsStore {
     // gives up after this long and the collector retries later, rather than stall the app.
     this.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
 
-    this.insertRequests = new RequestInsert(db)
+    this.insertRequests = new RequestInsert(db, { versionId: this.versionId, nodeId: this.nodeId })
     this.maxRequestId = db.prepare('SELECT coalesce(max(id), 0) FROM request').pluck()
     this.insertEndpoint = db.prepare(
       `INSERT INTO endpoint (method, route, monitor_level, first_seen) VALUES (?, ?, ?, ?)
@@ -185,8 +185,8 @@ export class MetricsStore {
         const inserted = this.inserted
         inserted.clear()
         if (this.aborted.length < requests.length) this.aborted = new Uint8Array(requests.length)
-        // Ids as SQLite would choose them (one more than the largest, in the write lock),
-        // given so that rows can go several to a statement and the rollups know them.
+        // Ids as SQLite will choose them (one more than the largest, in the write lock),
+        // so that the rollups know them; the insert checks that SQLite did.
         let id = this.maxRequestId.get() as number
         for (const r of requests) {
           const endpointId = this.ensureEndpoint(r.endpoint, r.time)

@@ -338,4 +338,29 @@ describe('the bulk writer', () => {
     writer.close()
     expect(count(path)).toBe(0)
   })
+
+  it('refuses rows whose ids SQLite would not give them: a request the rollups do not count', () => {
+    const { path, endpointId, versionId } = setUp('uncounted.db')
+    // A request in the table that no rollup counts (the watermark stays at 0).
+    const db = new Database(path)
+    db.prepare(
+      'INSERT INTO request (id, endpoint_id, time, duration_us, status, version_id) VALUES (1, ?, 0, 5, 200, ?)',
+    ).run(endpointId, versionId)
+    db.close()
+    const writer = new BulkWriter(path, { thread: false })
+    const batch = rows(1, 40, endpointId, versionId)
+    expect(() =>
+      writer.write({
+        rows: batch,
+        aborted: new Uint8Array(40),
+        counted: new RollupCounter(0).count(batch),
+        touched: new Float64Array(0),
+      }),
+    ).toThrow(/request 32 was inserted as 33: the ids counted do not follow the table's/)
+    writer.close()
+    expect(count(path)).toBe(1)
+    const after = new Database(path, { readonly: true })
+    expect(after.prepare('SELECT count(*) FROM rollup_hour').pluck().get()).toBe(0)
+    after.close()
+  })
 })

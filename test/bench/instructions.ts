@@ -11,9 +11,12 @@
  * requests is sent, the recorder writes what it holds, and the counts are
  * dumped: several passes, medians. One connection, so that each request has
  * a turn of the event loop of its own whatever the client's speed. The
- * counts still fall from pass to pass while V8 keeps compiling, and where
- * they settle differs from run to run by a few percent (Koa level 0's third
- * pass: 98,429 in one run, 105,349 in the next). Under callgrind a request
+ * warm-up opens several connections one after the other: until then, each
+ * new one made V8 recompile Node's http code, so that the first passes cost
+ * up to 45% more than the later ones. A pass now and then still costs a few
+ * percent more than the others (a major GC, V8 compiling the writer
+ * thread's code, which runs a few times a pass); the median of five leaves
+ * such a pass out. Under callgrind a request
  * takes about 50 times as long, so the servers' timers are scaled by 50
  * (server.mjs --time-scale): a batch then holds as many requests as at full
  * speed, and its cost is shared by as many.
@@ -27,6 +30,9 @@ import { LABELS } from './overhead.js'
 
 /** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
 const TIME_SCALE = 50
+
+/** Runs the warm-up is split into, each on a connection of its own (see measure). */
+const WARMUP_RUNS = 8
 
 export const INSTRUCTION_CONFIGS: Record<string, string[]> = {
   express: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch'],
@@ -152,7 +158,17 @@ async function measure(
     const passes: InstructionPass[] = []
     let written = 0
     try {
-      await load(server.url, { amount: options.warmup, connections: options.connections })
+      // The warm-up in several runs, a new connection each: V8 compiles Node's http code
+      // for the first connection's socket and deoptimizes it all ("wrong map") when the
+      // next connection's socket comes, so after one run the first pass recompiled it
+      // (Koa bare, 12,000 requests in one run: passes 137,388, 100,111, 94,582; in four
+      // runs: 94,207, 100,593, 94,470).
+      for (let run = 0; run < WARMUP_RUNS; run++) {
+        await load(server.url, {
+          amount: Math.ceil(options.warmup / WARMUP_RUNS),
+          connections: options.connections,
+        })
+      }
       await flushed(server)
       for (let pass = 1; pass <= options.passes; pass++) {
         callgrind('-z', server.pid)

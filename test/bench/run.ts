@@ -466,7 +466,7 @@ async function main(): Promise<void> {
       )
       const plan = quick
         ? { warmup: 300, requests: 300, passes: 1 }
-        : { warmup: 12_000, requests: 3000, passes: 3 }
+        : { warmup: 12_000, requests: 2000, passes: 5 }
       log(
         `instructions: callgrind, ${plan.warmup} requests of warm-up, ${plan.passes} pass(es) of ${plan.requests}…`,
       )

@@ -52,31 +52,43 @@ export interface ConstantColumns {
   nodeId: number
 }
 
+/** The columns a row gives, in the order it binds them; the last two may be constant. */
+const COLUMNS = [
+  'endpoint_id',
+  'time',
+  'duration_us',
+  'status',
+  'user_group_id',
+  'client_ip_id',
+  'aborted',
+  'version_id',
+  'node_id',
+]
+
 export class RequestInsert {
   private readonly full: Database.Statement
   private readonly single: Database.Statement
   /** values a row binds */
   private readonly width: number
-  private readonly constant: boolean
+  /** whether each row binds its version and node (no constant columns) */
+  private readonly rowsBindVersion: boolean
   /** the bound values of one full statement, reused */
   private readonly params: Array<number | null>
 
   constructor(db: Pick<Database.Database, 'prepare'>, constant?: ConstantColumns) {
-    const columns = ['endpoint_id', 'time', 'duration_us', 'status']
-    columns.push('user_group_id', 'client_ip_id', 'aborted', 'version_id', 'node_id')
     let row: string
     if (constant === undefined) {
-      this.width = columns.length
-      row = `(${columns.map(() => '?').join(', ')})`
+      this.width = COLUMNS.length
+      row = `(${COLUMNS.map(() => '?').join(', ')})`
     } else {
       for (const id of [constant.versionId, constant.nodeId]) {
         if (!Number.isSafeInteger(id)) throw new TypeError(`routemeter: ${id} is not an id`)
       }
-      this.width = columns.length - 2
+      this.width = COLUMNS.length - 2
       row = `(${Array<string>(this.width).fill('?').join(', ')}, ${constant.versionId}, ${nullable(constant.nodeId) ?? 'NULL'})`
     }
-    this.constant = constant !== undefined
-    const insert = `INSERT INTO request (${columns.join(', ')}) VALUES `
+    this.rowsBindVersion = constant === undefined
+    const insert = `INSERT INTO request (${COLUMNS.join(', ')}) VALUES `
     this.full = db.prepare(insert + Array<string>(ROWS_PER_STATEMENT).fill(row).join(', '))
     this.single = db.prepare(insert + row)
     this.params = new Array<number | null>(ROWS_PER_STATEMENT * this.width)
@@ -120,7 +132,7 @@ export class RequestInsert {
     into[at + 4] = nullable(rows.userGroupId[i]!)
     into[at + 5] = nullable(rows.clientIpId[i]!)
     into[at + 6] = aborted[i]!
-    if (this.constant) return
+    if (!this.rowsBindVersion) return
     into[at + 7] = rows.versionId[i]!
     into[at + 8] = nullable(rows.nodeId[i]!)
   }

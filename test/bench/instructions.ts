@@ -14,9 +14,11 @@
  * warm-up opens several connections one after the other: until then, each
  * new one made V8 recompile Node's http code, so that the first passes cost
  * up to 45% more than the later ones. A pass now and then still costs a few
- * percent more than the others (a major GC, V8 compiling the writer
- * thread's code, which runs a few times a pass); the median of five leaves
- * such a pass out. Under callgrind a request
+ * percent more than the others (not traced; likely a major GC, or V8
+ * compiling the writer thread's code, which runs a few times a pass); the
+ * median of five leaves such a pass out. Where a process settles still
+ * differs between runs by several thousand instructions on Koa (level 1
+ * over bare: +4,110 to +11,820 in four runs). Under callgrind a request
  * takes about 50 times as long, so the servers' timers are scaled by 50
  * (server.mjs --time-scale): a batch then holds as many requests as at full
  * speed, and its cost is shared by as many.

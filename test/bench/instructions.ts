@@ -11,9 +11,9 @@
  * requests is sent, the recorder writes what it holds, and the counts are
  * dumped: several passes, medians. One connection, so that each request has
  * a turn of the event loop of its own whatever the client's speed. The
- * warm-up opens several connections one after the other: until then, each
- * new one made V8 recompile Node's http code, so that the first passes cost
- * up to 45% more than the later ones. A pass now and then still costs a few
+ * warm-up opens several connections one after the other: with a warm-up on
+ * one connection, the first pass's new connection made V8 recompile Node's
+ * http code, and that pass cost up to 45% more than the later ones. A pass now and then still costs a few
  * percent more than the others (not traced; likely a major GC, or V8
  * compiling the writer thread's code, which runs a few times a pass); the
  * median of five leaves such a pass out. Where a process settles still

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import { HeldRequests } from './held-requests.js'
 import { RequestInsert } from './request-insert.js'
 import { RollupColumns, rollUpRequests, writePendingClientRollups } from './rollup-store.js'
 import { checkSchema, migrate } from './schema/migrate.js'
@@ -92,8 +93,8 @@ export class MetricsStore {
   private readonly ipIds = new Map<string, number>()
   /** the rows of the transaction under way, for the rollups (kept to reuse its arrays) */
   private readonly inserted = new RollupColumns()
-  /** request.aborted of the rows in `inserted` */
-  private aborted = new Uint8Array(1024)
+  /** requests given as objects (PendingRequest[]), as the write takes them */
+  private readonly fromObjects = new HeldRequests()
   private readonly insertRequests: RequestInsert
   private readonly maxRequestId: Database.Statement
   private readonly insertEndpoint: Database.Statement
@@ -105,7 +106,7 @@ export class MetricsStore {
   private readonly selectIp: Database.Statement
   private readonly selectEndpoints: Database.Statement
   private readonly writeBatch: (
-    requests: PendingRequest[],
+    requests: HeldRequests,
     touched: EndpointState[],
     discovered: EndpointState[],
     now: number,
@@ -169,7 +170,7 @@ export class MetricsStore {
 
     this.writeBatch = db.transaction(
       (
-        requests: PendingRequest[],
+        requests: HeldRequests,
         touched: EndpointState[],
         discovered: EndpointState[],
         now: number,
@@ -182,39 +183,57 @@ export class MetricsStore {
             this.touchEndpoint.run(endpoint.pendingLastRequested, endpoint.id)
           }
         }
+        // The file's ids of the rows' user groups and IPs: one lookup a name, not a row.
+        const groupIds = requests.groups.map((name) =>
+          this.nameId(name, this.groupIds, this.insertGroup, this.selectGroup),
+        )
+        const ipIds = requests.ips.map((name) =>
+          this.nameId(name, this.ipIds, this.insertIp, this.selectIp),
+        )
         const inserted = this.inserted
         inserted.clear()
-        if (this.aborted.length < requests.length) this.aborted = new Uint8Array(requests.length)
         // Ids as SQLite will choose them (one more than the largest, in the write lock),
         // so that the rollups know them; the insert checks that SQLite did.
-        let id = this.maxRequestId.get() as number
-        for (const r of requests) {
-          const endpointId = this.ensureEndpoint(r.endpoint, r.time)
-          const groupId =
-            r.group === null
-              ? null
-              : this.nameId(r.group, this.groupIds, this.insertGroup, this.selectGroup)
-          const ipId =
-            r.ip === null ? null : this.nameId(r.ip, this.ipIds, this.insertIp, this.selectIp)
-          this.aborted[inserted.count] = r.aborted
-          inserted.push(
-            ++id,
-            endpointId,
-            r.time,
-            r.durationUs,
-            r.status,
-            this.versionId,
-            this.nodeId,
-            groupId,
-            ipId,
-          )
-        }
-        this.insertRequests.run(inserted, this.aborted)
+        this.fillInserted(requests, groupIds, ipIds, this.maxRequestId.get() as number)
+        this.insertRequests.run(inserted, requests.aborted)
         // The views read the rollups: they count this batch in the same transaction,
         // from the rows just inserted rather than read back.
         rollUpRequests(db, undefined, { inserted })
       },
     ).immediate
+  }
+
+  /**
+   * The held requests as the rows to insert (`inserted`), with ids from
+   * `lastId + 1`. A method of its own: as part of the transaction's function,
+   * whose code after the loop had not run when V8 compiled the loop, the
+   * loop bailed out of its compiled code once a batch (--trace-deopt) and ran
+   * unoptimized.
+   */
+  private fillInserted(
+    requests: HeldRequests,
+    groupIds: readonly number[],
+    ipIds: readonly number[],
+    lastId: number,
+  ): void {
+    const inserted = this.inserted
+    const { endpoint, time, durationUs, status, group, ip } = requests
+    let id = lastId
+    for (let i = 0; i < requests.count; i++) {
+      const g = group[i]!
+      const p = ip[i]!
+      inserted.push(
+        ++id,
+        this.ensureEndpoint(endpoint[i]!, time[i]!),
+        time[i]!,
+        durationUs[i]!,
+        status[i]!,
+        this.versionId,
+        this.nodeId,
+        g === -1 ? null : groupIds[g]!,
+        p === -1 ? null : ipIds[p]!,
+      )
+    }
   }
 
   /** Inserts an endpoint the file does not have yet; the file's level wins over ours. */
@@ -270,12 +289,19 @@ export class MetricsStore {
    * routes, requests, and the last request time of the endpoints they touched.
    */
   write(
-    requests: PendingRequest[],
+    requests: HeldRequests | readonly PendingRequest[],
     touched: EndpointState[],
     discovered: EndpointState[] = [],
     now = Date.now(),
   ): void {
-    this.undoable(() => this.writeBatch(requests, touched, discovered, now))
+    let held: HeldRequests
+    if (requests instanceof HeldRequests) held = requests
+    else {
+      held = this.fromObjects
+      held.clear()
+      for (const request of requests) held.push(request)
+    }
+    this.undoable(() => this.writeBatch(held, touched, discovered, now))
   }
 
   /** Runs a transaction; if it rolls back, forgets the ids it handed out. */

@@ -4,7 +4,8 @@
  * user groups and IPs its rows refer to by index.
  */
 import type { MonitorLevel } from './schema/types.js'
-import type { EndpointState, PendingRequest } from './store.js'
+import { intern, type HeldRequests } from './held-requests.js'
+import type { EndpointState } from './store.js'
 
 /** An endpoint as the collector defines it for the writer; its slot is its place in the list. */
 export interface EndpointDefinition {
@@ -136,27 +137,21 @@ export class RowBatch {
   }
 }
 
-function intern(name: string, index: Map<string, number>, names: string[]): number {
-  let id = index.get(name)
-  if (id === undefined) {
-    id = names.length
-    names.push(name)
-    index.set(name, id)
-  }
-  return id
-}
-
 /**
- * Turns a batch's rows into the store's requests, appended to `into`.
- * Rows of an endpoint that `keep` refuses are left out; returns how many.
+ * Appends a batch's rows to the requests held for writing (`into`), column by
+ * column. Rows of an endpoint that `keep` refuses are left out; returns how many.
  */
 export function decodeRows(
   batch: Batch,
   slots: readonly EndpointState[],
   keep: (endpoint: EndpointState) => boolean,
-  into: PendingRequest[],
+  into: HeldRequests,
 ): number {
   const c = columns(batch.buffer, batch.capacity)
+  // The batch's names, as indexes into the held requests' (once a name, not once a row).
+  const groups = Int32Array.from(batch.groups, (name) => into.groupOf(name))
+  const ips = Int32Array.from(batch.ips, (name) => into.ipOf(name))
+  let n = into.reserve(batch.count)
   let skipped = 0
   for (let i = 0; i < batch.count; i++) {
     const endpoint = slots[c.endpoint[i]!]!
@@ -166,15 +161,15 @@ export function decodeRows(
     }
     const group = c.group[i]!
     const ip = c.ip[i]!
-    into.push({
-      endpoint,
-      time: c.time[i]!,
-      durationUs: c.duration[i]!,
-      status: c.status[i]!,
-      group: group === -1 ? null : batch.groups[group]!,
-      ip: ip === -1 ? null : batch.ips[ip]!,
-      aborted: c.aborted[i] as 0 | 1,
-    })
+    into.endpoint[n] = endpoint
+    into.time[n] = c.time[i]!
+    into.durationUs[n] = c.duration[i]!
+    into.status[n] = c.status[i]!
+    into.aborted[n] = c.aborted[i]!
+    into.group[n] = group === -1 ? -1 : groups[group]!
+    into.ip[n] = ip === -1 ? -1 : ips[ip]!
+    n++
   }
+  into.count = n
   return skipped
 }

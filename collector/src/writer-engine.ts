@@ -7,7 +7,7 @@
 import type { MonitorLevel, VersionSource } from './schema/types.js'
 import { MetricsStore, WRITE_BUSY_TIMEOUT_MS, type EndpointState } from './store.js'
 import { decodeRows, type Batch, type EndpointLevel } from './writer-batch.js'
-import type { PendingRequest } from './store.js'
+import { HeldRequests } from './held-requests.js'
 
 export interface WriterConfig {
   database: string
@@ -42,7 +42,7 @@ export class BatchWriter {
   private readonly slots: EndpointState[] = []
   /** every endpoint known, by "METHOD route": the collector's and the file's */
   private readonly byKey = new Map<string, EndpointState>()
-  private pending: PendingRequest[] = []
+  private readonly pending = new HeldRequests()
   private readonly touched = new Set<EndpointState>()
   private discovered: EndpointState[] = []
   private lastDataVersion: number | undefined
@@ -55,12 +55,12 @@ export class BatchWriter {
 
   /** Rows waiting to be written. */
   get held(): number {
-    return this.pending.length
+    return this.pending.count
   }
 
   /** Whether anything waits to be written. */
   get hasWork(): boolean {
-    return this.pending.length > 0 || this.touched.size > 0 || this.discovered.length > 0
+    return this.pending.count > 0 || this.touched.size > 0 || this.discovered.length > 0
   }
 
   /** Takes a batch over; rows of endpoints the file has at level 0 are left out. */
@@ -132,7 +132,8 @@ export class BatchWriter {
       if (final && this.store === store) store.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
     }
     this.writeBackoff = 0
-    this.pending = []
+    const written = requests.count
+    requests.clear()
     this.discovered = []
     for (const endpoint of touched) endpoint.pendingLastRequested = 0
     this.touched.clear()
@@ -143,7 +144,7 @@ export class BatchWriter {
         changed.push([endpoint.method, endpoint.route, endpoint.level])
       }
     }
-    this.events.settled(requests.length, 0, true)
+    this.events.settled(written, 0, true)
     if (changed.length > 0) this.events.levels(changed)
     return true
   }

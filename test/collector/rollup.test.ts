@@ -30,6 +30,7 @@ import {
   type EndpointState,
   type PendingRequest,
 } from 'routemeter/writer'
+import { histogramsOfEntries } from '../../collector/src/rollup-store.js'
 import { downgrade } from '../fixtures/metrics-files.js'
 import { removeTempDirs, tempDatabase } from './helpers.js'
 
@@ -189,6 +190,28 @@ describe('histogram buckets', () => {
       ),
     )
     expect(encodeBuckets(new Uint16Array(0)).length).toBe(0)
+    // A list of rollup rows' buckets (row * 1024 + bucket, one a request, any order), counted
+    // densely or sorted (the writer picks by rows per request): each row's counts, encoded.
+    const next = random(5)
+    for (const [rows, requests] of [
+      [3, 5000],
+      [40, 60],
+    ] as const) {
+      const entries = new Uint32Array(requests)
+      const expected = Array.from({ length: rows }, () => new Map<number, number>())
+      for (let e = 0; e < requests; e++) {
+        const drawn = Math.floor(next() * rows)
+        const row = drawn === 1 ? 0 : drawn // row 1 gets no request: an empty histogram
+        const bucket = Math.floor(next() * next() * BUCKET_COUNT)
+        entries[e] = row * 1024 + bucket
+        expected[row]!.set(bucket, (expected[row]!.get(bucket) ?? 0) + 1)
+      }
+      const encoded = expected.map((counts) => encodeHistogram(counts))
+      expect(encoded[1]!.length).toBe(0)
+      for (const dense of [true, false, undefined]) {
+        expect(histogramsOfEntries(entries, requests, rows, dense)).toEqual(encoded)
+      }
+    }
     // Cut short, or past the last bucket: an error, never wrong counts.
     expect(() => decodeHistogram(encoded.subarray(0, encoded.length - 1))).toThrow(/cut short/)
     expect(() =>

@@ -10,7 +10,8 @@ import type { Worker } from 'node:worker_threads'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Collector } from '../../collector/src/core.js'
 import { resolveOptions, type RoutemeterOptions } from '../../collector/src/options.js'
-import type { EndpointState, PendingRequest } from '../../collector/src/store.js'
+import { HeldRequests } from '../../collector/src/held-requests.js'
+import type { EndpointState } from '../../collector/src/store.js'
 import { decodeRows, RowBatch, type Batch } from '../../collector/src/writer-batch.js'
 import {
   countRequests,
@@ -198,12 +199,13 @@ describe('the columnar batch', () => {
       touched: new Float64Array(0),
       discovered: new Int32Array(0),
     }
-    const decoded: PendingRequest[] = []
+    const held = new HeldRequests()
     // Rows of an endpoint the file has at level 0 are left out.
-    const skipped = decodeRows(full, slots, (e) => e.id === undefined || e.level !== 0, decoded)
+    const skipped = decodeRows(full, slots, (e) => e.id === undefined || e.level !== 0, held)
     const kept = Array.from({ length: rows }, (_, i) => i).filter((i) => i % 3 !== 1)
     expect(skipped).toBe(rows - kept.length)
-    expect(decoded).toEqual(
+    expect(held.count).toBe(kept.length)
+    expect(Array.from({ length: held.count }, (_, i) => held.request(i))).toEqual(
       kept.map((i) => ({
         endpoint: slots[i % 3],
         time: 1_700_000_000_000 + i,
@@ -214,5 +216,15 @@ describe('the columnar batch', () => {
         aborted: i % 11 === 0 ? 1 : 0,
       })),
     )
+    // A second batch appends (past the held columns' first capacity) and shares their names.
+    const decodedOnce = Array.from({ length: held.count }, (_, i) => held.request(i))
+    decodeRows(full, slots, (e) => e.id === undefined || e.level !== 0, held)
+    expect(held.count).toBe(2 * kept.length)
+    expect(held.groups).toHaveLength(5)
+    expect(held.ips).toHaveLength(9)
+    expect(Array.from({ length: held.count }, (_, i) => held.request(i))).toEqual([
+      ...decodedOnce,
+      ...decodedOnce,
+    ])
   })
 })

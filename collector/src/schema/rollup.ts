@@ -114,6 +114,33 @@ export function putSortedBuckets(
   return at
 }
 
+/**
+ * Writes the encoding of a histogram given as dense counts, `counts[from + i]`
+ * for bucket `firstBucket + i` up to `to`, into `target` from `at` (room for 7
+ * bytes a non-empty bucket); returns where it ends. The bytes of putSortedBuckets.
+ */
+export function putBucketCounts(
+  target: Uint8Array,
+  at: number,
+  counts: ArrayLike<number>,
+  from: number,
+  to: number,
+  firstBucket: number,
+): number {
+  let previous = -1
+  for (let b = from; b < to; b++) {
+    const count = counts[b]!
+    if (count === 0) continue
+    if (at + 12 > target.length)
+      throw new RangeError('routemeter: more buckets than a histogram has')
+    const bucket = firstBucket + b - from
+    at = putVarint(target, at, bucket - previous - 1)
+    at = putVarint(target, at, count)
+    previous = bucket
+  }
+  return at
+}
+
 function writeVarint(bytes: number[], value: number): void {
   let rest = value
   while (rest >= 0x80) {

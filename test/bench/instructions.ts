@@ -27,7 +27,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { load, spread, startServer, type Server, type Spread } from './lib.js'
+import { load, ROOT, spread, startServer, type Server, type Spread } from './lib.js'
 import { LABELS } from './overhead.js'
 
 /** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
@@ -97,9 +97,11 @@ function callgrind(command: '-z' | '-d', pid: number): void {
   }
 }
 
-/** The instructions of each thread in dump `part` of process `pid` (files out.<pid>.<part>-<thread>). */
-function dumpedInstructions(dir: string, pid: number, part: number): number[] {
-  const prefix = `out.${pid}.${part}-`
+/**
+ * The instructions of each thread, in thread order, from callgrind's files
+ * `<prefix><thread>`: out.<pid>.<part>- for dump `part`, out.<pid>- at exit.
+ */
+function dumpedInstructions(dir: string, prefix: string): number[] {
   const counts: Array<[number, number]> = []
   for (const file of readdirSync(dir)) {
     if (!file.startsWith(prefix)) continue
@@ -182,7 +184,7 @@ async function measure(
         await flushed(server)
         // Each dump is a part of its own: part `pass` holds this pass's counts.
         callgrind('-d', server.pid)
-        const threads = dumpedInstructions(dir, server.pid, pass)
+        const threads = dumpedInstructions(dir, `out.${server.pid}.${pass}-`)
         passes.push({
           pass,
           main: threads[0]! / result.responses,
@@ -204,6 +206,65 @@ async function measure(
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** The writer thread's instructions a row, counted alone (writerThreadInstructions). */
+export interface WriterThreadCount {
+  traffic: 'hello'
+  /** rows of the two runs: the smaller one's count is taken from the larger one's */
+  rows: [number, number]
+  /** instructions of every thread but the main one (the writer's, V8's, the GC's), a row */
+  perRow: number
+}
+
+/**
+ * The writer thread's instructions a row in its steady state: test/bench/writer-child.ts
+ * (the built package's writer thread, fed batches as the request path makes them) run
+ * under callgrind for two numbers of rows, the instructions of every thread but its main
+ * one (which makes the batches: the request path's work, counted in the servers' main
+ * thread) of the smaller run taken from the larger's. In the servers under callgrind the
+ * writer writes one or two batches a pass, while still being compiled, so their
+ * all-thread column shows its warm-up, not what a row costs once it is.
+ */
+export function writerThreadInstructions(
+  rows: [number, number],
+  log: (line: string) => void,
+): WriterThreadCount {
+  const others = rows.map((n) => {
+    const dir = mkdtempSync(join(tmpdir(), 'routemeter-callgrind-writer-'))
+    try {
+      const run = spawnSync(
+        'valgrind',
+        [
+          '--tool=callgrind',
+          '--separate-threads=yes',
+          `--callgrind-out-file=${join(dir, 'out.%p')}`,
+          process.execPath,
+          '--import',
+          'tsx',
+          join(ROOT, 'test', 'bench', 'writer-child.ts'),
+          join(dir, 'writer.db'),
+          String(n),
+          'hello',
+        ],
+        { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      )
+      if (run.status !== 0) throw new Error(`writer-child under callgrind failed: ${run.stderr}`)
+      const pid = Number(
+        /^out\.(\d+)/.exec(readdirSync(dir).find((f) => f.startsWith('out.'))!)![1],
+      )
+      const threads = dumpedInstructions(dir, `out.${pid}-`)
+      const other = threads.slice(1).reduce((sum, x) => sum + x, 0)
+      log(
+        `  writer thread alone, ${n.toLocaleString('en')} rows: ` +
+          `${other.toLocaleString('en')} instructions on threads other than the main one`,
+      )
+      return other
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+  return { traffic: 'hello', rows, perRow: (others[1]! - others[0]!) / (rows[1] - rows[0]) }
 }
 
 export async function runInstructions(options: InstructionOptions): Promise<InstructionSummary[]> {

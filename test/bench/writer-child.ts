@@ -4,7 +4,12 @@
  * run it) as fast as it takes them, until every row is committed. The rows
  * are drawn before the clock starts. Prints one JSON line.
  *
- *   node --import tsx test/bench/writer-child.ts <file> <rows>
+ *   node --import tsx test/bench/writer-child.ts <file> <rows> [mixed|hello]
+ *
+ * Traffic `mixed` (the default): 30 endpoints, 100 users of skewed loads.
+ * `hello`: the rows of the overhead benchmark's hello-world servers, one
+ * endpoint, no user, one IP (the instructions section counts the writer
+ * thread on those, beside the server's own thread).
  */
 import { AliasTable, Random } from '../../src-main/services/generator/random.js'
 import type * as Batches from '../../collector/src/writer-batch.js'
@@ -30,10 +35,13 @@ export interface WriterChildResult {
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
 const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms)
 
-const [path, rowsArg] = process.argv.slice(2)
+const [path, rowsArg, traffic = 'mixed'] = process.argv.slice(2)
+if (traffic !== 'mixed' && traffic !== 'hello')
+  throw new Error(`traffic: mixed or hello, not ${traffic}`)
+const hello = traffic === 'hello'
 const rows = Number(rowsArg)
 const batchSize = 5000
-const endpointCount = 30
+const endpointCount = hello ? 1 : 30
 
 // The same shape of traffic as the bench's store profile: a few hot endpoints, skewed users.
 const random = new Random(42)
@@ -77,7 +85,8 @@ function batchOf(from: number, to: number, time: number) {
   const batch = new RowBatch()
   for (let i = from; i < to; i++) {
     const u = user[i]!
-    batch.push(slot[i]!, time + i, duration[i]!, status[i]!, users[u]!, ips[u]!, 0)
+    if (hello) batch.push(0, time + i, 300 + (i % 50), 200, null, '127.0.0.1', 0)
+    else batch.push(slot[i]!, time + i, duration[i]!, status[i]!, users[u]!, ips[u]!, 0)
   }
   const taken = batch.take()
   const first = !defined

@@ -148,9 +148,11 @@ export function decodeRows(
   into: HeldRequests,
 ): number {
   const c = columns(batch.buffer, batch.capacity)
-  // The batch's names, as indexes into the held requests' (once a name, not once a row).
-  const groups = Int32Array.from(batch.groups, (name) => into.groupOf(name))
-  const ips = Int32Array.from(batch.ips, (name) => into.ipOf(name))
+  // The batch's names as indexes into the held requests' names: looked up once a name
+  // (not once a row), at its first row kept (-1: not yet), so that the names of rows
+  // left out are not written.
+  const groups = new Int32Array(batch.groups.length).fill(-1)
+  const ips = new Int32Array(batch.ips.length).fill(-1)
   let n = into.reserve(batch.count)
   let skipped = 0
   for (let i = 0; i < batch.count; i++) {
@@ -166,6 +168,8 @@ export function decodeRows(
     into.durationUs[n] = c.duration[i]!
     into.status[n] = c.status[i]!
     into.aborted[n] = c.aborted[i]!
+    if (group !== -1 && groups[group] === -1) groups[group] = into.groupOf(batch.groups[group]!)
+    if (ip !== -1 && ips[ip] === -1) ips[ip] = into.ipOf(batch.ips[ip]!)
     into.group[n] = group === -1 ? -1 : groups[group]!
     into.ip[n] = ip === -1 ? -1 : ips[ip]!
     n++

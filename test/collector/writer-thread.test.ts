@@ -220,11 +220,29 @@ describe('the columnar batch', () => {
     const decodedOnce = Array.from({ length: held.count }, (_, i) => held.request(i))
     decodeRows(full, slots, (e) => e.id === undefined || e.level !== 0, held)
     expect(held.count).toBe(2 * kept.length)
-    expect(held.groups).toHaveLength(5)
-    expect(held.ips).toHaveLength(9)
+    // Only the names of rows kept (3 of the batch's 9 IPs are on left-out rows only).
+    const namesOf = (name: (i: number) => string | null): string[] =>
+      [...new Set(kept.map(name))].filter((x) => x !== null).sort()
+    expect([...held.groups].sort()).toEqual(namesOf((i) => (i % 4 === 0 ? null : `user-${i % 5}`)))
+    expect([...held.ips].sort()).toEqual(namesOf((i) => (i % 6 === 0 ? null : `10.0.0.${i % 9}`)))
+    expect(held.ips).toHaveLength(6)
     expect(Array.from({ length: held.count }, (_, i) => held.request(i))).toEqual([
       ...decodedOnce,
       ...decodedOnce,
     ])
+    // The names of rows left out are not held (the file would get them for nothing).
+    const small = new RowBatch()
+    small.push(1, 1_700_000_000_000, 10, 200, 'only-left-out', '10.9.9.9', 0)
+    small.push(0, 1_700_000_000_001, 10, 200, null, '10.0.0.1', 0)
+    const heldSmall = new HeldRequests()
+    const smallBatch: Batch = { ...full, ...small.take() }
+    expect(decodeRows(smallBatch, slots, (e) => e.level !== 0, heldSmall)).toBe(1)
+    expect(heldSmall.groups).toEqual([])
+    expect(heldSmall.ips).toEqual(['10.0.0.1'])
+    expect(heldSmall.request(0)).toMatchObject({
+      group: null,
+      ip: '10.0.0.1',
+      time: 1_700_000_000_001,
+    })
   })
 })

@@ -1,6 +1,8 @@
 /**
  * The request path measured a second way: instructions a request, counted by
- * callgrind, on the request's thread and on all threads of the server. A
+ * callgrind, on the request's thread and on all threads of the server, and
+ * the writer thread's instructions a row counted alone (writerThreadInstructions:
+ * the all-thread targets take the main thread's plus that). A
  * count does not follow the speed of a shared machine (the time-based
  * figures of overhead.ts swing by tens of percent between minutes here), so
  * it shows what a configuration adds to the bare app when time cannot,

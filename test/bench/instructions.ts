@@ -252,10 +252,8 @@ export function writerThreadInstructions(
         { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
       )
       if (run.status !== 0) throw new Error(`writer-child under callgrind failed: ${run.stderr}`)
-      const pid = Number(
-        /^out\.(\d+)/.exec(readdirSync(dir).find((f) => f.startsWith('out.'))!)![1],
-      )
-      const threads = dumpedInstructions(dir, `out.${pid}-`)
+      // valgrind runs the program in its own process: its pid is the one in the file names.
+      const threads = dumpedInstructions(dir, `out.${run.pid}-`)
       const other = threads.slice(1).reduce((sum, x) => sum + x, 0)
       log(
         `  writer thread alone, ${n.toLocaleString('en')} rows: ` +

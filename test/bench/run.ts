@@ -181,6 +181,19 @@ function steadyAll(level1: InstructionSummary, writer: WriterThreadCount): numbe
   return level1.addedMain + writer.perRow
 }
 
+/** The writer thread's count, and level 1's steady all-thread count per framework. */
+function writerCountLine(counts: InstructionSummary[], writer: WriterThreadCount): string {
+  const n = (x: number): string => Math.round(x).toLocaleString('en')
+  const steady = counts
+    .filter((r) => r.config === 'routemeter-1')
+    .map((r) => `${r.framework} +${n(steadyAll(r, writer))}`)
+  return (
+    `writer thread alone (writer-child.ts, the hello-world servers' rows, ` +
+    `${writer.rows.map(n).join(' and ')} rows): ${n(writer.perRow)} instructions a row on its ` +
+    `threads; level 1 on all threads, steady: ${steady.join(', ')}`
+  )
+}
+
 function instructionTargets(
   counts: InstructionSummary[],
   overhead: ConfigSummary[] | undefined,
@@ -502,18 +515,7 @@ async function main(): Promise<void> {
       console.log(
         `\n1b. Instructions a request (callgrind; autocannon -c 1; ${plan.passes} pass(es) of ${plan.requests} requests after ${plan.warmup}; medians)\n` +
           instructionsTable(counts, overhead) +
-          (writerCount === undefined
-            ? ''
-            : `\nwriter thread alone (writer-child.ts, the hello-world servers' rows, ` +
-              `${writerCount.rows.map((r) => r.toLocaleString('en')).join(' and ')} rows): ` +
-              `${Math.round(writerCount.perRow).toLocaleString('en')} instructions a row on its threads; ` +
-              `level 1 on all threads, steady: ${counts
-                .filter((r) => r.config === 'routemeter-1')
-                .map(
-                  (r) =>
-                    `${r.framework} +${Math.round(steadyAll(r, writerCount!)).toLocaleString('en')}`,
-                )
-                .join(', ')}`),
+          (writerCount === undefined ? '' : `\n${writerCountLine(counts, writerCount)}`),
       )
       targets.push(...instructionTargets(counts, overhead, writerCount))
       results.instructions = counts

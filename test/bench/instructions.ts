@@ -19,8 +19,11 @@
  * percent more than the others (not traced; likely a major GC, or V8
  * compiling the writer thread's code, which runs a few times a pass); the
  * median of five leaves such a pass out. Where a process settles still
- * differs between runs by several thousand instructions on Koa (level 1
- * over bare: +4,110 to +11,820 in four runs). Under callgrind a request
+ * differs between processes by several thousand instructions on Koa (level 1
+ * over bare: +4,110 to +11,820 in four runs of one server each), so the full
+ * run starts several servers a configuration, two at a time (one on each
+ * core, its client on the other: a count does not depend on the other
+ * server's load), and takes the median of their medians. Under callgrind a request
  * takes about 50 times as long, so the servers' timers are scaled by 50
  * (server.mjs --time-scale): a batch then holds as many requests as at full
  * speed, and its cost is shared by as many.
@@ -29,7 +32,16 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { load, ROOT, spread, startServer, type Server, type Spread } from './lib.js'
+import {
+  CLIENT_CORE,
+  load,
+  ROOT,
+  SERVER_CORE,
+  spread,
+  startServer,
+  type Server,
+  type Spread,
+} from './lib.js'
 import { LABELS } from './overhead.js'
 
 /** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
@@ -49,6 +61,10 @@ export interface InstructionOptions {
   /** requests counted in each pass */
   requests: number
   passes: number
+  /** servers a configuration, each a process of its own (see runInstructions) */
+  processes: number
+  /** servers run at once: 2 puts the second on the client's core and its client on the server's */
+  lanes: number
   connections: number
   /** only these configurations (bare always runs) */
   configs?: Record<string, string[]>
@@ -56,6 +72,8 @@ export interface InstructionOptions {
 }
 
 export interface InstructionPass {
+  /** the server (process) it ran in, from 1 */
+  server: number
   pass: number
   /** instructions a request: the main thread, every thread */
   main: number
@@ -70,9 +88,10 @@ export interface InstructionSummary {
   config: string
   label: string
   passes: InstructionPass[]
+  /** over the servers: each server's median over its passes */
   main: Spread
   all: Spread
-  /** medians above bare's */
+  /** medians of the servers' medians above bare's */
   addedMain: number
   addedAll: number
   /** rows the server reported written (Routemeter and the batch middleware) */
@@ -140,11 +159,21 @@ function flushed(server: Server): Promise<void> {
   })
 }
 
+/** The cores of a lane's server and client (see InstructionOptions.lanes). */
+function laneCores(lane: number): { server: number; client: number } {
+  return lane === 0
+    ? { server: SERVER_CORE, client: CLIENT_CORE }
+    : { server: CLIENT_CORE, client: SERVER_CORE }
+}
+
 async function measure(
   framework: string,
   config: string,
+  serverNo: number,
+  lane: number,
   options: InstructionOptions,
 ): Promise<{ passes: InstructionPass[]; written: number }> {
+  const cores = laneCores(lane)
   const dir = mkdtempSync(join(tmpdir(), 'routemeter-callgrind-'))
   try {
     const server = await startServer(
@@ -159,6 +188,7 @@ async function measure(
           `--callgrind-out-file=${join(dir, 'out.%p')}`,
         ],
         listenTimeoutMs: 120_000,
+        core: cores.server,
       },
     )
     const passes: InstructionPass[] = []
@@ -173,6 +203,7 @@ async function measure(
         await load(server.url, {
           amount: Math.ceil(options.warmup / WARMUP_RUNS),
           connections: options.connections,
+          core: cores.client,
         })
       }
       await flushed(server)
@@ -181,6 +212,7 @@ async function measure(
         const result = await load(server.url, {
           amount: options.requests,
           connections: options.connections,
+          core: cores.client,
         })
         // The recorder writes this pass's rows before the dump, so the writer's work is in it.
         await flushed(server)
@@ -188,6 +220,7 @@ async function measure(
         callgrind('-d', server.pid)
         const threads = dumpedInstructions(dir, `out.${server.pid}.${pass}-`)
         passes.push({
+          server: serverNo,
           pass,
           main: threads[0]! / result.responses,
           all: threads.reduce((sum, n) => sum + n, 0) / result.responses,
@@ -196,7 +229,8 @@ async function measure(
           responses: result.responses,
         })
         options.log(
-          `  ${framework.padEnd(7)} ${config.padEnd(14)} pass ${pass}/${options.passes}: ` +
+          `  ${framework.padEnd(7)} ${config.padEnd(14)} server ${serverNo}/${options.processes} ` +
+            `pass ${pass}/${options.passes}: ` +
             `${Math.round(passes.at(-1)!.main).toLocaleString('en')} instructions a request on the main thread, ` +
             `${Math.round(passes.at(-1)!.all).toLocaleString('en')} on all`,
         )
@@ -267,19 +301,50 @@ export function writerThreadInstructions(
   return { traffic: 'hello', rows, perRow: (others[1]! - others[0]!) / (rows[1] - rows[0]) }
 }
 
+/**
+ * Every configuration in `processes` servers, in rounds (bare, level 0, …,
+ * then again), `lanes` at a time. Where V8's compiled code settles differs
+ * between processes of one configuration (Koa bare: 94,700 in most, 100,600-
+ * 101,100 in some; level 1: 101,400-102,100 or 105,600-106,300), so a
+ * configuration's figure is the median of its servers' medians.
+ */
 export async function runInstructions(options: InstructionOptions): Promise<InstructionSummary[]> {
   const summaries: InstructionSummary[] = []
   for (const [framework, configs] of Object.entries(options.configs ?? INSTRUCTION_CONFIGS)) {
-    const measured: Array<{ config: string; passes: InstructionPass[]; written: number }> = []
-    for (const config of configs.includes('bare') ? configs : ['bare', ...configs]) {
-      measured.push({ config, ...(await measure(framework, config, options)) })
+    const order = configs.includes('bare') ? configs : ['bare', ...configs]
+    const tasks: Array<{ config: string; serverNo: number }> = []
+    for (let serverNo = 1; serverNo <= options.processes; serverNo++) {
+      for (const config of order) tasks.push({ config, serverNo })
     }
-    const bare = measured.find((m) => m.config === 'bare')!
-    const bareMain = spread(bare.passes.map((p) => p.main)).median
-    const bareAll = spread(bare.passes.map((p) => p.all)).median
-    for (const { config, passes, written } of measured) {
-      const main = spread(passes.map((p) => p.main))
-      const all = spread(passes.map((p) => p.all))
+    const measured = new Map(
+      order.map((config) => [config, { passes: [] as InstructionPass[], written: 0 }]),
+    )
+    let next = 0
+    const lane = async (index: number): Promise<void> => {
+      while (next < tasks.length) {
+        const { config, serverNo } = tasks[next++]!
+        const result = await measure(framework, config, serverNo, index, options)
+        const into = measured.get(config)!
+        into.passes.push(...result.passes)
+        into.written += result.written
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(1, options.lanes) }, (_, i) => lane(i)))
+    const serverMedians = (passes: InstructionPass[], of: 'main' | 'all'): Spread => {
+      const servers = [...new Set(passes.map((p) => p.server))]
+      return spread(
+        servers.map(
+          (server) => spread(passes.filter((p) => p.server === server).map((p) => p[of])).median,
+        ),
+      )
+    }
+    const bare = measured.get('bare')!
+    const bareMain = serverMedians(bare.passes, 'main').median
+    const bareAll = serverMedians(bare.passes, 'all').median
+    for (const [config, { passes, written }] of measured) {
+      passes.sort((a, b) => a.server - b.server || a.pass - b.pass)
+      const main = serverMedians(passes, 'main')
+      const all = serverMedians(passes, 'all')
       summaries.push({
         framework,
         config,

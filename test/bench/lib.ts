@@ -43,15 +43,19 @@ export interface Server {
   stop(): Promise<Record<string, unknown>>
 }
 
-/** Starts test/bench/server.mjs pinned to the server core; resolves once it listens. */
+/** Starts test/bench/server.mjs pinned to the server core (or `core`); resolves once it listens. */
 export function startServer(
   framework: string,
   config: string,
   extra: string[] = [],
-  /** a command that runs node (valgrind …), and how long the server may take to listen */
-  { wrap = [], listenTimeoutMs = 20_000 }: { wrap?: string[]; listenTimeoutMs?: number } = {},
+  /** a command that runs node (valgrind …), how long the server may take to listen, its core */
+  {
+    wrap = [],
+    listenTimeoutMs = 20_000,
+    core = SERVER_CORE,
+  }: { wrap?: string[]; listenTimeoutMs?: number; core?: number } = {},
 ): Promise<Server> {
-  const [command, args] = pinned(SERVER_CORE, [
+  const [command, args] = pinned(core, [
     ...wrap,
     process.execPath,
     SERVER,
@@ -129,11 +133,18 @@ interface AutocannonJson {
   timeouts: number
 }
 
-/** Runs autocannon against `url`, pinned to the client core. */
+/** Runs autocannon against `url`, pinned to the client core (or `options.core`). */
 export function load(
   url: string,
   /** `amount`: that many requests, however long they take (else for `seconds`) */
-  options: { seconds?: number; amount?: number; connections: number; rate?: number },
+  options: {
+    seconds?: number
+    amount?: number
+    connections: number
+    rate?: number
+    /** the core it runs on (CLIENT_CORE unless told) */
+    core?: number
+  },
 ): Promise<LoadResult> {
   const bin = join(dirname(require.resolve('autocannon/package.json')), 'autocannon.js')
   const args = [
@@ -148,7 +159,7 @@ export function load(
     ...(options.rate === undefined ? [] : ['-R', String(options.rate)]),
     url,
   ]
-  const [command, rest] = pinned(CLIENT_CORE, args)
+  const [command, rest] = pinned(options.core ?? CLIENT_CORE, args)
   const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''

@@ -12,7 +12,7 @@
  *   npm run bench -- --only instructions --frameworks koa
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { loadavg, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
@@ -146,7 +146,7 @@ function instructionsTable(
     [
       'framework',
       'configuration',
-      'main thread instr/req median (min–max)',
+      'main thread instr/req median (servers min–max)',
       'added',
       'all threads instr/req',
       'added',
@@ -500,10 +500,17 @@ async function main(): Promise<void> {
           ]),
       )
       const plan = quick
-        ? { warmup: 300, requests: 300, passes: 1 }
-        : { warmup: 12_000, requests: 2000, passes: 5 }
+        ? { warmup: 300, requests: 300, passes: 1, processes: 1, lanes: 1 }
+        : {
+            warmup: 12_000,
+            requests: 2000,
+            passes: 5,
+            processes: 3,
+            lanes: cpus().length >= 2 ? 2 : 1,
+          }
       log(
-        `instructions: callgrind, ${plan.warmup} requests of warm-up, ${plan.passes} pass(es) of ${plan.requests}…`,
+        `instructions: callgrind, ${plan.processes} server(s) a configuration, ${plan.lanes} at a time, ` +
+          `${plan.warmup} requests of warm-up, ${plan.passes} pass(es) of ${plan.requests}…`,
       )
       // One connection: a request per turn of the event loop, so the counts do not depend on
       // how fast the client is against the server (with 10, two runs differed by 3-4%).
@@ -513,7 +520,8 @@ async function main(): Promise<void> {
         writerCount = writerThreadInstructions(quick ? [5000, 25_000] : [50_000, 250_000], log)
       }
       console.log(
-        `\n1b. Instructions a request (callgrind; autocannon -c 1; ${plan.passes} pass(es) of ${plan.requests} requests after ${plan.warmup}; medians)\n` +
+        `\n1b. Instructions a request (callgrind; autocannon -c 1; ${plan.processes} server(s) a configuration, ` +
+          `each ${plan.passes} pass(es) of ${plan.requests} requests after ${plan.warmup}; medians of the servers' medians)\n` +
           instructionsTable(counts, overhead) +
           (writerCount === undefined ? '' : `\n${writerCountLine(counts, writerCount)}`),
       )

@@ -21,9 +21,9 @@
  * median of five leaves such a pass out. Where a process settles still
  * differs between processes by several thousand instructions on Koa (level 1
  * over bare: +4,110 to +11,820 in four runs of one server each), so the full
- * run starts several servers a configuration, two at a time (one on each
- * core, its client on the other: a count does not depend on the other
- * server's load), and takes the median of their medians. Under callgrind a request
+ * run starts three Koa servers a configuration and takes the median of their
+ * medians (Express's bare count differed by 0.1% between runs: one server).
+ * Under callgrind a request
  * takes about 50 times as long, so the servers' timers are scaled by 50
  * (server.mjs --time-scale): a batch then holds as many requests as at full
  * speed, and its cost is shared by as many.
@@ -32,16 +32,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  CLIENT_CORE,
-  load,
-  ROOT,
-  SERVER_CORE,
-  spread,
-  startServer,
-  type Server,
-  type Spread,
-} from './lib.js'
+import { load, ROOT, spread, startServer, type Server, type Spread } from './lib.js'
 import { LABELS } from './overhead.js'
 
 /** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
@@ -61,10 +52,8 @@ export interface InstructionOptions {
   /** requests counted in each pass */
   requests: number
   passes: number
-  /** servers a configuration, each a process of its own (see runInstructions) */
-  processes: number
-  /** servers run at once: 2 puts the second on the client's core and its client on the server's */
-  lanes: number
+  /** servers a configuration by framework, each a process of its own (see runInstructions); 1 if not given */
+  processes: Record<string, number>
   connections: number
   /** only these configurations (bare always runs) */
   configs?: Record<string, string[]>
@@ -159,21 +148,12 @@ function flushed(server: Server): Promise<void> {
   })
 }
 
-/** The cores of a lane's server and client (see InstructionOptions.lanes). */
-function laneCores(lane: number): { server: number; client: number } {
-  return lane === 0
-    ? { server: SERVER_CORE, client: CLIENT_CORE }
-    : { server: CLIENT_CORE, client: SERVER_CORE }
-}
-
 async function measure(
   framework: string,
   config: string,
   serverNo: number,
-  lane: number,
   options: InstructionOptions,
 ): Promise<{ passes: InstructionPass[]; written: number }> {
-  const cores = laneCores(lane)
   const dir = mkdtempSync(join(tmpdir(), 'routemeter-callgrind-'))
   try {
     const server = await startServer(
@@ -188,7 +168,6 @@ async function measure(
           `--callgrind-out-file=${join(dir, 'out.%p')}`,
         ],
         listenTimeoutMs: 120_000,
-        core: cores.server,
       },
     )
     const passes: InstructionPass[] = []
@@ -203,7 +182,6 @@ async function measure(
         await load(server.url, {
           amount: Math.ceil(options.warmup / WARMUP_RUNS),
           connections: options.connections,
-          core: cores.client,
         })
       }
       await flushed(server)
@@ -212,7 +190,6 @@ async function measure(
         const result = await load(server.url, {
           amount: options.requests,
           connections: options.connections,
-          core: cores.client,
         })
         // The recorder writes this pass's rows before the dump, so the writer's work is in it.
         await flushed(server)
@@ -229,7 +206,7 @@ async function measure(
           responses: result.responses,
         })
         options.log(
-          `  ${framework.padEnd(7)} ${config.padEnd(14)} server ${serverNo}/${options.processes} ` +
+          `  ${framework.padEnd(7)} ${config.padEnd(14)} server ${serverNo}/${options.processes[framework] ?? 1} ` +
             `pass ${pass}/${options.passes}: ` +
             `${Math.round(passes.at(-1)!.main).toLocaleString('en')} instructions a request on the main thread, ` +
             `${Math.round(passes.at(-1)!.all).toLocaleString('en')} on all`,
@@ -303,33 +280,28 @@ export function writerThreadInstructions(
 
 /**
  * Every configuration in `processes` servers, in rounds (bare, level 0, …,
- * then again), `lanes` at a time. Where V8's compiled code settles differs
- * between processes of one configuration (Koa bare: 94,700 in most, 100,600-
- * 101,100 in some; level 1: 101,400-102,100 or 105,600-106,300), so a
- * configuration's figure is the median of its servers' medians.
+ * then again). Where V8's compiled code settles differs between processes of
+ * one configuration (Koa bare: about 94,700 in most, 100,600-101,100 in some;
+ * level 1: 101,400-102,100 or 105,600-106,300), so a configuration's figure
+ * is the median of its servers' medians. One server at a time: two at once,
+ * each with its client on the other's core, made a request wait for the
+ * client to be scheduled and a server take three times as long.
  */
 export async function runInstructions(options: InstructionOptions): Promise<InstructionSummary[]> {
   const summaries: InstructionSummary[] = []
   for (const [framework, configs] of Object.entries(options.configs ?? INSTRUCTION_CONFIGS)) {
     const order = configs.includes('bare') ? configs : ['bare', ...configs]
-    const tasks: Array<{ config: string; serverNo: number }> = []
-    for (let serverNo = 1; serverNo <= options.processes; serverNo++) {
-      for (const config of order) tasks.push({ config, serverNo })
-    }
     const measured = new Map(
       order.map((config) => [config, { passes: [] as InstructionPass[], written: 0 }]),
     )
-    let next = 0
-    const lane = async (index: number): Promise<void> => {
-      while (next < tasks.length) {
-        const { config, serverNo } = tasks[next++]!
-        const result = await measure(framework, config, serverNo, index, options)
+    for (let serverNo = 1; serverNo <= (options.processes[framework] ?? 1); serverNo++) {
+      for (const config of order) {
+        const result = await measure(framework, config, serverNo, options)
         const into = measured.get(config)!
         into.passes.push(...result.passes)
         into.written += result.written
       }
     }
-    await Promise.all(Array.from({ length: Math.max(1, options.lanes) }, (_, i) => lane(i)))
     const serverMedians = (passes: InstructionPass[], of: 'main' | 'all'): Spread => {
       const servers = [...new Set(passes.map((p) => p.server))]
       return spread(

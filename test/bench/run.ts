@@ -12,7 +12,7 @@
  *   npm run bench -- --only instructions --frameworks koa
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
@@ -32,6 +32,7 @@ import {
   INSTRUCTION_CONFIGS,
   runInstructions,
   writerThreadInstructions,
+  type InstructionOptions,
   type InstructionSummary,
   type WriterThreadCount,
 } from './instructions.js'
@@ -499,18 +500,15 @@ async function main(): Promise<void> {
             list.filter((c) => c === 'bare' || (chosen?.includes(c) ?? true)),
           ]),
       )
-      const plan = quick
-        ? { warmup: 300, requests: 300, passes: 1, processes: 1, lanes: 1 }
-        : {
-            warmup: 12_000,
-            requests: 2000,
-            passes: 5,
-            processes: 3,
-            lanes: cpus().length >= 2 ? 2 : 1,
-          }
+      const plan: Omit<InstructionOptions, 'connections' | 'configs' | 'log'> = quick
+        ? { warmup: 300, requests: 300, passes: 1, processes: {} }
+        : { warmup: 12_000, requests: 2000, passes: 5, processes: { koa: 3 } }
+      const servers = Object.keys(configs)
+        .map((framework) => `${framework} ${plan.processes[framework] ?? 1}`)
+        .join(', ')
       log(
-        `instructions: callgrind, ${plan.processes} server(s) a configuration, ${plan.lanes} at a time, ` +
-          `${plan.warmup} requests of warm-up, ${plan.passes} pass(es) of ${plan.requests}…`,
+        `instructions: callgrind, ${plan.warmup} requests of warm-up, ${plan.passes} pass(es) of ` +
+          `${plan.requests}, servers a configuration: ${servers}…`,
       )
       // One connection: a request per turn of the event loop, so the counts do not depend on
       // how fast the client is against the server (with 10, two runs differed by 3-4%).
@@ -520,7 +518,7 @@ async function main(): Promise<void> {
         writerCount = writerThreadInstructions(quick ? [5000, 25_000] : [50_000, 250_000], log)
       }
       console.log(
-        `\n1b. Instructions a request (callgrind; autocannon -c 1; ${plan.processes} server(s) a configuration, ` +
+        `\n1b. Instructions a request (callgrind; autocannon -c 1; servers a configuration: ${servers}; ` +
           `each ${plan.passes} pass(es) of ${plan.requests} requests after ${plan.warmup}; medians of the servers' medians)\n` +
           instructionsTable(counts, overhead) +
           (writerCount === undefined ? '' : `\n${writerCountLine(counts, writerCount)}`),

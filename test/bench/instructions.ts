@@ -20,8 +20,9 @@
  * compiling the writer thread's code, which runs a few times a pass); the
  * median of five leaves such a pass out. Where a process settles still
  * differs between processes by several thousand instructions on Koa (level 1
- * over bare: +4,110 to +11,820 in four runs of one server each), so the full
- * run starts three Koa servers a configuration and takes the median of their
+ * over bare: +4,110 to +11,820 in four runs of one server each) when V8 may
+ * size its young generation as it likes (SEMI_SPACE_MIB); the full run still
+ * starts three Koa servers a configuration and takes the median of their
  * medians (Express's bare count differed by 0.1% between runs: one server).
  * Under callgrind a request
  * takes about 50 times as long, so the servers' timers are scaled by 50
@@ -37,6 +38,21 @@ import { LABELS } from './overhead.js'
 
 /** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
 const TIME_SCALE = 50
+
+/**
+ * The young generation's semi-space, in MiB, at least what the servers keep at full
+ * speed (bare Koa and level 1 alike, --trace-gc at 20,000 requests/s: a scavenge every
+ * 3.4 MB, 17-18 MB committed). Under callgrind a server allocates 50 times more slowly,
+ * close to the rate (1 MB/s) below which V8 shrinks its new space; it did in some
+ * processes and not in others (Koa level 1: a scavenge every 0.8 MB, four times as
+ * many, in most; bare in some), and that decided where a process settled: bare
+ * 94,700 or 101,000 instructions, level 1 101,400-102,100 or 105,600-107,400. With the
+ * size held, two processes each: bare 93,389 and 93,007, level 1 98,073 and 98,336.
+ */
+const SEMI_SPACE_MIB = 4
+
+/** Node's flags for every process counted here. */
+const NODE_FLAGS = [`--min-semi-space-size=${SEMI_SPACE_MIB}`]
 
 /** Runs the warm-up is split into, each on a connection of its own (see measure). */
 const WARMUP_RUNS = 8
@@ -167,6 +183,7 @@ async function measure(
           '--separate-threads=yes',
           `--callgrind-out-file=${join(dir, 'out.%p')}`,
         ],
+        nodeFlags: NODE_FLAGS,
         listenTimeoutMs: 120_000,
       },
     )
@@ -253,6 +270,7 @@ export function writerThreadInstructions(
           '--separate-threads=yes',
           `--callgrind-out-file=${join(dir, 'out.%p')}`,
           process.execPath,
+          ...NODE_FLAGS,
           '--import',
           'tsx',
           join(ROOT, 'test', 'bench', 'writer-child.ts'),
@@ -280,10 +298,7 @@ export function writerThreadInstructions(
 
 /**
  * Every configuration in `processes` servers, in rounds (bare, level 0, …,
- * then again). Where V8's compiled code settles differs between processes of
- * one configuration (Koa bare: about 94,700 in most, 100,600-101,100 in some;
- * level 1: 101,400-102,100 or 105,600-106,300), so a configuration's figure
- * is the median of its servers' medians. One server at a time: two at once,
+ * then again); a configuration's figure is the median of its servers' medians. One server at a time: two at once,
  * each with its client on the other's core, made a request wait for the
  * client to be scheduled and a server take three times as long.
  */

@@ -43,21 +43,22 @@ export interface Server {
   stop(): Promise<Record<string, unknown>>
 }
 
-/** Starts test/bench/server.mjs pinned to the server core (or `core`); resolves once it listens. */
+/** Starts test/bench/server.mjs pinned to the server core; resolves once it listens. */
 export function startServer(
   framework: string,
   config: string,
   extra: string[] = [],
-  /** a command that runs node (valgrind …), how long the server may take to listen, its core */
+  /** a command that runs node (valgrind …), node's own flags, how long the server may take to listen */
   {
     wrap = [],
+    nodeFlags = [],
     listenTimeoutMs = 20_000,
-    core = SERVER_CORE,
-  }: { wrap?: string[]; listenTimeoutMs?: number; core?: number } = {},
+  }: { wrap?: string[]; nodeFlags?: string[]; listenTimeoutMs?: number } = {},
 ): Promise<Server> {
-  const [command, args] = pinned(core, [
+  const [command, args] = pinned(SERVER_CORE, [
     ...wrap,
     process.execPath,
+    ...nodeFlags,
     SERVER,
     framework,
     config,
@@ -133,18 +134,11 @@ interface AutocannonJson {
   timeouts: number
 }
 
-/** Runs autocannon against `url`, pinned to the client core (or `options.core`). */
+/** Runs autocannon against `url`, pinned to the client core. */
 export function load(
   url: string,
   /** `amount`: that many requests, however long they take (else for `seconds`) */
-  options: {
-    seconds?: number
-    amount?: number
-    connections: number
-    rate?: number
-    /** the core it runs on (CLIENT_CORE unless told) */
-    core?: number
-  },
+  options: { seconds?: number; amount?: number; connections: number; rate?: number },
 ): Promise<LoadResult> {
   const bin = join(dirname(require.resolve('autocannon/package.json')), 'autocannon.js')
   const args = [
@@ -159,7 +153,7 @@ export function load(
     ...(options.rate === undefined ? [] : ['-R', String(options.rate)]),
     url,
   ]
-  const [command, rest] = pinned(options.core ?? CLIENT_CORE, args)
+  const [command, rest] = pinned(CLIENT_CORE, args)
   const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''

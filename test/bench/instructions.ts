@@ -18,16 +18,15 @@
  * http code, and that pass cost up to 45% more than the later ones. A pass now and then still costs a few
  * percent more than the others (not traced; likely a major GC, or V8
  * compiling the writer thread's code, which runs a few times a pass); the
- * median of five leaves such a pass out. Where a process settles still
- * differs between processes by several thousand instructions on Koa (level 1
- * over bare: +4,110 to +11,820 in four runs of one server each) when V8 may
- * size its young generation as it likes (SEMI_SPACE_MIB); the full run still
+ * median of five leaves such a pass out. While V8 sized its young generation
+ * as it liked, where a process settled differed between processes by several
+ * thousand instructions on Koa (level 1 over bare: +4,110 to +12,220 in five
+ * runs of one server each); it is held now (SEMI_SPACE_MIB), and the full run
  * starts three Koa servers a configuration and takes the median of their
  * medians (Express's bare count differed by 0.1% between runs: one server).
- * Under callgrind a request
- * takes about 50 times as long, so the servers' timers are scaled by 50
- * (server.mjs --time-scale): a batch then holds as many requests as at full
- * speed, and its cost is shared by as many.
+ * Under callgrind a request takes about 50 times as long, so the servers'
+ * timers are scaled by 50 (server.mjs --time-scale): a batch then holds as
+ * many requests as at full speed, and its cost is shared by as many.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -298,9 +297,10 @@ export function writerThreadInstructions(
 
 /**
  * Every configuration in `processes` servers, in rounds (bare, level 0, …,
- * then again); a configuration's figure is the median of its servers' medians. One server at a time: two at once,
- * each with its client on the other's core, made a request wait for the
- * client to be scheduled and a server take three times as long.
+ * then again); a configuration's figure is the median of its servers'
+ * medians. One server at a time: two at once, each with its client on the
+ * other's core, made a request wait for its client to be scheduled and a
+ * server take three times as long.
  */
 export async function runInstructions(options: InstructionOptions): Promise<InstructionSummary[]> {
   const summaries: InstructionSummary[] = []

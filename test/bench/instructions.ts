@@ -98,7 +98,7 @@ export interface InstructionSummary {
   /** medians of the servers' medians above bare's */
   addedMain: number
   addedAll: number
-  /** rows the server reported written (Routemeter and the batch middleware) */
+  /** rows the servers reported written, summed over them (Routemeter and the batch middleware) */
   written: number
 }
 
@@ -313,6 +313,7 @@ export async function runInstructions(options: InstructionOptions): Promise<Inst
       for (const config of order) {
         const result = await measure(framework, config, serverNo, options)
         const into = measured.get(config)!
+        // Servers run in order and each gives its passes in order: `passes` stays sorted.
         into.passes.push(...result.passes)
         into.written += result.written
       }
@@ -329,7 +330,6 @@ export async function runInstructions(options: InstructionOptions): Promise<Inst
     const bareMain = serverMedians(bare.passes, 'main').median
     const bareAll = serverMedians(bare.passes, 'all').median
     for (const [config, { passes, written }] of measured) {
-      passes.sort((a, b) => a.server - b.server || a.pass - b.pass)
       const main = serverMedians(passes, 'main')
       const all = serverMedians(passes, 'all')
       summaries.push({

@@ -129,7 +129,13 @@ type TrackedResponse = ServerResponse & { [kTracked]?: Tracked }
 // One shared listener (no closure per request): `this` is the response.
 function onResponseClose(this: TrackedResponse): void {
   const tracked = this[kTracked]
-  if (tracked !== undefined) tracked.collector.finish(tracked, this)
+  if (tracked === undefined) return
+  // An event listener's exception would be the app's uncaught exception.
+  try {
+    tracked.collector.finish(tracked, this)
+  } catch (error) {
+    tracked.collector.report(error, 'request')
+  }
 }
 
 /** Turns a route as frameworks keep it (string, RegExp, array) into the endpoint's route. */
@@ -233,7 +239,10 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         },
       },
     )
-    this.flushTimer = setInterval(() => this.handOver(), options.flushInterval).unref()
+    this.flushTimer = setInterval(
+      () => this.safely('flush', () => this.handOver()),
+      options.flushInterval,
+    ).unref()
     openCollectors.add(this)
     if (options.flushOnExit) installExitHooks()
   }
@@ -367,6 +376,23 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     return endpoint
   }
 
+  /**
+   * Runs work the collector does on its own (a timer, a framework's internals
+   * read at discovery): what it throws is reported, never thrown at the app.
+   */
+  safely(kind: string, work: () => void): void {
+    try {
+      work()
+    } catch (error) {
+      this.report(error, kind)
+    }
+  }
+
+  /** Adds the routes `walk` finds to the endpoint table; what it throws is reported. */
+  discoverFrom(walk: () => Iterable<DiscoveredRoute>): void {
+    this.safely('discover', () => this.discover(walk()))
+  }
+
   /** Adds an app's registered routes to the endpoint table, before their first request. */
   discover(routes: Iterable<DiscoveredRoute>): void {
     if (this.closed) return
@@ -470,7 +496,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   }
 
   /** Reports an error: to onError every time, else one warning per kind until the next good write. */
-  private report(error: unknown, kind: string): void {
+  report(error: unknown, kind: string): void {
     this.counters.errors++
     const err = error instanceof Error ? error : new Error(String(error))
     const onError = this.options.onError

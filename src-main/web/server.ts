@@ -100,14 +100,40 @@ function sendError(ctx: Context, error: ApiError, status = httpStatus(error)): v
   ctx.body = { error }
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host === '[::1]'
+/** Host names that always reach this machine's loopback interface. */
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]'])
+
+/** A Host header's name (lower case, IPv6 in brackets) and port; undefined when malformed. */
+export function parseHostHeader(header: string): { name: string; port: string } | undefined {
+  const match = /^(\[[0-9a-f:.]+\]|[^:@[\]/\s]+)(?::(\d{1,5}))?$/i.exec(header)
+  if (match === null) return undefined
+  return { name: match[1]!.toLowerCase(), port: match[2] ?? '' }
 }
 
-/** Host header's name without the port. */
-function hostName(header: string): string {
-  if (header.startsWith('[')) return header.slice(0, header.indexOf(']') + 1)
-  return header.split(':')[0] ?? ''
+/**
+ * Whether a request's Host header names this server: the address it is bound
+ * to, `localhost` and the loopback literals when bound to loopback, any IP
+ * literal when bound to every interface, and the name given as `host`, each
+ * with the server's port. A page on another name that resolves here (DNS
+ * rebinding) sends its own name, and is refused.
+ */
+export function isOwnHost(
+  header: string,
+  bound: { host: string; address: string; port: number },
+): boolean {
+  const parsed = parseHostHeader(header)
+  if (parsed === undefined) return false
+  const port = String(bound.port)
+  if (parsed.port !== port && !(parsed.port === '' && port === '80')) return false
+  const bracket = (ip: string): string => (isIP(ip) === 6 ? `[${ip}]` : ip).toLowerCase()
+  const { name } = parsed
+  if (name === bracket(bound.address) || name === bracket(bound.host)) return true
+  const address = bound.address
+  const loopback = address === '::1' || /^127\.\d+\.\d+\.\d+$/.test(address)
+  if (loopback) return LOOPBACK_NAMES.has(name)
+  const everywhere = address === '0.0.0.0' || address === '::'
+  // An IP literal is the page's own origin: no other site's name can stand behind it.
+  return everywhere && (name === 'localhost' || isIP(name.replace(/^\[|\]$/g, '')) !== 0)
 }
 
 async function readJsonBody(ctx: Context): Promise<unknown> {
@@ -139,6 +165,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const staticRoot = options.staticDir === undefined ? undefined : resolve(options.staticDir)
   const streams = new Set<PassThrough>()
 
+  // Filled in once the server listens: the address and port the Host header must name.
+  const bound = { host, address: host, port: -1 }
   const app = new Koa()
   app.proxy = false
   // Errors are answered by the handlers; keep Koa from printing expected ones.
@@ -151,13 +179,11 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     ctx.set('X-Frame-Options', 'DENY')
     ctx.set('Cross-Origin-Opener-Policy', 'same-origin')
     ctx.set('Cross-Origin-Resource-Policy', 'same-origin')
-    // DNS rebinding: a page of another site must not reach a loopback server under its own name.
-    if (isLoopback(host) && !isLoopback(hostName(ctx.get('Host')))) {
-      const name = hostName(ctx.get('Host'))
-      if (isIP(name.replace(/^\[|\]$/g, '')) === 0) {
-        sendError(ctx, { code: 'BAD_ARGUMENT', message: `unexpected Host header "${name}"` }, 421)
-        return
-      }
+    // DNS rebinding: a page of another site must not reach this server under its own name.
+    if (!isOwnHost(ctx.get('Host'), bound)) {
+      const message = `unexpected Host header "${ctx.get('Host').slice(0, 100)}"`
+      sendError(ctx, { code: 'BAD_ARGUMENT', message }, 421)
+      return
     }
     await next()
   })
@@ -313,6 +339,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     server.once('error', reject)
   })
   const address = server.address() as AddressInfo
+  bound.address = address.address
+  bound.port = address.port
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
   return {
     url: `http://${urlHost}:${address.port}/`,

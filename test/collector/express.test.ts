@@ -1,4 +1,5 @@
 import express from 'express'
+import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -17,6 +18,8 @@ import {
   readEndpoints,
   readRequests,
   removeTempDirs,
+  ROOT,
+  buildPackage,
   request,
   requestAndAbort,
   sleepAtLeast,
@@ -398,6 +401,75 @@ describe('Express 5 specifics', () => {
     ).toBe('203.0.113.9')
     handle.flush()
     expect(readRequests(database)[0]!.ip).toBe('203.0.113.9')
+  })
+})
+
+describe('Express 4 specifics', () => {
+  it('a router mounted at a parameter with its own pattern, a RegExp or an array is one endpoint per route', async () => {
+    const database = tempDatabase()
+    const app = express4()
+    const tenant = express4.Router()
+    tenant.get('/orders/:orderId', (req: Req, res: Res) => {
+      res.send(`order ${String(req.params.orderId)}`)
+    })
+    app.use('/t/:tenant(\\d+)', tenant)
+    const byRegExp = express4.Router()
+    byRegExp.get('/info', (_req: Req, res: Res) => {
+      res.send('info')
+    })
+    app.use(/^\/shard-\d+/, byRegExp)
+    const byArray = express4.Router()
+    byArray.get('/ping', (_req: Req, res: Res) => {
+      res.send('pong')
+    })
+    app.use(['/eu/:region', '/us/:region'], byArray)
+    const handle = bindApp(app, { database })
+    const { url } = await listen(app)
+    for (let i = 0; i < 30; i++) {
+      expect((await request(`${url}/t/${1000 + i}/orders/${i}`)).body).toBe(`order ${i}`)
+      expect((await request(`${url}/shard-${i}/info`)).body).toBe('info')
+      expect((await request(`${url}/${i % 2 ? 'eu' : 'us'}/r${i}/ping`)).body).toBe('pong')
+    }
+    handle.flush()
+    const routes = new Set(readRequests(database).map((r) => `${r.method} ${r.route}`))
+    expect([...routes].sort()).toEqual(
+      [
+        'GET /t/:tenant/orders/:orderId',
+        'GET /^\\/shard-\\d+/info',
+        'GET [/eu/:region,/us/:region]/ping',
+      ].sort(),
+    )
+    expect(countRequests(database)).toBe(90)
+  })
+
+  it('binding before the first route, with routes added after an await, does not crash the app', () => {
+    buildPackage()
+    const database = tempDatabase()
+    // A child process: an exception thrown out of band would end it, and show in its exit code.
+    const out = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `(async () => {
+          const express = require('express4')
+          const { bind } = require('routemeter')
+          const errors = []
+          const app = express()
+          const handle = bind(app, { database: ${JSON.stringify(database)}, onError: (e) => errors.push(e.message) })
+          await new Promise((resolve) => setTimeout(resolve, 50)) // config, a database connection...
+          app.get('/late/:id', (req, res) => res.send('late ' + req.params.id))
+          const server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)) })
+          const body = await (await fetch('http://127.0.0.1:' + server.address().port + '/late/7')).text()
+          handle.flush()
+          server.close()
+          handle.close()
+          console.log(JSON.stringify({ body, errors }))
+        })()`,
+      ],
+      { cwd: ROOT, encoding: 'utf8' },
+    )
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ body: 'late 7', errors: [] })
+    expect(readRequests(database).map((r) => r.route)).toEqual(['/late/:id'])
   })
 })
 

@@ -19,7 +19,13 @@ import {
   koa as koaMiddleware,
 } from 'routemeter'
 import { SCHEMA_VERSION } from 'routemeter/schema'
-import { failureDelay, FailureThrottle } from '../../collector/src/remote/auth.js'
+import {
+  ALL_FAILURES,
+  CLIENT_FAILURES,
+  clientKey,
+  FailureThrottle,
+  WINDOW_MS,
+} from '../../collector/src/remote/auth.js'
 import { INLINE_STEPS, runTask } from '../../collector/src/remote/tasks.js'
 import { MetricsStore, type PendingRequest } from 'routemeter/writer'
 import {
@@ -294,29 +300,33 @@ describe.each(['koa', 'koa2', 'express', 'express4'])('remote API of a %s servic
     expect(snapshotDirs(service.tmp)).toEqual([])
   })
 
-  it('slows down repeated failures from one client, and a success starts it afresh', async () => {
-    const fail = async (localAddress: string): Promise<number> => {
-      const started = performance.now()
-      const reply = await fetchRaw(`${service.url}/routemeter/info`, {
-        headers: { authorization: 'Bearer not-the-token-at-all' },
-        localAddress,
-      })
-      expect(reply.status).toBe(401)
-      return performance.now() - started
-    }
-    for (let i = 0; i < 5; i++) await fail('127.0.0.2')
-    // Lower bounds only: a loaded machine may be slower, never faster than the delay.
-    expect(await fail('127.0.0.2')).toBeGreaterThanOrEqual(99)
-    expect(await fail('127.0.0.2')).toBeGreaterThanOrEqual(199)
-    expect(await fail('127.0.0.2')).toBeGreaterThanOrEqual(399)
-    // Another client is not slowed (its answer comes long before the 800 ms the 9th would take).
-    expect(await fail('127.0.0.3')).toBeLessThan(800)
-    const ok = await fetchRaw(`${service.url}/routemeter/info`, {
+  it('limits failed tokens from one client per minute, concurrent guesses included', async () => {
+    const guesses = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        fetchRaw(`${service.url}/routemeter/info`, {
+          headers: { authorization: `Bearer guess-number-${i}-0123456789` },
+          localAddress: '127.0.0.2',
+        }),
+      ),
+    )
+    const statuses = guesses.map((reply) => reply.status)
+    expect(statuses.filter((status) => status === 401)).toHaveLength(CLIENT_FAILURES)
+    expect(statuses.filter((status) => status === 429)).toHaveLength(60 - CLIENT_FAILURES)
+    const limited = guesses.find((reply) => reply.status === 429)!
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1)
+    expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60)
+    // Past the limit even the right token is not looked at: a guess learns nothing.
+    const right = await fetchRaw(`${service.url}/routemeter/info`, {
       headers: AUTH,
       localAddress: '127.0.0.2',
     })
-    expect(ok.status).toBe(200)
-    expect(await fail('127.0.0.2')).toBeLessThan(800)
+    expect(right.status).toBe(429)
+    // Another client is neither limited nor slowed.
+    const other = await fetchRaw(`${service.url}/routemeter/info`, {
+      headers: AUTH,
+      localAddress: '127.0.0.3',
+    })
+    expect(other.status).toBe(200)
   })
 
   it('POST /levels changes a monitor level that the next requests follow', async () => {
@@ -410,6 +420,24 @@ describe.each(['koa', 'koa2', 'express', 'express4'])('remote API of a %s servic
       endpoints.filter((e) => e.route.includes('routemeter') || e.route === '(unmatched)'),
     ).toEqual([])
   })
+
+  // Last in this block: it spends the service's failures for the minute.
+  it('limits all clients together against rotating addresses, and the known user keeps working', async () => {
+    const statuses: number[] = []
+    for (let i = 0; i < ALL_FAILURES + 20; i++) {
+      const reply = await fetchRaw(`${service.url}/routemeter/info`, {
+        headers: { authorization: 'Bearer not-the-token-at-all' },
+        localAddress: `127.0.${2 + Math.floor(i / 250)}.${1 + (i % 250)}`,
+      })
+      statuses.push(reply.status)
+    }
+    // Failures earlier in this minute (the tests above) count too.
+    const checked = statuses.filter((status) => status === 401).length
+    expect(checked).toBeLessThanOrEqual(ALL_FAILURES)
+    expect(statuses.slice(-20).every((status) => status === 429)).toBe(true)
+    // 127.0.0.1 sent the right token before: it is answered at once.
+    expect((await service.remote('/info')).status).toBe(200)
+  })
 })
 
 // ---------------------------------------------------------------- in this process
@@ -430,6 +458,9 @@ describe('remote options', () => {
       [{ prefix: '/metrics' }, /"remote\.token" is required/],
       [{ token: 'short-token' }, /"remote\.token" must be at least 16 characters \(got 11\)/],
       [{ token: 42 }, /"remote\.token" must be a string/],
+      [{ token: 'my secret token 12345' }, /"remote\.token" must not contain white space/],
+      [{ token: ' '.repeat(16) }, /"remote\.token" must not contain white space/],
+      [{ token: 'a-token-of-20-chars\n' }, /"remote\.token" must not contain white space/],
       [{ token: TOKEN, prefix: 'routemeter' }, /"remote\.prefix"/],
       [{ token: TOKEN, prefix: '/routemeter/' }, /"remote\.prefix"/],
       [{ token: TOKEN, prefix: '/a?b' }, /"remote\.prefix"/],
@@ -453,6 +484,41 @@ describe('remote options', () => {
     )
     // Refused before anything was opened or created.
     expect(existsSync(database)).toBe(false)
+  })
+
+  it('counts failed tokens by the address the app trusts: X-Forwarded-For behind a trusted proxy only', async () => {
+    const wrong = { authorization: 'Bearer not-the-token-at-all' }
+    const statusesOf = async (url: string, forwardedFor: (i: number) => string) => {
+      const statuses: number[] = []
+      for (let i = 0; i <= CLIENT_FAILURES; i++) {
+        const headers = { ...wrong, 'x-forwarded-for': forwardedFor(i) }
+        statuses.push((await fetchRaw(`${url}/routemeter/info`, { headers })).status)
+      }
+      return statuses
+    }
+    const limitedAt = [...Array(CLIENT_FAILURES).fill(401), 429]
+    const apps = [
+      ['express', () => express().set('trust proxy', 'loopback'), () => express()],
+      ['koa', () => Object.assign(new Koa(), { proxy: true }), () => new Koa()],
+    ] as const
+    for (const [name, trusting, plain] of apps) {
+      const trusted = trusting()
+      const trustedHandle = bind(trusted, { database: tempDatabase(), remote: { token: TOKEN } })
+      defer(() => trustedHandle.close())
+      const { url } = await listen(trusted)
+      // Each client behind the proxy has its own count...
+      expect(await statusesOf(url, (i) => `198.51.100.${i}`), name).toEqual(
+        Array(CLIENT_FAILURES + 1).fill(401),
+      )
+      // ...and one client is limited by its own.
+      expect(await statusesOf(url, () => '203.0.113.7'), name).toEqual(limitedAt)
+      const untrusted = plain()
+      const plainHandle = bind(untrusted, { database: tempDatabase(), remote: { token: TOKEN } })
+      defer(() => plainHandle.close())
+      const direct = await listen(untrusted)
+      // An app that trusts no proxy counts the socket's address, whatever the header says.
+      expect(await statusesOf(direct.url, (i) => `198.51.100.${i}`), name).toEqual(limitedAt)
+    }
   })
 
   it('takes the token from ROUTEMETER_TOKEN, and serves under another prefix', async () => {
@@ -603,20 +669,37 @@ describe('a file that cannot be opened', () => {
 })
 
 describe('failure throttle', () => {
-  it('delays failures after the fifth, doubling from 100 ms to 5 s, until a success', () => {
-    expect(Array.from({ length: 14 }, (_, i) => failureDelay(i + 1))).toEqual([
-      0, 0, 0, 0, 0, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000,
-    ])
+  it('counts failures per client in a window of a minute, and all clients together', () => {
     const throttle = new FailureThrottle()
-    const delays = Array.from({ length: 7 }, () => throttle.fail('10.0.0.1'))
-    expect(delays).toEqual([0, 0, 0, 0, 0, 100, 200])
-    expect(throttle.fail('10.0.0.2')).toBe(0)
-    throttle.succeed('10.0.0.1')
-    expect(throttle.fail('10.0.0.1')).toBe(0)
-    // A client quiet for a quarter of an hour starts afresh too.
-    const now = Date.now()
-    for (let i = 0; i < 6; i++) throttle.fail('10.0.0.3', now)
-    expect(throttle.fail('10.0.0.3', now + 16 * 60_000)).toBe(0)
+    const now = 1_000_000
+    const results = Array.from({ length: CLIENT_FAILURES + 2 }, () =>
+      throttle.attempt('10.0.0.1', now),
+    )
+    expect(results.slice(0, CLIENT_FAILURES)).toEqual(Array(CLIENT_FAILURES).fill(0))
+    expect(results.slice(CLIENT_FAILURES)).toEqual([WINDOW_MS, WINDOW_MS])
+    // A success is no failure, and resets nobody else.
+    expect(throttle.attempt('10.0.0.2', now)).toBe(0)
+    throttle.succeed('10.0.0.2', now)
+    expect(throttle.attempt('10.0.0.1', now + 1000)).toBe(WINDOW_MS - 1000)
+    // The next minute starts afresh.
+    expect(throttle.attempt('10.0.0.1', now + WINDOW_MS)).toBe(0)
+    // Rotating addresses: the global limit, which lets the known client through.
+    const later = now + 2 * WINDOW_MS
+    let refused = 0
+    for (let i = 0; i < ALL_FAILURES + 50; i++)
+      if (throttle.attempt(`10.1.${i >> 8}.${i & 255}`, later) > 0) refused++
+    expect(refused).toBe(50)
+    expect(throttle.attempt('10.9.9.9', later)).toBeGreaterThan(0)
+    expect(throttle.attempt('10.0.0.2', later)).toBe(0)
+  })
+
+  it('keys IPv6 clients by their /64 and IPv4 in IPv6 as IPv4', () => {
+    expect(clientKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(clientKey('::1')).toBe('0:0:0:0::/64')
+    expect(clientKey('::ffff:203.0.113.9')).toBe('203.0.113.9')
+    expect(clientKey('203.0.113.9')).toBe('203.0.113.9')
   })
 })
 

@@ -19,6 +19,7 @@ import { DashboardService } from '../../src-main/services/dashboard.js'
 import { parseServeArgs, runServe } from '../../src-main/web/cli.js'
 import {
   CONTENT_SECURITY_POLICY,
+  isOwnHost,
   resolveStaticPath,
   startWebServer,
   type WebServer,
@@ -358,10 +359,46 @@ describe('static renderer build', () => {
   })
 
   test('a request for another host name is refused (DNS rebinding)', async () => {
-    const evil = await rawGet(web.url, '/api/info', { Host: 'evil.example:80' })
-    expect(evil.status).toBe(421)
-    const local = await rawGet(web.url, '/api/info', { Host: 'localhost:1234' })
-    expect(local.status).toBe(200)
+    const port = new URL(web.url).port
+    for (const host of [
+      'evil.example:80',
+      `127.attacker.example:${port}`,
+      `127.0.0.1.evil.example:${port}`,
+      `[::1].evil.com:${port}`,
+      `127.0.0.1@evil.com:${port}`,
+      `localhost.evil.com:${port}`,
+      `localhost:${Number(port) + 1}`,
+      '127.0.0.1',
+    ]) {
+      const refused = await rawGet(web.url, '/api/info', { Host: host })
+      expect({ host, status: refused.status }).toEqual({ host, status: 421 })
+    }
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `LOCALHOST:${port}`]) {
+      const local = await rawGet(web.url, '/api/info', { Host: host })
+      expect({ host, status: local.status }).toEqual({ host, status: 200 })
+    }
+  })
+
+  test('isOwnHost accepts the bound address, loopback names and --host, with the port', () => {
+    const loopback = { host: '127.0.0.1', address: '127.0.0.1', port: 8080 }
+    expect(isOwnHost('127.0.0.1:8080', loopback)).toBe(true)
+    expect(isOwnHost('localhost:8080', loopback)).toBe(true)
+    expect(isOwnHost('[::1]:8080', loopback)).toBe(true)
+    expect(isOwnHost('127.0.0.2:8080', loopback)).toBe(false)
+    expect(isOwnHost('127.evil.test:8080', loopback)).toBe(false)
+    expect(isOwnHost('localhost:8081', loopback)).toBe(false)
+    const v6 = { host: '::1', address: '::1', port: 80 }
+    expect(isOwnHost('[::1]', v6)).toBe(true)
+    expect(isOwnHost('[::1]:80', v6)).toBe(true)
+    expect(isOwnHost('[::1].evil.com', v6)).toBe(false)
+    const everywhere = { host: '0.0.0.0', address: '0.0.0.0', port: 9000 }
+    expect(isOwnHost('192.168.1.20:9000', everywhere)).toBe(true)
+    expect(isOwnHost('[fe80::1]:9000', everywhere)).toBe(true)
+    expect(isOwnHost('dashboard.internal:9000', everywhere)).toBe(false)
+    const named = { host: 'metrics.internal', address: '10.0.0.5', port: 9000 }
+    expect(isOwnHost('metrics.internal:9000', named)).toBe(true)
+    expect(isOwnHost('10.0.0.5:9000', named)).toBe(true)
+    expect(isOwnHost('localhost:9000', named)).toBe(false)
   })
 })
 

@@ -61,6 +61,8 @@ export interface ExpressApp {
   listen: (...args: never[]) => unknown
   router?: unknown
   _router?: unknown
+  /** Express 4 only: makes `_router` */
+  lazyrouter?: unknown
   /** set by app.use(path, subApp) on the sub-app */
   mountpath?: unknown
   parent?: ExpressApp
@@ -81,38 +83,82 @@ function isRouter(value: unknown): value is ExpressRouter {
   return typeof value === 'function' && Array.isArray((value as Partial<ExpressRouter>).stack)
 }
 
-/** The app's root router, without creating one (Express 5's getter is lazy). */
+/** The app's root router, if it has one yet. */
 function rootRouter(app: ExpressApp): ExpressRouter | undefined {
-  const router = (app as { _router?: unknown })._router ?? Reflect.get(app, 'router')
+  const own = app._router
+  if (own !== undefined) return isRouter(own) ? own : undefined
+  // Express 4 makes `_router` at its first route, and its `app.router` getter throws.
+  if (typeof app.lazyrouter === 'function') return undefined
+  // Express 5's `app.router` getter makes the router on first read: an empty one, harmless.
+  const router: unknown = Reflect.get(app, 'router')
   return isRouter(router) ? router : undefined
 }
 
-/** Express 4 keeps only a RegExp for mount paths: recover simple paths from it. */
-function pathFromRegExp(layer: ExpressLayer): string | undefined {
+/** The end of the group that opens at `source[open]` (the index of its ')'), or -1. */
+function groupEnd(source: string, open: number): number {
+  let depth = 0
+  for (let i = open; i < source.length; i++) {
+    const c = source[i]
+    if (c === '\\') i++
+    else if (c === '(') depth++
+    else if (c === ')' && --depth === 0) return i
+  }
+  return -1
+}
+
+/**
+ * Express 4 keeps only a RegExp for mount paths (path-to-regexp 0.1): the
+ * template it was made from (`/t/:tenant` for `/t/:tenant(\\d+)` too,
+ * `[/a,/b/:c]` for an array), or undefined when a path was not a plain
+ * string of segments and parameters.
+ */
+export function pathFromRegExp(layer: ExpressLayer): string | undefined {
   const regexp = layer.regexp
   if (regexp === undefined) return undefined
   if (regexp.fast_slash) return ''
-  let keyIndex = 0
-  const path = regexp.source
-    .replace(/^\^/, '')
-    .replace(/\\\/\?\(\?=\\\/\|\$\)$/, '')
-    // A parameter: "\/(?:([^\/]+?))" from older path-to-regexp 0.1.x, "(?:\/([^/]+?))" from newer.
-    .replace(
-      /\(\?:(\\\/)?\(\[\^\\?\/\]\+\?\)\)/g,
-      (_match, slash?: string) => `${slash ?? ''}:${layer.keys?.[keyIndex++]?.name ?? 'param'}`,
-    )
-    .replace(/\\(.)/g, '$1')
-  return /[()[\]?*+^$|{}\\]/.test(path) ? undefined : path
+  const names = (layer.keys ?? []).map((key) => key.name)
+  // An array's paths are joined by "|", each from its own "^".
+  const parts = regexp.source.split('|^').map((part) => pathOfSource(part, names))
+  if (parts.some((part) => part === undefined)) return undefined
+  return parts.length === 1 ? parts[0] : `[${parts.join(',')}]`
 }
 
-/** The template of a mount layer's path, or undefined if it cannot be known. */
+/** One path's template from its path-to-regexp 0.1 source; takes its parameters' names from `names`. */
+function pathOfSource(regexpSource: string, names: Array<string | number>): string | undefined {
+  const source = regexpSource.replace(/^\^/, '').replace(/\\\/\?\(\?=\\\/\|\$\)$/, '')
+  let path = ''
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!
+    // A parameter: "(?:\/(capture))" and an optional "?", as path-to-regexp writes it.
+    if (source.startsWith('(?:\\/(', i)) {
+      const end = groupEnd(source, i)
+      const name = names.shift()
+      if (end === -1 || typeof name !== 'string') return undefined
+      const optional = source[end + 1] === '?'
+      path += `/:${name}${optional ? '?' : ''}`
+      i = optional ? end + 1 : end
+    } else if (c === '\\') {
+      path += source[++i] ?? ''
+    } else if ('()[]?*+^$|{}.'.includes(c)) {
+      return undefined
+    } else path += c
+  }
+  return path
+}
+
+/**
+ * The template of a mount layer's path. Where Express 4 made it from a RegExp,
+ * an array or a wildcard, the RegExp itself stands for it: one endpoint per
+ * route, never one per URL.
+ */
 function mountPath(layer: ExpressLayer): string | undefined {
   if (layer.slash) return ''
   if (layer.rawPath !== undefined) {
     const path = routeToString(layer.rawPath)
     return path === '/' ? '' : path
   }
-  return pathFromRegExp(layer)
+  if (layer.regexp === undefined) return undefined
+  return pathFromRegExp(layer) ?? String(layer.regexp)
 }
 
 /**
@@ -122,8 +168,12 @@ function mountPath(layer: ExpressLayer): string | undefined {
 function mountTemplate(app: ExpressApp): string | undefined {
   let prefix = ''
   for (let current = app; current.parent !== undefined; current = current.parent) {
-    if (typeof current.mountpath !== 'string') return undefined
-    prefix = joinPaths(current.mountpath === '/' ? '' : current.mountpath, prefix)
+    const mount = current.mountpath
+    if (typeof mount !== 'string' && !(mount instanceof RegExp) && !Array.isArray(mount)) {
+      return undefined
+    }
+    const path = routeToString(mount as RoutePath)
+    prefix = joinPaths(path === '/' ? '' : path, prefix)
   }
   return prefix
 }
@@ -196,17 +246,45 @@ function expressHooks(walk: (req: IncomingMessage) => void) {
   }
 }
 
+/**
+ * The client's address as Express's `req.ip` would give it, read before
+ * Express has seen the request: X-Forwarded-For through the app's compiled
+ * "trust proxy" function, as the proxy-addr package does.
+ */
+function trustedIp(app: ExpressApp, req: IncomingMessage): string | undefined {
+  const socketAddress = req.socket?.remoteAddress
+  try {
+    const trust = (app as { get?: (setting: string) => unknown }).get?.('trust proxy fn')
+    if (typeof trust !== 'function' || socketAddress === undefined) return socketAddress
+    const header = req.headers['x-forwarded-for']
+    const forwarded = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+      .split(',')
+      .map((address) => address.trim())
+      .filter((address) => address !== '')
+      .reverse()
+    const addresses = [socketAddress, ...forwarded]
+    for (let i = 0; i < addresses.length - 1; i++) {
+      if (!(trust as (address: string, hop: number) => boolean)(addresses[i]!, i)) {
+        return addresses[i]
+      }
+    }
+    return addresses[addresses.length - 1]
+  } catch {
+    return socketAddress
+  }
+}
+
 /** Installs the collector on an Express app, ahead of every middleware. */
 export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): RoutemeterHandle {
   const resolved = resolveOptions(options)
-  const discover = (): void => collector.discover(walkApp(app))
+  const discover = (): void => collector.discoverFrom(() => walkApp(app))
   const collector: Collector = new Collector(
     resolved,
     expressHooks((req) => {
       discover()
       // Inside a mounted sub-app, req.app is the sub-app.
       const current = (req as ExpressRequest).app
-      if (current !== undefined && current !== app) collector.discover(walkApp(current))
+      if (current !== undefined && current !== app) collector.discoverFrom(() => walkApp(current))
     }),
   )
   let discovered = false
@@ -215,7 +293,7 @@ export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): Route
   const handle = app.handle
   app.handle = function routemeterHandle(this: unknown, req, res, next) {
     // The remote API is answered ahead of the app's routing, and not recorded.
-    if (remote?.matches(req)) return void remote.handle(req, res)
+    if (remote?.matches(req)) return void remote.handle(req, res, undefined, trustedIp(app, req))
     if (!discovered) {
       discovered = true
       discover()
@@ -246,7 +324,7 @@ export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddlewar
   const apps = new WeakSet<object>()
   // The app is known only from its requests: Express sets req.app.
   const walk = (req: IncomingMessage): void =>
-    collector.discover(walkApp((req as ExpressRequest).app))
+    collector.discoverFrom(() => walkApp((req as ExpressRequest).app))
   const collector: Collector = new Collector(resolved, expressHooks(walk))
   const remote = remoteOf(resolved, collector)
   const middleware = (
@@ -255,7 +333,11 @@ export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddlewar
     next: (err?: unknown) => void,
   ): void => {
     // A body parser registered earlier may have read the body already: it is in req.body.
-    if (remote?.matches(req)) return void remote.handle(req, res, (req as { body?: unknown }).body)
+    if (remote?.matches(req)) {
+      // Express has made this an Express request: req.ip follows "trust proxy".
+      const ip = (req as ExpressRequest).ip
+      return void remote.handle(req, res, (req as { body?: unknown }).body, ip)
+    }
     const app = (req as { app?: object }).app
     if (app !== undefined && !apps.has(app)) {
       apps.add(app)

@@ -95,18 +95,27 @@ const koaHooks = {
   subject: (req: IncomingMessage, ctx: KoaContext | undefined): unknown => ctx ?? req,
 }
 
+/** The client's address as the app sees it (`ctx.ip` follows app.proxy); undefined if unreadable. */
+function koaIp(ctx: KoaContext): string | undefined {
+  try {
+    return typeof ctx.ip === 'string' && ctx.ip !== '' ? ctx.ip : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Installs the collector on a Koa app: every request is timed before any middleware runs. */
 export function bindKoa(app: KoaApp, options?: RoutemeterOptions): RoutemeterHandle {
   const resolved = resolveOptions(options)
   const collector = new Collector<KoaContext>(resolved, koaHooks)
   const remote = remoteOf(resolved, collector)
-  const discover = (): void => collector.discover(koaRoutes(app))
+  const discover = (): void => collector.discoverFrom(() => koaRoutes(app))
   let discovered = false
 
   const handleRequest = app.handleRequest
   app.handleRequest = function routemeterHandleRequest(this: unknown, ctx, fnMiddleware) {
     // The remote API is answered ahead of the app's middleware, and not recorded.
-    if (remote?.matches(ctx.req)) return remote.handle(ctx.req, ctx.res)
+    if (remote?.matches(ctx.req)) return remote.handle(ctx.req, ctx.res, undefined, koaIp(ctx))
     if (!discovered) {
       discovered = true
       discover()
@@ -135,12 +144,12 @@ export function koaMiddleware(options?: RoutemeterOptions): KoaMiddleware {
   const middleware = (ctx: KoaContext, next: () => Promise<unknown>): Promise<unknown> => {
     if (remote?.matches(ctx.req)) {
       ctx.respond = false
-      return remote.handle(ctx.req, ctx.res, ctx.request?.body)
+      return remote.handle(ctx.req, ctx.res, ctx.request?.body, koaIp(ctx))
     }
     const app = ctx.app as KoaApp | undefined
     if (app !== undefined && !apps.has(app) && isKoaApp(app)) {
       apps.add(app)
-      collector.discover(koaRoutes(app))
+      collector.discoverFrom(() => koaRoutes(app))
     }
     collector.track(ctx.req, ctx.res, ctx)
     return next()

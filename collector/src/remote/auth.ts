@@ -1,13 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 
-/** Failures from one client before its further failures are slowed down. */
-export const FREE_FAILURES = 5
-export const FIRST_DELAY_MS = 100
-export const MAX_DELAY_MS = 5000
-/** A client that has not failed for this long starts afresh. */
-const FORGET_AFTER_MS = 15 * 60_000
+import { isIP } from 'node:net'
+
+/** Failed token checks one client may have per window; then it is answered 429 until the window ends. */
+export const CLIENT_FAILURES = 10
+/** Failed checks of all clients per window: past it, only clients that authenticated before are checked. */
+export const ALL_FAILURES = 100
+export const WINDOW_MS = 60_000
 /** Most clients remembered; the oldest are forgotten first, so a scan cannot grow memory. */
 const MAX_CLIENTS = 10_000
+/** How long a client that sent the right token stays one the global limit lets through. */
+const KNOWN_FOR_MS = 24 * 60 * 60_000
 
 const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest()
 
@@ -30,39 +33,82 @@ export class TokenCheck {
   }
 }
 
-interface Failures {
+/**
+ * The key a client's failures are counted under: its address, IPv4 inside
+ * IPv6 as IPv4, and an IPv6 address by its /64 (one host usually has a
+ * whole /64 to rotate through).
+ */
+export function clientKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped !== null) return mapped[1]!
+  if (isIP(address) !== 6) return address
+  const [head = '', tail = ''] = address.toLowerCase().split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === '' ? [] : tail.split(':')
+  const groups = address.includes('::')
+    ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+    : left
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`
+}
+
+/** A count of failures in a fixed window. */
+interface Window {
   count: number
-  last: number
+  start: number
 }
 
 /**
- * Slows down guessing: per client IP, after FREE_FAILURES failures each
- * further failure is answered after a delay doubling from 100 ms to 5 s.
- * A success resets the client.
+ * Limits token guessing: each client may fail CLIENT_FAILURES times a
+ * minute, and all clients together ALL_FAILURES times (against an attacker
+ * who rotates addresses); past a limit, a request is answered 429 before
+ * its token is looked at, so a guess then learns nothing. An attempt counts
+ * when it arrives, so concurrent guesses count too. A client that sent the
+ * right token in the last day is let through the global limit (not its own):
+ * the legitimate user keeps working while someone else guesses.
  */
 export class FailureThrottle {
-  private readonly clients = new Map<string, Failures>()
+  private readonly clients = new Map<string, Window>()
+  private readonly known = new Map<string, number>()
+  private all: Window = { count: 0, start: 0 }
 
-  /** Counts a failure; returns how long to wait before answering it, in ms. */
-  fail(ip: string, now = Date.now()): number {
-    let entry = this.clients.get(ip)
-    if (entry !== undefined && now - entry.last > FORGET_AFTER_MS) entry = undefined
-    this.clients.delete(ip) // re-inserted last: Map order is then oldest failure first
-    if (this.clients.size >= MAX_CLIENTS) {
-      this.clients.delete(this.clients.keys().next().value!)
+  private windowOf(key: string, now: number): Window {
+    let window = this.clients.get(key)
+    if (window === undefined || now - window.start >= WINDOW_MS) {
+      window = { count: 0, start: now }
+      this.clients.delete(key)
+      if (this.clients.size >= MAX_CLIENTS) this.clients.delete(this.clients.keys().next().value!)
+      this.clients.set(key, window)
     }
-    const count = (entry?.count ?? 0) + 1
-    this.clients.set(ip, { count, last: now })
-    return failureDelay(count)
+    return window
   }
 
-  succeed(ip: string): void {
-    this.clients.delete(ip)
+  /**
+   * Counts an attempt of `client` as a failure until `succeed` says otherwise;
+   * returns 0 when its token may be checked, else the ms until it may try again.
+   */
+  attempt(client: string, now = Date.now()): number {
+    const key = clientKey(client)
+    const window = this.windowOf(key, now)
+    if (now - this.all.start >= WINDOW_MS) this.all = { count: 0, start: now }
+    if (window.count >= CLIENT_FAILURES) return window.start + WINDOW_MS - now
+    const knownUntil = this.known.get(key) ?? 0
+    if (this.all.count >= ALL_FAILURES && knownUntil <= now) return this.all.start + WINDOW_MS - now
+    window.count++
+    this.all.count++
+    return 0
   }
-}
 
-/** The delay of a client's `count`-th failure in a row. */
-export function failureDelay(count: number): number {
-  if (count <= FREE_FAILURES) return 0
-  return Math.min(FIRST_DELAY_MS * 2 ** Math.min(count - FREE_FAILURES - 1, 20), MAX_DELAY_MS)
+  /** The attempt of `client` had the right token: it is no failure, and the client is known. */
+  succeed(client: string, now = Date.now()): void {
+    const key = clientKey(client)
+    const window = this.clients.get(key)
+    if (window !== undefined && window.count > 0) window.count--
+    if (this.all.count > 0) this.all.count--
+    this.known.delete(key)
+    if (this.known.size >= MAX_CLIENTS) this.known.delete(this.known.keys().next().value!)
+    this.known.set(key, now + KNOWN_FOR_MS)
+  }
 }

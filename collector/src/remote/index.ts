@@ -34,9 +34,16 @@ export interface RemoteApi {
   /**
    * Answers a request of the remote API. Never rejects: a failure is
    * reported and answered with 500, or ends the response if it had begun.
-   * `parsedBody` is a body a framework's parser has already read.
+   * `parsedBody` is a body a framework's parser has already read; `clientIp`
+   * the client's address as the app sees it (behind a proxy it trusts), by
+   * which failed tokens are counted (default: the socket's).
    */
-  handle(req: IncomingMessage, res: ServerResponse, parsedBody?: unknown): Promise<void>
+  handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    parsedBody?: unknown,
+    clientIp?: string,
+  ): Promise<void>
 }
 
 /** Largest body of POST {prefix}/levels. */
@@ -105,9 +112,15 @@ export function createRemote(
     return Number.isNaN(next) || next === 0x2f || next === 0x3f
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, parsedBody?: unknown) {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    parsedBody?: unknown,
+    clientIp?: string,
+  ) {
     try {
-      if (!(await authorized(req, res))) return
+      const client = clientIp ?? req.socket?.remoteAddress ?? 'unknown'
+      if (!authorized(req, res, client)) return
       const url = new URL(req.url ?? '/', 'http://routemeter.invalid')
       const route = url.pathname.slice(prefix.length)
       const method = req.method ?? 'GET'
@@ -136,25 +149,27 @@ export function createRemote(
     }
   }
 
-  /** Checks the bearer token; a refused request is answered here, after its delay. */
-  async function authorized(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const ip = req.socket?.remoteAddress ?? 'unknown'
+  /** Checks the bearer token; a refused request is answered here. */
+  function authorized(req: IncomingMessage, res: ServerResponse, client: string): boolean {
+    const retryMs = throttle.attempt(client)
+    if (retryMs > 0) {
+      const retryAfter = String(Math.max(1, Math.ceil(retryMs / 1000)))
+      sendJson(
+        res,
+        429,
+        { error: 'too many failed attempts; try again later' },
+        {
+          'Retry-After': retryAfter,
+        },
+      )
+      return false
+    }
     const refusal = tokens.refusal(req.headers.authorization)
     if (refusal === undefined) {
-      throttle.succeed(ip)
+      throttle.succeed(client)
       return true
     }
-    const delay = throttle.fail(ip)
-    if (delay > 0) {
-      await new Promise<void>((done) => {
-        const timer = setTimeout(done, delay)
-        res.once('close', () => {
-          clearTimeout(timer)
-          done()
-        })
-      })
-    }
-    if (!res.destroyed) sendJson(res, 401, { error: refusal }, { 'WWW-Authenticate': 'Bearer' })
+    sendJson(res, 401, { error: refusal }, { 'WWW-Authenticate': 'Bearer' })
     return false
   }
 

@@ -57,6 +57,14 @@ export function resolveRemote(
         `(got ${token.length}${o.token === undefined ? `, from ${TOKEN_ENV}` : ''})`,
     )
   }
+  // The header is read as "Bearer <token>": a token with a space in it could never match.
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
+  if (/[\s\x00-\x1f\x7f]/.test(token)) {
+    throw new TypeError(
+      `routemeter: option "remote.token" must not contain white space or control characters` +
+        `${o.token === undefined ? ` (from ${TOKEN_ENV})` : ''}: it travels as "Authorization: Bearer <token>"`,
+    )
+  }
   const prefix = o.prefix ?? DEFAULT_PREFIX
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
     throw new TypeError(

@@ -31,6 +31,18 @@ export interface WriterEvents {
 const REOPEN_DELAY_MS = 2000
 const MAX_WRITE_BACKOFF_MS = 4000
 const FINAL_BUSY_TIMEOUT_MS = 2000
+/** Another connection's lock is reported once it has lasted this long: shorter ones are routine. */
+export const LOCK_REPORT_AFTER_MS = 5000
+
+/** How a writer waits after a busy or full file. */
+export interface WriterPacing {
+  /**
+   * true (on the app's thread, where each attempt may block it for the busy
+   * timeout): back off from 250 ms to 4 s. false (the writer thread): try
+   * again at every flush, so that writing resumes as soon as the fault clears.
+   */
+  backOff: boolean
+}
 
 export class BatchWriter {
   private store: MetricsStore | undefined
@@ -47,10 +59,14 @@ export class BatchWriter {
   private discovered: EndpointState[] = []
   private lastDataVersion: number | undefined
   private closed = false
+  /** when writes began to meet another connection's lock (0: they do not) */
+  private lockedSince = 0
+  private lockReported = false
 
   constructor(
     private readonly config: WriterConfig,
     private readonly events: WriterEvents,
+    private readonly pacing: WriterPacing = { backOff: true },
   ) {}
 
   /** Rows waiting to be written. */
@@ -122,16 +138,14 @@ export class BatchWriter {
     try {
       store.write(requests, touched, discovered)
     } catch (error) {
-      this.events.error(error, 'write')
-      if (isTransient(error)) {
-        this.writeBackoff = Math.min(Math.max(this.writeBackoff * 2, 250), MAX_WRITE_BACKOFF_MS)
-        this.nextWriteAttempt = Date.now() + this.writeBackoff
-      } else this.dropStore()
+      this.writeFailed(error, final)
       return false
     } finally {
       if (final && this.store === store) store.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
     }
     this.writeBackoff = 0
+    this.lockedSince = 0
+    this.lockReported = false
     const written = requests.count
     requests.clear()
     this.discovered = []
@@ -147,6 +161,36 @@ export class BatchWriter {
     this.events.settled(written, 0, true)
     if (changed.length > 0) this.events.levels(changed)
     return true
+  }
+
+  /**
+   * Reports a failed write and decides when to try again. A lock held by
+   * another connection (a cluster's other workers, a backup) is reported only
+   * once it outlasts LOCK_REPORT_AFTER_MS, or when it keeps the last write out.
+   */
+  private writeFailed(error: unknown, final: boolean): void {
+    this.reportFailure(error, 'write', final)
+    if (!isTransient(error)) {
+      this.dropStore()
+      return
+    }
+    if (this.pacing.backOff) {
+      this.writeBackoff = Math.min(Math.max(this.writeBackoff * 2, 250), MAX_WRITE_BACKOFF_MS)
+      this.nextWriteAttempt = Date.now() + this.writeBackoff
+    }
+  }
+
+  private reportFailure(error: unknown, kind: string, final: boolean): void {
+    if (!isLock(error) || final) {
+      this.events.error(error, kind)
+      return
+    }
+    const now = Date.now()
+    if (this.lockedSince === 0) this.lockedSince = now
+    if (!this.lockReported && now - this.lockedSince >= LOCK_REPORT_AFTER_MS) {
+      this.lockReported = true
+      this.events.error(error, kind)
+    }
   }
 
   /** Applies monitoring levels changed in the file by another connection (the desktop app). */
@@ -195,8 +239,10 @@ export class BatchWriter {
       this.loadEndpoints(this.store)
       return this.store
     } catch (error) {
-      this.nextOpenAttempt = now + REOPEN_DELAY_MS
-      this.events.error(error, 'open')
+      // The writer thread tries a locked file again at the next flush; anything else in 2 s.
+      const locked = isLock(error) && !this.pacing.backOff
+      this.nextOpenAttempt = locked ? 0 : now + REOPEN_DELAY_MS
+      this.reportFailure(error, 'open', false)
       return undefined
     }
   }
@@ -223,6 +269,14 @@ export class BatchWriter {
     this.store?.close()
     this.store = undefined
   }
+}
+
+/** Another connection holds the lock (SQLITE_BUSY, SQLITE_LOCKED and their extended codes). */
+function isLock(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code
+  return (
+    typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+  )
 }
 
 /** SQLITE_BUSY/LOCKED/FULL/IOERR may pass: keep the connection and the rows, try again. */

@@ -31,15 +31,19 @@ const written = new BigInt64Array(
 const events = data.events
 const send = (event: WriterEvent): void => events.postMessage(event)
 
-const writer = new BatchWriter(data.config, {
-  error: (error, kind) => send({ type: 'error', kind, error: serializeError(error) }),
-  levels: (endpoints) => send({ type: 'levels', endpoints }),
-  settled: (rows, skipped, wrote) => {
-    if (rows + skipped > 0) Atomics.sub(control, OUTSTANDING, rows + skipped)
-    if (rows > 0) Atomics.add(written, 0, BigInt(rows))
-    if (wrote) Atomics.add(control, GOOD_WRITES, 1)
+const writer = new BatchWriter(
+  data.config,
+  {
+    error: (error, kind) => send({ type: 'error', kind, error: serializeError(error) }),
+    levels: (endpoints) => send({ type: 'levels', endpoints }),
+    settled: (rows, skipped, wrote) => {
+      if (rows + skipped > 0) Atomics.sub(control, OUTSTANDING, rows + skipped)
+      if (rows > 0) Atomics.add(written, 0, BigInt(rows))
+      if (wrote) Atomics.add(control, GOOD_WRITES, 1)
+    },
   },
-})
+  { backOff: false },
+)
 
 /** Marks command `seq` finished; the collector may be blocked on it. */
 function done(seq: number, result: boolean): void {

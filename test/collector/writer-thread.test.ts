@@ -7,12 +7,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Worker } from 'node:worker_threads'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { Collector } from '../../collector/src/core.js'
 import { resolveOptions, type RoutemeterOptions } from '../../collector/src/options.js'
 import { HeldRequests } from '../../collector/src/held-requests.js'
 import type { EndpointState } from '../../collector/src/store.js'
 import { decodeRows, RowBatch, type Batch } from '../../collector/src/writer-batch.js'
+import { BatchWriter, LOCK_REPORT_AFTER_MS } from '../../collector/src/writer-engine.js'
 import {
   countRequests,
   defer,
@@ -244,5 +245,89 @@ describe('the columnar batch', () => {
       ip: '10.0.0.1',
       time: 1_700_000_000_001,
     })
+  })
+})
+
+describe('the batch writer after a fault', () => {
+  /** A batch of `rows` requests of one endpoint, new to the writer. */
+  function batchOf(rows: number): Batch {
+    const batch = new RowBatch()
+    for (let i = 0; i < rows; i++) batch.push(0, Date.now(), 1000 + i, 200, null, null, 0)
+    return {
+      ...batch.take(),
+      firstSlot: 0,
+      endpoints: [{ method: 'GET', route: '/after-fault', level: 1 }],
+      touched: new Float64Array(0),
+      discovered: new Int32Array(0),
+    }
+  }
+
+  function writerOf(database: string, backOff: boolean) {
+    const errors: Array<{ kind: string; error: unknown }> = []
+    const writer = new BatchWriter(
+      { database, version: { name: 'v1', source: 'option' }, node: 'test' },
+      {
+        error: (error, kind) => errors.push({ kind, error }),
+        levels: () => undefined,
+        settled: () => undefined,
+      },
+      { backOff },
+    )
+    return { writer, errors }
+  }
+
+  it.each([
+    ['the writer thread', false, true],
+    ["the app's thread", true, false],
+  ])(
+    '%s writes again at its next attempt once a lock is gone, and a short lock is not reported',
+    (_where, backOff, writesAtOnce) => {
+      const database = tempDatabase()
+      const { writer, errors } = writerOf(database, backOff)
+      expect(writer.openStore()).toBeDefined()
+      const locker = openDb(database)
+      locker.exec('BEGIN IMMEDIATE')
+      writer.receive(batchOf(3))
+      expect(writer.write()).toBe(false)
+      expect(writer.write()).toBe(false)
+      locker.exec('COMMIT')
+      locker.close()
+      // No wait for a backoff on the writer thread: the next flush writes.
+      expect(writer.write()).toBe(writesAtOnce)
+      expect(errors).toEqual([])
+      writer.close()
+    },
+  )
+
+  it('a lock that outlasts LOCK_REPORT_AFTER_MS is reported once', () => {
+    const database = tempDatabase()
+    const { writer, errors } = writerOf(database, false)
+    expect(writer.openStore()).toBeDefined()
+    const locker = openDb(database)
+    locker.exec('BEGIN IMMEDIATE')
+    writer.receive(batchOf(2))
+    const start = Date.now()
+    const clock = vi.spyOn(Date, 'now')
+    try {
+      clock.mockReturnValue(start)
+      expect(writer.write()).toBe(false)
+      clock.mockReturnValue(start + LOCK_REPORT_AFTER_MS - 1)
+      expect(writer.write()).toBe(false)
+      expect(errors).toEqual([])
+      clock.mockReturnValue(start + LOCK_REPORT_AFTER_MS)
+      expect(writer.write()).toBe(false)
+      clock.mockReturnValue(start + LOCK_REPORT_AFTER_MS + 1000)
+      expect(writer.write()).toBe(false)
+      expect(errors.map((e) => [e.kind, (e.error as { code?: string }).code])).toEqual([
+        ['write', 'SQLITE_BUSY'],
+      ])
+    } finally {
+      clock.mockRestore()
+      locker.exec('COMMIT')
+      locker.close()
+    }
+    expect(writer.write()).toBe(true)
+    expect(countRequests(database)).toBe(2)
+    writer.close()
   })
 })

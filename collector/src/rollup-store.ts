@@ -877,20 +877,70 @@ function rollUpPass(
 ): number {
   const statements = statementsOf(db)
   let last = afterId
+  let invalid = 0
   const columns = new RollupColumns()
   while (last < through) {
     const rows = statements.select.all(last, CHUNK_ROWS) as Row[]
     columns.clear()
     for (const [id, endpointId, time, durationUs, status, versionId, nodeId, user, ip] of rows) {
       if (id > through) break
-      columns.push(id, endpointId, time, durationUs, status, versionId, nodeId, user, ip)
       last = id
+      // Rows another program wrote may hold anything STRICT allows: one must not stop the rollups.
+      if (!isCountable(endpointId, time, durationUs, status, versionId)) {
+        invalid++
+        continue
+      }
+      columns.push(id, endpointId, time, durationUs, status, versionId, nodeId, user, ip)
     }
-    if (columns.count === 0) break
-    rollUpChunk(statements, columns, pass)
+    if (columns.count > 0) rollUpChunk(statements, columns, pass)
     if (rows.length < CHUNK_ROWS) break
   }
+  // Counted once, by the pass that counts the hours (the clients' pass reads the same rows again).
+  if (invalid > 0 && pass !== 'clients' && pass !== 'ips') {
+    invalidRowsOf.set(db, (invalidRowsOf.get(db) ?? 0) + invalid)
+  }
   return last
+}
+
+/** Longest duration counted, in µs (about 12.7 days): sums of such stay exact integers. */
+export const MAX_DURATION_US = 2 ** 40
+
+/** Whether a request read back from the file has values a collector could have written. */
+function isCountable(
+  endpointId: unknown,
+  time: unknown,
+  durationUs: unknown,
+  status: unknown,
+  versionId: unknown,
+): boolean {
+  return (
+    isId(endpointId) &&
+    isId(versionId) &&
+    Number.isSafeInteger(time) &&
+    (time as number) >= 0 &&
+    Number.isSafeInteger(durationUs) &&
+    (durationUs as number) >= 0 &&
+    (durationUs as number) <= MAX_DURATION_US &&
+    Number.isInteger(status) &&
+    (status as number) >= 0 &&
+    (status as number) <= 999
+  )
+}
+
+function isId(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) > 0 && (value as number) < 2 ** 31
+}
+
+/** Request rows left out of the rollups for values out of range, per connection. */
+const invalidRowsOf = new WeakMap<object, number>()
+
+/**
+ * How many request rows this connection has left out of the rollups since
+ * it was opened, because their values are out of range (written by another
+ * program: a negative or huge duration, a NULL after a schema edit, ...).
+ */
+export function invalidRequestRows(db: RollupDb): number {
+  return invalidRowsOf.get(db) ?? 0
 }
 
 /**

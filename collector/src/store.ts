@@ -4,7 +4,12 @@ import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { HeldRequests } from './held-requests.js'
 import { RequestInsert } from './request-insert.js'
-import { RollupColumns, rollUpRequests, writePendingClientRollups } from './rollup-store.js'
+import {
+  invalidRequestRows,
+  RollupColumns,
+  rollUpRequests,
+  writePendingClientRollups,
+} from './rollup-store.js'
 import { checkSchema, migrate } from './schema/migrate.js'
 import type { MonitorLevel, VersionSource } from './schema/types.js'
 
@@ -317,6 +322,11 @@ export class MetricsStore {
     } finally {
       this.assigned.length = 0
     }
+  }
+
+  /** Request rows of other programs left out of the rollups for values out of range (since opened). */
+  invalidRequestRows(): number {
+    return invalidRequestRows(this.db)
   }
 
   /** Changes whenever another connection commits: a cheap way to notice level changes. */

@@ -62,6 +62,8 @@ export class BatchWriter {
   /** when writes began to meet another connection's lock (0: they do not) */
   private lockedSince = 0
   private lockReported = false
+  /** request rows out of range already reported, on the open connection */
+  private invalidReported = 0
 
   constructor(
     private readonly config: WriterConfig,
@@ -160,7 +162,23 @@ export class BatchWriter {
     }
     this.events.settled(written, 0, true)
     if (changed.length > 0) this.events.levels(changed)
+    this.reportInvalidRows(store)
     return true
+  }
+
+  /** Reports request rows that the rollups left out (another program's values), once each. */
+  private reportInvalidRows(store: MetricsStore): void {
+    const invalid = store.invalidRequestRows()
+    if (invalid <= this.invalidReported) return
+    const more = invalid - this.invalidReported
+    this.invalidReported = invalid
+    this.events.error(
+      new Error(
+        `${more} request row(s) in ${store.path} have values out of range (a duration, time, ` +
+          'status or id that no collector writes): they are left out of the rollups; recording goes on',
+      ),
+      'invalid-rows',
+    )
   }
 
   /**
@@ -235,6 +253,7 @@ export class BatchWriter {
     try {
       const { database, version, node } = this.config
       this.store = new MetricsStore(database, version, now, undefined, node)
+      this.invalidReported = 0
       this.lastDataVersion = this.store.dataVersion()
       this.loadEndpoints(this.store)
       return this.store

@@ -435,3 +435,56 @@ describe('faults', () => {
     expect(reported).toBe(EXERCISED - 5)
   })
 })
+
+describe('values in the file that the writer did not write', () => {
+  it.each([
+    ['a duration of -2^63', 'duration_us = -9223372036854775808'],
+    ['a duration of 2^62', 'duration_us = 4611686018427387904'],
+    ['a negative time', 'time = -5'],
+    ['a status of 70000', 'status = 70000'],
+    ['a NULL duration after a schema edit', 'duration_us = NULL'],
+  ])(
+    'a request row with %s: recording goes on, the row is left out of the rollups and reported once',
+    async (_name, assignment) => {
+      const database = tempDatabase()
+      const sink = errorSink()
+      const bound = await boundApp('express', { database, onError: sink.onError })
+      expect(await exercise(bound.url)).toEqual(await baseline('express'))
+      expect(bound.handle.flush()).toBe(true)
+      // Another program adds a row out of range (STRICT lets an INTEGER of any size in).
+      withDb(database, (db) => {
+        db.prepare(
+          `INSERT INTO request (endpoint_id, time, duration_us, status, version_id, node_id)
+           SELECT endpoint_id, time, duration_us, status, version_id, node_id FROM request LIMIT 1`,
+        ).run()
+        if (assignment.includes('NULL')) {
+          // The edit SQLite documents for dropping a NOT NULL constraint.
+          db.unsafeMode(true)
+          db.pragma('writable_schema = ON')
+          db.prepare(
+            `UPDATE sqlite_schema SET sql = replace(sql, 'duration_us   INTEGER NOT NULL', 'duration_us   INTEGER')
+             WHERE name = 'request'`,
+          ).run()
+          db.pragma('writable_schema = OFF')
+          db.pragma(`schema_version = ${Number(db.pragma('schema_version', { simple: true })) + 1}`)
+          db.unsafeMode(false)
+        }
+        db.exec(`UPDATE request SET ${assignment} WHERE id = (SELECT max(id) FROM request)`)
+      })
+      for (let round = 0; round < 3; round++) {
+        expect(await exercise(bound.url)).toEqual(await baseline('express'))
+        expect(bound.handle.flush()).toBe(true)
+      }
+      expect(bound.handle.stats()).toMatchObject({ pending: 0, dropped: 0, written: 4 * EXERCISED })
+      const reports = sink.errors.filter((e) => /out of range/.test(e.message))
+      expect(reports).toHaveLength(1)
+      expect(reports[0]!.message).toMatch(/1 request row/)
+      // Every request the collector wrote is in the rollups; the foreign row is not.
+      const counted = withDb(database, (db) =>
+        db.prepare('SELECT sum(requests) FROM rollup_hour').pluck().get(),
+      )
+      expect(counted).toBe(4 * EXERCISED)
+      expect(sink.errors.filter((e) => !/out of range/.test(e.message))).toEqual([])
+    },
+  )
+})

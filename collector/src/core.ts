@@ -138,6 +138,15 @@ function onResponseClose(this: TrackedResponse): void {
   }
 }
 
+/** Longest user or IP name kept, in UTF-16 units: a header or a groupBy value can be any size. */
+export const MAX_CLIENT_NAME_LENGTH = 200
+
+/** A user's or IP's name as stored: a string of at most MAX_CLIENT_NAME_LENGTH. */
+function clientName(value: unknown): string {
+  const name = String(value)
+  return name.length > MAX_CLIENT_NAME_LENGTH ? name.slice(0, MAX_CLIENT_NAME_LENGTH) : name
+}
+
 /** Turns a route as frameworks keep it (string, RegExp, array) into the endpoint's route. */
 export function routeToString(route: string | RegExp | readonly unknown[]): string {
   if (typeof route === 'string') return route
@@ -226,6 +235,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         database: options.database,
         version: { name: this.version.name, source: this.version.source },
         node: options.node,
+        maxNewClients: options.maxNewClients,
         flushInterval: options.flushInterval,
         levelPollInterval: options.levelPollInterval,
         thread: internals.thread ?? true,
@@ -316,7 +326,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (groupBy === undefined) return null
     try {
       const group = groupBy(this.hooks.subject(req, ctx))
-      return group === undefined || group === null || group === '' ? null : String(group)
+      return group === undefined || group === null || group === '' ? null : clientName(group)
     } catch (error) {
       this.report(error, 'groupBy')
       return null
@@ -330,7 +340,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         getIp !== undefined
           ? getIp(this.hooks.subject(tracked.req, ctx))
           : (this.hooks.ipOf(tracked.req, ctx) ?? tracked.socketIp)
-      return ip === undefined || ip === null || ip === '' ? null : String(ip)
+      return ip === undefined || ip === null || ip === '' ? null : clientName(ip)
     } catch (error) {
       this.report(error, 'getIp')
       return null

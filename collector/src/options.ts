@@ -38,6 +38,11 @@ export interface RoutemeterOptions {
    * recorded under their method's `(unmatched)` endpoint. Default 10000.
    */
   maxEndpoints?: number
+  /**
+   * Most new users (and, counted apart, new client IPs) a process adds to the file per hour;
+   * requests of further ones are recorded under `(other)`. Default 10000.
+   */
+  maxNewClients?: number
   /** Milliseconds between two checks for monitoring levels changed by the desktop app. Default 1000. */
   levelPollInterval?: number
   /** Write what is buffered when the process exits or gets SIGINT/SIGTERM. Default true. */
@@ -64,6 +69,7 @@ export interface ResolvedOptions {
   flushInterval: number
   maxBufferedRows: number
   maxEndpoints: number
+  maxNewClients: number
   levelPollInterval: number
   flushOnExit: boolean
   node: string
@@ -82,6 +88,7 @@ const KNOWN = new Set<string>([
   'flushInterval',
   'maxBufferedRows',
   'maxEndpoints',
+  'maxNewClients',
   'levelPollInterval',
   'flushOnExit',
   'node',
@@ -171,6 +178,7 @@ export function resolveOptions(options: unknown = {}): ResolvedOptions {
     flushInterval: positiveInteger(o, 'flushInterval', 250),
     maxBufferedRows: positiveInteger(o, 'maxBufferedRows', 100_000),
     maxEndpoints: positiveInteger(o, 'maxEndpoints', 10_000),
+    maxNewClients: positiveInteger(o, 'maxNewClients', 10_000),
     levelPollInterval: positiveInteger(o, 'levelPollInterval', 1000),
     flushOnExit,
     node: optionalString(o, 'node') ?? (hostname() || 'unknown'),

@@ -47,6 +47,45 @@ export const WRITE_BUSY_TIMEOUT_MS = 100
 /** Most user/IP names cached per connection before the cache starts over. */
 const NAME_CACHE_LIMIT = 50_000
 
+/** The user or IP that requests of users and IPs past `maxNewClients` are recorded under. */
+export const OTHER_CLIENTS = '(other)'
+
+const HOUR_MS = 3_600_000
+
+/** New names of one kind (users or IPs) this connection may still add to the file this hour. */
+class NameBudget {
+  private hour = -1
+  private added = 0
+  /** requests recorded under OTHER_CLIENTS since the limit was last reported */
+  limited = 0
+  reportedHour = -1
+
+  constructor(
+    readonly kind: 'users' | 'IPs',
+    readonly perHour: number,
+  ) {}
+
+  /** Takes one new name from this hour's budget; false when it is spent. */
+  take(now: number): boolean {
+    const hour = Math.floor(now / HOUR_MS)
+    if (hour !== this.hour) {
+      this.hour = hour
+      this.added = 0
+    }
+    if (this.added >= this.perHour) return false
+    this.added++
+    return true
+  }
+}
+
+/** A table of names (users or IPs), its statements, the connection's cache and its budget. */
+interface NameTable {
+  cache: Map<string, number>
+  insert: Database.Statement
+  select: Database.Statement
+  budget: NameBudget
+}
+
 /**
  * Opens (creating or migrating) a metrics file as the collector's writers do.
  * Throws, leaving the file as it was, for another application's file or a
@@ -94,8 +133,8 @@ export class MetricsStore {
   readonly nodeId: number
   /** endpoints given an id by the transaction under way, undone if it rolls back */
   private readonly assigned: EndpointState[] = []
-  private readonly groupIds = new Map<string, number>()
-  private readonly ipIds = new Map<string, number>()
+  private readonly groups: NameTable
+  private readonly ips: NameTable
   /** the rows of the transaction under way, for the rollups (kept to reuse its arrays) */
   private readonly inserted = new RollupColumns()
   /** requests given as objects (PendingRequest[]), as the write takes them */
@@ -105,10 +144,6 @@ export class MetricsStore {
   private readonly insertEndpoint: Database.Statement
   private readonly selectEndpoint: Database.Statement
   private readonly touchEndpoint: Database.Statement
-  private readonly insertGroup: Database.Statement
-  private readonly selectGroup: Database.Statement
-  private readonly insertIp: Database.Statement
-  private readonly selectIp: Database.Statement
   private readonly selectEndpoints: Database.Statement
   private readonly writeBatch: (
     requests: HeldRequests,
@@ -121,6 +156,7 @@ export class MetricsStore {
    * @param nativeBinding path of a better_sqlite3.node built for another ABI
    *   (the desktop app's Electron main process generates its demo file here)
    * @param node the machine the requests were served on (table `node`)
+   * @param maxNewClients most new users (and, apart, IPs) written per hour; past it, `(other)`
    */
   constructor(
     path: string,
@@ -128,6 +164,7 @@ export class MetricsStore {
     now = Date.now(),
     nativeBinding?: string,
     node: string = hostname() || 'unknown',
+    maxNewClients = Number.POSITIVE_INFINITY,
   ) {
     this.path = resolve(path)
     mkdirSync(dirname(this.path), { recursive: true })
@@ -167,10 +204,18 @@ export class MetricsStore {
     this.touchEndpoint = db.prepare(
       `UPDATE endpoint SET last_requested = max(coalesce(last_requested, 0), ?) WHERE id = ?`,
     )
-    this.insertGroup = db.prepare('INSERT INTO user_group (name) VALUES (?) ON CONFLICT DO NOTHING')
-    this.selectGroup = db.prepare('SELECT id FROM user_group WHERE name = ?').pluck()
-    this.insertIp = db.prepare('INSERT INTO client_ip (address) VALUES (?) ON CONFLICT DO NOTHING')
-    this.selectIp = db.prepare('SELECT id FROM client_ip WHERE address = ?').pluck()
+    this.groups = {
+      cache: new Map(),
+      insert: db.prepare('INSERT INTO user_group (name) VALUES (?) ON CONFLICT DO NOTHING'),
+      select: db.prepare('SELECT id FROM user_group WHERE name = ?').pluck(),
+      budget: new NameBudget('users', maxNewClients),
+    }
+    this.ips = {
+      cache: new Map(),
+      insert: db.prepare('INSERT INTO client_ip (address) VALUES (?) ON CONFLICT DO NOTHING'),
+      select: db.prepare('SELECT id FROM client_ip WHERE address = ?').pluck(),
+      budget: new NameBudget('IPs', maxNewClients),
+    }
     this.selectEndpoints = db.prepare('SELECT id, method, route, monitor_level FROM endpoint')
 
     this.writeBatch = db.transaction(
@@ -189,12 +234,8 @@ export class MetricsStore {
           }
         }
         // The file's ids of the rows' user groups and IPs: one lookup a name, not a row.
-        const groupIds = requests.groups.map((name) =>
-          this.nameId(name, this.groupIds, this.insertGroup, this.selectGroup),
-        )
-        const ipIds = requests.ips.map((name) =>
-          this.nameId(name, this.ipIds, this.insertIp, this.selectIp),
-        )
+        const groupIds = requests.groups.map((name) => this.nameId(name, this.groups, now))
+        const ipIds = requests.ips.map((name) => this.nameId(name, this.ips, now))
         const inserted = this.inserted
         inserted.clear()
         // Ids as SQLite will choose them (one more than the largest, in the write lock),
@@ -255,36 +296,56 @@ export class MetricsStore {
     return row.id
   }
 
-  private nameId(
-    name: string,
-    cache: Map<string, number>,
-    insert: Database.Statement,
-    select: Database.Statement,
-  ): number {
+  /**
+   * The file's id of a user or IP name, added if new and this hour's budget
+   * allows; else the id of OTHER_CLIENTS (not cached: next hour it may get its own).
+   */
+  private nameId(name: string, table: NameTable, now: number): number {
+    const { cache, insert, select, budget } = table
     let id = cache.get(name)
+    if (id !== undefined) return id
+    id = select.get(name) as number | undefined
     if (id === undefined) {
+      if (name !== OTHER_CLIENTS && !budget.take(now)) {
+        budget.limited++
+        return this.nameId(OTHER_CLIENTS, table, now)
+      }
       insert.run(name)
       id = select.get(name) as number
-      if (cache.size >= NAME_CACHE_LIMIT) cache.clear()
-      cache.set(name, id)
     }
+    if (cache.size >= NAME_CACHE_LIMIT) cache.clear()
+    cache.set(name, id)
     return id
+  }
+
+  /**
+   * A message when names were recorded under OTHER_CLIENTS since the last
+   * one, at most once an hour per kind; undefined otherwise.
+   */
+  takeClientLimitReport(now = Date.now()): string | undefined {
+    const hour = Math.floor(now / HOUR_MS)
+    const parts: string[] = []
+    for (const { budget } of [this.groups, this.ips]) {
+      if (budget.limited === 0 || budget.reportedHour === hour) continue
+      budget.reportedHour = hour
+      parts.push(
+        `more than ${budget.perHour} new ${budget.kind} this hour (maxNewClients): ` +
+          `further ones are recorded as "${OTHER_CLIENTS}"`,
+      )
+      budget.limited = 0
+    }
+    return parts.length === 0 ? undefined : parts.join('; ')
   }
 
   /**
    * The ids of user groups (`user_group`) or client IPs (`client_ip`), in
    * the order of `names`; those not in the file yet are added.
    */
-  idsOf(table: 'user_group' | 'client_ip', names: readonly string[]): number[] {
-    const [cache, insert, select] =
-      table === 'user_group'
-        ? [this.groupIds, this.insertGroup, this.selectGroup]
-        : [this.ipIds, this.insertIp, this.selectIp]
+  idsOf(table: 'user_group' | 'client_ip', names: readonly string[], now = Date.now()): number[] {
+    const nameTable = table === 'user_group' ? this.groups : this.ips
     let ids: number[] = []
     this.undoable(() => {
-      ids = this.db.transaction(() =>
-        names.map((name) => this.nameId(name, cache, insert, select)),
-      )()
+      ids = this.db.transaction(() => names.map((name) => this.nameId(name, nameTable, now)))()
     })
     return ids
   }
@@ -316,8 +377,8 @@ export class MetricsStore {
       transaction()
     } catch (error) {
       for (const endpoint of this.assigned) endpoint.id = undefined
-      this.groupIds.clear()
-      this.ipIds.clear()
+      this.groups.cache.clear()
+      this.ips.cache.clear()
       throw error
     } finally {
       this.assigned.length = 0

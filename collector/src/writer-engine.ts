@@ -13,6 +13,8 @@ export interface WriterConfig {
   database: string
   version: { name: string; source: VersionSource }
   node: string
+  /** most new users (and, apart, IPs) added to the file per hour; default: no limit */
+  maxNewClients?: number
 }
 
 /** What the writer tells the collector. */
@@ -163,6 +165,8 @@ export class BatchWriter {
     this.events.settled(written, 0, true)
     if (changed.length > 0) this.events.levels(changed)
     this.reportInvalidRows(store)
+    const limited = store.takeClientLimitReport()
+    if (limited !== undefined) this.events.error(new Error(limited), 'maxNewClients')
     return true
   }
 
@@ -251,8 +255,8 @@ export class BatchWriter {
     const now = Date.now()
     if (now < this.nextOpenAttempt) return undefined
     try {
-      const { database, version, node } = this.config
-      this.store = new MetricsStore(database, version, now, undefined, node)
+      const { database, version, node, maxNewClients } = this.config
+      this.store = new MetricsStore(database, version, now, undefined, node, maxNewClients)
       this.invalidReported = 0
       this.lastDataVersion = this.store.dataVersion()
       this.loadEndpoints(this.store)

@@ -108,6 +108,7 @@ export class WriterLink {
         database: this.options.database,
         version: this.options.version,
         node: this.options.node,
+        maxNewClients: this.options.maxNewClients,
       },
       flushInterval: this.options.flushInterval,
       levelPollInterval: this.options.levelPollInterval,

@@ -488,3 +488,78 @@ describe('values in the file that the writer did not write', () => {
     },
   )
 })
+
+describe('what clients send cannot grow the file without bound', () => {
+  it('spoofed X-Forwarded-For values past maxNewClients are recorded as (other), reported once', async () => {
+    const database = tempDatabase()
+    const sink = errorSink()
+    const app = express()
+    app.set('trust proxy', true)
+    app.get('/who', (_req, res) => {
+      res.send('ok')
+    })
+    const handle = bind(app, { database, maxNewClients: 10, onError: sink.onError })
+    defer(() => handle.close())
+    const { url } = await listen(app)
+    for (let i = 0; i < 40; i++) {
+      const reply = await request(`${url}/who`, { headers: { 'x-forwarded-for': `10.0.0.${i}` } })
+      expect(reply.status).toBe(200)
+      if (i % 10 === 9) expect(handle.flush()).toBe(true)
+    }
+    const addresses = withDb(database, (db) =>
+      db.prepare('SELECT address FROM client_ip ORDER BY id').pluck().all(),
+    )
+    expect(addresses).toHaveLength(11)
+    expect(addresses).toContain('(other)')
+    expect(addresses).toContain('10.0.0.0')
+    // Every request is recorded: the first ten under their address, the rest under (other).
+    const perIp = withDb(database, (db) =>
+      db
+        .prepare(
+          `SELECT c.address, count(*) AS n FROM request r JOIN client_ip c ON c.id = r.client_ip_id
+           GROUP BY c.address`,
+        )
+        .all(),
+    ) as Array<{ address: string; n: number }>
+    expect(perIp.find((row) => row.address === '(other)')?.n).toBe(30)
+    expect(perIp.reduce((sum, row) => sum + row.n, 0)).toBe(40)
+    const reports = sink.errors.filter((e) => /maxNewClients/.test(e.message))
+    expect(reports).toHaveLength(1)
+    expect(reports[0]!.message).toMatch(/more than 10 new IPs this hour/)
+    // An address seen before the limit keeps its own row.
+    await request(`${url}/who`, { headers: { 'x-forwarded-for': '10.0.0.3' } })
+    expect(handle.flush()).toBe(true)
+    expect(
+      withDb(database, (db) =>
+        db
+          .prepare(
+            `SELECT count(*) FROM request r JOIN client_ip c ON c.id = r.client_ip_id
+             WHERE c.address = '10.0.0.3'`,
+          )
+          .pluck()
+          .get(),
+      ),
+    ).toBe(2)
+  })
+
+  it('a groupBy value of a megabyte is stored as its first 200 characters', async () => {
+    const database = tempDatabase()
+    const app = express()
+    app.get('/user/:n', (_req, res) => {
+      res.send('ok')
+    })
+    const handle = bind(app, {
+      database,
+      groupBy: (req) => String((req as express.Request).params.n).repeat(1 << 20),
+    })
+    defer(() => handle.close())
+    const { url } = await listen(app)
+    for (const n of ['a', 'b', 'c']) expect((await request(`${url}/user/${n}`)).status).toBe(200)
+    expect(handle.flush()).toBe(true)
+    const names = withDb(database, (db) =>
+      db.prepare('SELECT name FROM user_group ORDER BY name').pluck().all(),
+    ) as string[]
+    expect(names).toEqual(['a'.repeat(200), 'b'.repeat(200), 'c'.repeat(200)])
+    expect(statSync(database).size).toBeLessThan(1 << 20)
+  })
+})

@@ -44,6 +44,7 @@ describe('option validation', () => {
     ['maxBufferedRows', -1],
     ['maxBufferedRows', Infinity],
     ['maxEndpoints', 0],
+    ['maxNewClients', 1.5],
     ['levelPollInterval', NaN],
     ['flushOnExit', 'yes'],
     ['node', ''],

@@ -3,7 +3,7 @@
  * `serve [metrics.db] [--port N] [--host H] [--static DIR] [--allow-open]`.
  * Without a file it generates the demo database in the OS temp folder.
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -18,7 +18,8 @@ export const USAGE =
   '             [--allow-remote] [--data-dir DIR]\n' +
   '  without a file, a generated demo database is shown\n' +
   '  --allow-remote: let the browser add servers and pull their metrics (outgoing requests)\n' +
-  '  --data-dir: where pulled copies and merged files go (default: a folder in the OS temp folder)'
+  '  --data-dir: where pulled copies and merged files go (default: a private folder in the OS\n' +
+  '              temp folder, removed on exit)'
 
 export interface ServeOptions {
   /** the metrics file; undefined: the demo database */
@@ -110,8 +111,13 @@ export async function runServe(
   if (!existsSync(join(options.staticDir, 'index.html'))) {
     console.warn(`No renderer build in ${options.staticDir}: only the API is served.`)
   }
-  // Servers and their tokens live in memory only in web mode.
-  const dataDir = options.dataDir ?? join(tmpdir(), 'routemeter-data', String(process.pid))
+  // Servers and their tokens live in memory only in web mode; pulled copies in a folder of
+  // this process's own (mode 700), removed when it stops or exits.
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'routemeter-web-'))
+  const removeDataDir = (): void => {
+    if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true })
+  }
+  process.on('exit', removeDataDir)
   const sources = new SourcesService({
     files: service,
     dataDir,
@@ -139,7 +145,8 @@ export async function runServe(
       await sources.close()
       await service.close()
       // Copies pulled into the default folder go with the server, like the tokens.
-      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true })
+      removeDataDir()
+      process.removeListener('exit', removeDataDir)
     },
   }
 }

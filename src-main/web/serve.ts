@@ -17,8 +17,12 @@ async function main(): Promise<void> {
     process.exitCode = 2
     return
   }
+  // Pulled copies and merged files are this user's alone (SQLite creates files 644 otherwise).
+  process.umask(0o077)
   const running = await runServe(options)
   let stopping = false
+  // Ctrl-C reaches this process twice through scripts/serve.mjs (the terminal's signal and the
+  // one it forwards): the second must not end the process before the cleanup is done.
   const stop = (): void => {
     if (stopping) return
     stopping = true
@@ -27,8 +31,9 @@ async function main(): Promise<void> {
       () => process.exit(1),
     )
   }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+  process.on('SIGHUP', stop)
 }
 
 main().catch((error: unknown) => {

@@ -3,6 +3,7 @@
  * on a machine where Electron cannot start: one line saying why, then web mode.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, expect, test } from 'vitest'
@@ -34,8 +35,12 @@ afterAll(async () => {
 })
 
 /** Starts a Node script; resolves with its output lines up to the one `until` accepts. */
-function run(args: string[], until: (line: string) => boolean): Promise<string[]> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: 'pipe' })
+function run(
+  args: string[],
+  until: (line: string) => boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string[]> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: 'pipe', env })
   children.push(child)
   const lines: string[] = []
   return new Promise((resolve, reject) => {
@@ -84,6 +89,30 @@ test('node out/main/serve.js shows a file and prints its URL', async () => {
   } finally {
     await browser.close()
   }
+})
+
+test('npm run serve keeps pulled copies in a private folder of its own and removes it on Ctrl-C', async () => {
+  // A TMPDIR of the test's own, so that the folder web mode makes there can be found.
+  const tmp = join(temp.dir, 'tmp')
+  mkdirSync(tmp)
+  const lines = await run(
+    [join(ROOT, 'scripts/serve.mjs'), file, '--port', '0'],
+    (l) => URL_LINE.test(l),
+    { ...process.env, TMPDIR: tmp },
+  )
+  expect(lines.at(-1)).toMatch(URL_LINE)
+  const folders = readdirSync(tmp).filter((name) => name.startsWith('routemeter-web-'))
+  expect(folders).toHaveLength(1)
+  const folder = join(tmp, folders[0]!)
+  expect(statSync(folder).mode & 0o777).toBe(0o700)
+  expect(statSync(folder).uid).toBe(process.getuid!())
+
+  // Ctrl-C in a terminal: SIGINT to the whole process group (serve.mjs forwards it too).
+  const child = children.at(-1)!
+  const exited = new Promise((resolveExit) => child.once('exit', resolveExit))
+  process.kill(-child.pid!, 'SIGINT')
+  await exited
+  expect(existsSync(folder)).toBe(false)
 })
 
 const electron = findElectronBinary({ downloadTimeoutMs: 30_000 })

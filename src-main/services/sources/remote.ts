@@ -256,7 +256,7 @@ export class RemoteClient {
         Readable.fromWeb(response.body as import('node:stream/web').ReadableStream),
         counter,
         gunzip,
-        createWriteStream(part),
+        createWriteStream(part, { mode: 0o600 }),
         signal === undefined ? {} : { signal },
       )
       report()

@@ -102,7 +102,8 @@ export class SourcesService implements SourcesApi {
     this.openAllowed = options.openAllowed ?? true
     const watch = options.watch ?? true
     this.watchOptions = watch === false ? undefined : watch === true ? {} : watch
-    mkdirSync(this.dataDir, { recursive: true })
+    // Pulled copies are other servers' metrics: readable by this user only.
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 })
     this.servers = this.store.load()
   }
 

@@ -72,6 +72,8 @@ export interface FileInfo {
   demo: boolean
   /** the nodes that wrote requests, by name; UNKNOWN_NODE last when some requests have no node */
   nodes: string[]
+  /** what is damaged in the file, naming it, when reading it met damaged pages; else null */
+  damaged: string | null
 }
 
 export interface Endpoint {

@@ -20,7 +20,7 @@ import type {
 } from '../api/contract.js'
 import { DashboardError, toApiError } from '../api/errors.js'
 import { validateArgs } from '../api/validate.js'
-import { MetricsConnection, writeMonitorLevel, type OpenOptions } from './database.js'
+import { isCorruption, MetricsConnection, writeMonitorLevel, type OpenOptions } from './database.js'
 import { MetricsQueries } from './queries.js'
 import { watchMetricsFile, type FileWatcher, type WatchOptions } from './watcher.js'
 
@@ -120,7 +120,7 @@ export class DashboardService implements DashboardApi {
     try {
       return Promise.resolve(run(this.current().queries))
     } catch (error) {
-      return Promise.reject(error instanceof DashboardError ? error : asDashboardError(error))
+      return Promise.reject(asDashboardError(error, this.file?.connection.path))
     }
   }
 
@@ -318,8 +318,16 @@ export class DashboardService implements DashboardApi {
   }
 }
 
-function asDashboardError(error: unknown): DashboardError {
+/** An error as the API's; damage is said with the file's name (`path`) when it is known. */
+function asDashboardError(error: unknown, path?: string): DashboardError {
   if (error instanceof DashboardError) return error
+  if (path !== undefined && isCorruption(error)) {
+    return new DashboardError(
+      'CORRUPT',
+      `The metrics file ${path} is damaged (${(error as Error).message}): this view reads ` +
+        'requests from damaged pages. Views of whole hours and days read the rollups and may still work.',
+    )
+  }
   const { code, message } = toApiError(error)
   return new DashboardError(code, message)
 }

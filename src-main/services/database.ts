@@ -212,11 +212,17 @@ function checkRoutemeterSchema(db: Database.Database, path: string): number {
   return version
 }
 
+/** SQLite found damaged pages (SQLITE_CORRUPT and its extended codes, SQLITE_NOTADB). */
+export function isCorruption(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')
+}
+
 function asCorrupt(error: unknown, path: string): DashboardError {
   if (error instanceof DashboardError) return error
   const code = (error as { code?: unknown }).code
   const message = (error as Error).message
-  if (typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')) {
+  if (isCorruption(error)) {
     return new DashboardError('CORRUPT', `The metrics file ${path} is damaged: ${message}.`)
   }
   if (typeof code === 'string' && code.startsWith('SQLITE_CANTOPEN')) {

@@ -49,7 +49,7 @@ import type {
 import { UNKNOWN_NODE } from '../api/contract.js'
 import { badArgument } from '../api/errors.js'
 import { DEFAULT_CLIENT_LIMIT, DEFAULT_ERROR_LIMIT } from '../api/validate.js'
-import { DEMO_META_KEY, toEndpoint, type MetricsConnection } from './database.js'
+import { DEMO_META_KEY, isCorruption, toEndpoint, type MetricsConnection } from './database.js'
 import {
   daysOfRange,
   DurationSummary,
@@ -164,6 +164,8 @@ const NODES = (column: string): string =>
 export class MetricsQueries {
   private readonly db: Database.Database
   private readonly statements = new Map<string, Database.Statement>()
+  /** SQLite's word on damaged pages met while reading requests, if any */
+  private damage: string | undefined
 
   constructor(
     private readonly connection: MetricsConnection,
@@ -330,6 +332,12 @@ export class MetricsQueries {
       createdAt: Number.isFinite(createdAt) && meta.has('created_at') ? createdAt : null,
       demo: meta.get(DEMO_META_KEY) === '1',
       nodes: this.nodeNames(),
+      damaged:
+        this.damage === undefined
+          ? null
+          : `The metrics file ${this.connection.path} is damaged (${this.damage}): views of ` +
+            'whole hours and days read its rollups and still work; views that read single ' +
+            'requests in damaged parts fail.',
     }
   }
 
@@ -367,7 +375,14 @@ export class MetricsQueries {
         hour * MS_PER_HOUR,
         (hour + 1) * MS_PER_HOUR,
       )
-      for (const [time] of rows) found = found === null ? time : pick(found, time)
+      try {
+        for (const [time] of rows) found = found === null ? time : pick(found, time)
+      } catch (error) {
+        if (!isCorruption(error)) throw error
+        // Damaged request pages: the hour the rollups know is still right, the minute is not.
+        this.damage = (error as Error).message
+        return pick === Math.min ? hour * MS_PER_HOUR : (hour + 1) * MS_PER_HOUR - 1
+      }
       return found
     }
     return { first: bound(hours.first, Math.min), last: bound(hours.last, Math.max) }

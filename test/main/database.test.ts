@@ -162,13 +162,13 @@ function pagesOf(path: string, name: string): number[] {
   }
 }
 
-/** A copy of `good` with garbage over one page of `name`. */
-function damaged(name: string, copy: string): string {
+/** A copy of `good` with garbage over one page of `name` (by default its middle page). */
+function damaged(name: string, copy: string, pick: 'middle' | 'last' = 'middle'): string {
   const path = join(temp.dir, copy)
   copyFileSync(good, path)
-  const pages = pagesOf(path, name)
+  const pages = pagesOf(path, name).sort((a, b) => a - b)
   expect(pages.length).toBeGreaterThan(0)
-  const page = pages[Math.floor(pages.length / 2)]!
+  const page = pages[pick === 'last' ? pages.length - 1 : Math.floor(pages.length / 2)]!
   const fd = openSync(path, 'r+')
   const garbage = Buffer.alloc(4096)
   for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) % 251
@@ -201,6 +201,38 @@ describe('the check on open', () => {
     )
     const failed = errors.find((result) => result.status === 'rejected') as PromiseRejectedResult
     expect(failed.reason).toMatchObject({ code: 'CORRUPT' })
+    await service.close()
+  })
+
+  test('a larger file whose latest requests are damaged opens, says it is damaged and names it; a view that meets the damage names it too', async () => {
+    const path = damaged('request', 'large-latest-damaged.db', 'last')
+    const service = new DashboardService({
+      watch: false,
+      fullCheckMaxBytes: 0,
+      now: () => FIXTURE_NOW,
+    })
+    const info = await service.openFile({ path })
+    expect(info.damaged).toContain(path)
+    expect(info.damaged).toMatch(/is damaged .*malformed/)
+    // The rollups still know the hour of the last request.
+    const reader = new Database(good, { readonly: true })
+    const lastHour =
+      (reader.prepare('SELECT max(hour) FROM rollup_hour').pluck().get() as number) * 3_600_000
+    const requests = reader.prepare('SELECT count(*) FROM request').pluck().get()
+    reader.close()
+    expect(info.lastRequest).toBeGreaterThanOrEqual(lastHour)
+    expect(info.lastRequest).toBeLessThan(lastHour + 3_600_000)
+    expect(info.requestCount).toBe(requests)
+    // Whole hours come from the rollups; a minute of the last hour reads the damaged page.
+    expect((await service.performance({ ...range, to: lastHour })).length).toBeGreaterThan(0)
+    const failed = await service
+      .performance({ ...range, from: lastHour, to: lastHour + 60_000 })
+      .then(
+        () => new Error('no error'),
+        (error: unknown) => error,
+      )
+    expect(failed).toMatchObject({ code: 'CORRUPT' })
+    expect((failed as Error).message).toContain(path)
     await service.close()
   })
 

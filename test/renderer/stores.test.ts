@@ -41,6 +41,7 @@ function info(overrides: Partial<FileInfo> = {}): FileInfo {
     createdAt: NOW - 20 * DAY,
     demo: false,
     nodes: [],
+    damaged: null,
     ...overrides,
   }
 }

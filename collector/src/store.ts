@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3'
-import { mkdirSync, statSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import { FileIdentity, type FileState } from './file-header.js'
 import { HeldRequests } from './held-requests.js'
 import { RequestInsert } from './request-insert.js'
 import {
@@ -110,7 +111,8 @@ export function openForWriting(
     // better-sqlite3 turns foreign keys on: 5 lookups a request (about 0.5 µs here) for ids
     // a writer has just read or written itself, in the same transaction.
     db.pragma('foreign_keys = OFF')
-    migrate(db, now)
+    // A new file's header reaches the disk, its application id included: see file-header.ts.
+    if (migrate(db, now) === 0) db.pragma('wal_checkpoint(PASSIVE)')
     return db
   } catch (error) {
     db.close()
@@ -126,8 +128,14 @@ export function openForWriting(
 export class MetricsStore {
   readonly path: string
   private readonly db: Database.Database
-  /** inode of the file when opened, to notice it being deleted or replaced */
-  private readonly inode: number
+  /**
+   * A read-only connection held open beside `db`: while it is, closing `db`
+   * cannot checkpoint (SQLite's last connection does), and a read-only one
+   * never does. So a file overwritten in place is let go without writing.
+   */
+  private readonly guard: Database.Database
+  /** the file as opened, to notice it being deleted, replaced or overwritten */
+  private readonly identity: FileIdentity | undefined
   /** ids of this connection's version and node in the file */
   readonly versionId: number
   readonly nodeId: number
@@ -187,7 +195,18 @@ export class MetricsStore {
       throw error
     }
     this.db = db
-    this.inode = statSync(this.path).ino
+    try {
+      this.guard = new Database(this.path, {
+        readonly: true,
+        fileMustExist: true,
+        ...(nativeBinding === undefined ? {} : { nativeBinding }),
+      })
+      this.guard.pragma('schema_version') // a first read, which takes its lock on the file
+    } catch (error) {
+      db.close()
+      throw error
+    }
+    this.identity = FileIdentity.of(this.path)
     // Writes run on the app's thread: while another process holds the lock, a write
     // gives up after this long and the collector retries later, rather than stall the app.
     this.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
@@ -404,13 +423,9 @@ export class MetricsStore {
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.round(ms))}`)
   }
 
-  /** False once the file was deleted or replaced by another one since it was opened. */
-  isSameFile(): boolean {
-    try {
-      return statSync(this.path).ino === this.inode
-    } catch {
-      return false
-    }
+  /** Whether the file at the path is still the one opened, or was deleted, replaced or overwritten. */
+  fileState(): FileState {
+    return this.identity?.check() ?? 'same'
   }
 
   /**
@@ -424,6 +439,21 @@ export class MetricsStore {
     } catch {
       // busy, full or broken: the next writer reads those requests back instead
     }
+    this.guard.close()
     this.db.close()
+  }
+
+  /**
+   * Lets go of a file that was overwritten in place, writing nothing into
+   * it: `db` closes while the guard keeps the file open (no checkpoint),
+   * then the read-only guard. The -wal and -shm beside it are this
+   * writer's, of the file that was there: applied to the new one they
+   * would change it, so they go.
+   */
+  abandon(): void {
+    if (!this.db.open) return
+    this.db.close()
+    this.guard.close()
+    for (const suffix of ['-wal', '-shm']) rmSync(this.path + suffix, { force: true })
   }
 }

@@ -245,12 +245,24 @@ export class BatchWriter {
   openStore(): MetricsStore | undefined {
     if (this.closed) return undefined
     if (this.store !== undefined) {
-      if (this.store.isSameFile()) return this.store
-      this.events.error(
-        new Error(`the metrics file ${this.store.path} was deleted or replaced; reopening it`),
-        'replaced',
-      )
-      this.dropStore()
+      const state = this.store.fileState()
+      if (state === 'same') return this.store
+      if (state === 'overwritten') {
+        this.events.error(
+          new Error(
+            `the metrics file ${this.store.path} was overwritten in place by another file; ` +
+              'nothing more is written into that one: it is opened anew, and written only if it is a Routemeter file',
+          ),
+          'replaced',
+        )
+        this.dropStore(true)
+      } else {
+        this.events.error(
+          new Error(`the metrics file ${this.store.path} was deleted or replaced; reopening it`),
+          'replaced',
+        )
+        this.dropStore()
+      }
     }
     const now = Date.now()
     if (now < this.nextOpenAttempt) return undefined
@@ -270,10 +282,14 @@ export class BatchWriter {
     }
   }
 
-  /** Forgets the connection; endpoints get their ids again from the next file. */
-  private dropStore(): void {
+  /**
+   * Forgets the connection; endpoints get their ids again from the next file.
+   * `overwritten`: the file is another one now, which must not be written to.
+   */
+  private dropStore(overwritten = false): void {
     try {
-      this.store?.close()
+      if (overwritten) this.store?.abandon()
+      else this.store?.close()
     } catch {
       // closing a broken connection may fail too; it is dropped either way
     }

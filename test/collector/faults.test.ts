@@ -5,6 +5,7 @@
  * warning per kind of error, not one per request), and rows that could not be
  * written are written once the file is usable again.
  */
+import Database from 'better-sqlite3'
 import express from 'express'
 import Koa from 'koa'
 import { execFileSync, spawn } from 'node:child_process'
@@ -561,5 +562,85 @@ describe('what clients send cannot grow the file without bound', () => {
     ) as string[]
     expect(names).toEqual(['a'.repeat(200), 'b'.repeat(200), 'c'.repeat(200)])
     expect(statSync(database).size).toBeLessThan(1 << 20)
+  })
+})
+
+describe('a file overwritten in place (same inode) while the app runs', () => {
+  it("another application's database copied over it is left exactly as copied, and nothing is written into it", async () => {
+    const database = tempDatabase()
+    const sink = errorSink()
+    const bound = await boundApp('express', { database, onError: sink.onError })
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    expect(bound.handle.flush()).toBe(true)
+
+    const other = join(makeTempDir(), 'other.db')
+    const app = new Database(other)
+    app.exec(
+      "CREATE TABLE invoice (id INTEGER PRIMARY KEY, customer TEXT); INSERT INTO invoice (customer) VALUES ('ACME'), ('Initech')",
+    )
+    app.close()
+    const bytes = readFileSync(other)
+    const inode = statSync(database).ino
+    writeFileSync(database, bytes) // what `cp other.db metrics.db` does: truncate and write
+    expect(statSync(database).ino).toBe(inode)
+
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    await waitFor('the overwrite to be noticed', () => {
+      bound.handle.flush()
+      return sink.errors.some((e) => /overwritten in place/.test(e.message))
+    })
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    bound.handle.close()
+
+    expect(readFileSync(database).equals(bytes)).toBe(true)
+    expect(existsSync(`${database}-wal`)).toBe(false)
+    expect(
+      withDb(database, (db) =>
+        db.prepare('SELECT customer FROM invoice ORDER BY id').pluck().all(),
+      ),
+    ).toEqual(['ACME', 'Initech'])
+    expect(sink.errors.some((e) => e.name === 'NotRoutemeterFileError')).toBe(true)
+  })
+
+  it('a backup of the metrics file restored over it keeps its rows, and recording goes on into it', async () => {
+    const database = tempDatabase()
+    const sink = errorSink()
+    const bound = await boundApp('express', {
+      database,
+      onError: sink.onError,
+      levelPollInterval: 50,
+    })
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    expect(bound.handle.flush()).toBe(true)
+    const backup = join(makeTempDir(), 'backup.db')
+    const reader = new Database(database, { readonly: true })
+    await reader.backup(backup)
+    reader.close()
+    const backedUp = countRequests(backup)
+    expect(backedUp).toBe(EXERCISED)
+
+    // More traffic, checkpointed (as a cluster's other worker would), so the file has grown.
+    for (let i = 0; i < 20; i++)
+      expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    expect(bound.handle.flush()).toBe(true)
+    withDb(database, (db) => db.pragma('wal_checkpoint(PASSIVE)'))
+    expect(statSync(database).size).toBeGreaterThan(statSync(backup).size)
+    // The writer looks at the file at every level poll: it has seen it grow.
+    await sleepAtLeast(200)
+
+    const inode = statSync(database).ino
+    writeFileSync(database, readFileSync(backup))
+    expect(statSync(database).ino).toBe(inode)
+    expect(await exercise(bound.url)).toEqual(await baseline('express'))
+    await waitFor('the new rows to be written into the restored file', () => {
+      bound.handle.flush()
+      return countRequests(database) === backedUp + EXERCISED
+    })
+    expect(sink.errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/overwritten in place/),
+    ])
+    bound.handle.close()
+    expect(countRequests(database)).toBe(backedUp + EXERCISED)
+    expect(withDb(database, (db) => db.pragma('integrity_check', { simple: true }))).toBe('ok')
   })
 })

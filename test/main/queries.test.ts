@@ -185,6 +185,7 @@ test('info', async () => {
     createdAt: FIXTURE_NOW - 30 * DAY,
     demo: true,
     nodes: reference.prepare('SELECT name FROM node ORDER BY name').pluck().all(),
+    damaged: null,
   })
 })
 

@@ -14,7 +14,7 @@ for (const project of ['tsconfig.json', 'tsconfig.cjs.json']) {
 writeFileSync(join(root, 'dist/cjs/package.json'), '{ "type": "commonjs" }\n')
 
 // CommonJS has no import.meta: the writer thread's entry is found from __filename there.
-const entry = join(root, 'dist/cjs/writer-entry.js')
+const entry = join(root, 'dist/cjs/threads/entry.js')
 const source = readFileSync(entry, 'utf8')
 const rewritten = source.replace(
   /=\s*import\.meta\.url\b/,

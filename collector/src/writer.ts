@@ -3,11 +3,11 @@
  * serving requests: the desktop app's demo database, the traffic generator,
  * benchmarks. Apps use `bind` instead.
  */
-export { MetricsStore, openForWriting, WRITE_BUSY_TIMEOUT_MS } from './store.js'
-export { BulkInserter, BulkWriter } from './bulk-writer.js'
-export type { BulkBatch, BulkOptions } from './bulk-writer.js'
-export type { RequestColumns } from './request-insert.js'
-export type { EndpointState, PendingRequest, StoredEndpoint } from './store.js'
+export { MetricsStore, openForWriting, WRITE_BUSY_TIMEOUT_MS } from './store/metrics-store.js'
+export { BulkInserter, BulkWriter } from './bulk/bulk-writer.js'
+export type { BulkBatch, BulkOptions } from './bulk/bulk-writer.js'
+export type { RequestColumns } from './store/request-insert.js'
+export type { EndpointState, PendingRequest, StoredEndpoint } from './store/metrics-store.js'
 export {
   rebuildRollups,
   RollupColumns,
@@ -18,7 +18,7 @@ export {
   userRollupWatermark,
   USER_ROLLUP_ROWS,
   writeCountedRollups,
-} from './rollup-store.js'
-export type { CountedRollups } from './rollup-store.js'
+} from './store/rollups.js'
+export type { CountedRollups } from './store/rollups.js'
 export { rollupTablesSql } from './schema/migrations/0003-rollups.js'
 export { ipRollupTableSql } from './schema/migrations/0004-ip-rollups.js'

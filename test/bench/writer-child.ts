@@ -12,14 +12,14 @@
  * thread on those, beside the server's own thread).
  */
 import { AliasTable, Random } from '../../src-main/services/generator/random.js'
-import type * as Batches from '../../collector/src/writer-batch.js'
-import type * as Threads from '../../collector/src/writer-thread.js'
+import type * as Batches from '../../collector/src/writer/batch.js'
+import type * as Threads from '../../collector/src/writer/app-link.js'
 import { threadCpu } from './lib.js'
 
 // The built package's modules, as apps run them (typed by their sources, which need no build).
 const dist = new URL('../../collector/dist/esm/', import.meta.url).href
-const { RowBatch } = (await import(`${dist}writer-batch.js`)) as typeof Batches
-const { WriterLink } = (await import(`${dist}writer-thread.js`)) as typeof Threads
+const { RowBatch } = (await import(`${dist}writer/batch.js`)) as typeof Batches
+const { WriterLink } = (await import(`${dist}writer/app-link.js`)) as typeof Threads
 
 export interface WriterChildResult {
   rows: number

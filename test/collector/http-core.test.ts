@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createCollector, UNMATCHED_ROUTE, type HttpCollector } from 'routemeter'
-import { headersSent, writableFinished } from '../../collector/src/core.js'
+import { headersSent, writableFinished } from '../../collector/src/core/collector.js'
 import {
   countRequests,
   defer,

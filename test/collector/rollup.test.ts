@@ -30,7 +30,7 @@ import {
   type EndpointState,
   type PendingRequest,
 } from 'routemeter/writer'
-import { histogramsOfEntries } from '../../collector/src/rollup-store.js'
+import { histogramsOfEntries } from '../../collector/src/store/rollups.js'
 import { downgrade } from '../fixtures/metrics-files.js'
 import { removeTempDirs, tempDatabase } from './helpers.js'
 

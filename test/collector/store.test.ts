@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ROWS_PER_STATEMENT } from '../../collector/src/request-insert.js'
+import { ROWS_PER_STATEMENT } from '../../collector/src/store/request-insert.js'
 import {
   MetricsStore,
   rebuildRollups,

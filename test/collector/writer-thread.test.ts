@@ -8,12 +8,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Worker } from 'node:worker_threads'
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { Collector } from '../../collector/src/core.js'
-import { resolveOptions, type RoutemeterOptions } from '../../collector/src/options.js'
-import { HeldRequests } from '../../collector/src/held-requests.js'
-import type { EndpointState } from '../../collector/src/store.js'
-import { decodeRows, RowBatch, type Batch } from '../../collector/src/writer-batch.js'
-import { BatchWriter, LOCK_REPORT_AFTER_MS } from '../../collector/src/writer-engine.js'
+import { Collector } from '../../collector/src/core/collector.js'
+import { resolveOptions, type RoutemeterOptions } from '../../collector/src/core/options.js'
+import { HeldRequests } from '../../collector/src/writer/held-requests.js'
+import type { EndpointState } from '../../collector/src/store/metrics-store.js'
+import { decodeRows, RowBatch, type Batch } from '../../collector/src/writer/batch.js'
+import { BatchWriter, LOCK_REPORT_AFTER_MS } from '../../collector/src/writer/batch-writer.js'
+import { SchemaTooNewError } from '../../collector/src/schema/migrate.js'
+import { deserializeError, serializeError } from '../../collector/src/threads/errors.js'
+import { startThread } from '../../collector/src/threads/start.js'
 import {
   countRequests,
   defer,
@@ -329,5 +332,33 @@ describe('the batch writer after a fault', () => {
     expect(writer.write()).toBe(true)
     expect(countRequests(database)).toBe(2)
     writer.close()
+  })
+})
+
+describe("the collector's threads", () => {
+  it('a thread whose entry cannot load says why, sets the words it was given and wakes whoever waits', async () => {
+    const control = new Int32Array(new SharedArrayBuffer(8))
+    const worker = startThread(
+      'threads/no-such-entry',
+      { anything: 1 },
+      {
+        onLoadFailure: { control: control.buffer as SharedArrayBuffer, set: [[1, 7]], notify: 1 },
+      },
+    )
+    expect(worker).toBeDefined()
+    const message = await new Promise<unknown>((resolve) => worker!.once('message', resolve))
+    expect(message).toMatchObject({
+      type: 'load-failed',
+      error: { message: expect.stringMatching(/no-such-entry/) },
+    })
+    await new Promise((resolve) => worker!.once('exit', resolve))
+    expect(Atomics.load(control, 1)).toBe(7)
+  })
+
+  it('errors keep their class, code and fields across threads', () => {
+    const error = Object.assign(new SchemaTooNewError(9), { code: 'X_CODE' })
+    const again = deserializeError(structuredClone(serializeError(error)))
+    expect(again).toBeInstanceOf(SchemaTooNewError)
+    expect(again).toMatchObject({ code: 'X_CODE', fileVersion: 9, message: error.message })
   })
 })

@@ -6,8 +6,8 @@ import {
   routeToString,
   type DiscoveredRoute,
   type RoutemeterHandle,
-} from '../core.js'
-import { resolveOptions, type RoutemeterOptions } from '../options.js'
+} from '../core/collector.js'
+import { resolveOptions, type RoutemeterOptions } from '../core/options.js'
 import { remoteOf } from '../remote/index.js'
 
 /*

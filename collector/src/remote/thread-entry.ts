@@ -3,6 +3,7 @@
  * Any message from the collector means: stop after the current step.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { serializeError } from '../threads/errors.js'
 import { runTask, THREAD_STEPS, type Task } from './tasks.js'
 import type { ThreadReply } from './thread.js'
 
@@ -11,15 +12,8 @@ const aborted = new AbortController()
 port.on('message', () => aborted.abort())
 
 runTask((workerData as { task: Task }).task, aborted.signal, THREAD_STEPS).then(
-  (result) => reply({ ok: true, result }),
-  (error: Error & { code?: string; status?: number }) =>
-    reply({
-      ok: false,
-      name: error.name,
-      message: error.message,
-      code: error.code,
-      status: error.status,
-    }),
+  (result) => reply({ type: 'result', result }),
+  (error: unknown) => reply({ type: 'error', error: serializeError(error) }),
 )
 
 function reply(message: ThreadReply): void {

@@ -1,5 +1,5 @@
 import type { MigrationDb } from '../migrate.js'
-import { rollUpRequests } from '../../rollup-store.js'
+import { rollUpRequests } from '../../store/rollups.js'
 
 /**
  * Rollups: requests pre-aggregated per endpoint and hour, day and user, kept

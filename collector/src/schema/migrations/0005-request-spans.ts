@@ -1,5 +1,5 @@
 import type { MigrationDb } from '../migrate.js'
-import { forgetRollupStatements, rollupWatermark } from '../../rollup-store.js'
+import { forgetRollupStatements, rollupWatermark } from '../../store/rollups.js'
 
 /**
  * The request table loses its index on (endpoint_id, time), which cost the

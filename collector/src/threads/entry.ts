@@ -8,21 +8,14 @@ import { pathToFileURL } from 'node:url'
 const here: string = import.meta.url
 
 /**
- * Where the writer thread's entry module is, and, when the collector runs
- * from its TypeScript sources (its own tests), the TypeScript loader the
- * thread must register first. Throws when no such loader can be found.
- */
-export function writerEntry(): { entry: string; tsx: string | undefined } {
-  return threadEntry('writer-worker')
-}
-
-/**
- * The same for the entry of another of the collector's threads: `module` is
- * its path in the package's source folder, without extension.
+ * Where the entry module of one of the collector's threads is (`module`: its
+ * path in the package's source folder, without extension), and, when the
+ * collector runs from its TypeScript sources (its own tests), the TypeScript
+ * loader the thread must register first. Throws when no such loader can be found.
  */
 export function threadEntry(module: string): { entry: string; tsx: string | undefined } {
   const typescript = here.endsWith('.ts')
-  const entry = new URL(`./${module}.${typescript ? 'ts' : 'js'}`, here).href
+  const entry = new URL(`../${module}.${typescript ? 'ts' : 'js'}`, here).href
   if (!typescript) return { entry, tsx: undefined }
   // tsx's CommonJS build of its API registers its hooks from the wrong folder: take the ESM one.
   const api = createRequire(here)

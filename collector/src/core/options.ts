@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { hostname } from 'node:os'
-import type { MonitorLevel } from './schema/types.js'
-import { resolveRemote, type RemoteOptions, type ResolvedRemote } from './remote/options.js'
+import type { MonitorLevel } from '../schema/types.js'
+import { resolveRemote, type RemoteOptions, type ResolvedRemote } from '../remote/options.js'
 
 /**
  * What `groupBy`, `getIp` and an `ignore` predicate receive: Express's `req`,

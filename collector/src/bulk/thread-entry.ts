@@ -9,8 +9,10 @@ import {
   OUTSTANDING,
   STOPPED,
   type BulkCommand,
+  type BulkError,
   type BulkWorkerData,
 } from './bulk-writer.js'
+import { serializeError } from '../threads/errors.js'
 
 const data = workerData as BulkWorkerData
 const control = new Int32Array(data.control)
@@ -18,8 +20,7 @@ const control = new Int32Array(data.control)
 let inserter: BulkInserter | undefined
 function fail(error: unknown): void {
   if (Atomics.load(control, FAILED) === 1) return
-  const { name, message, code } = error as { name?: string; message?: string; code?: string }
-  data.errors.postMessage({ name: name ?? 'Error', message: String(message ?? error), code })
+  data.errors.postMessage({ type: 'error', error: serializeError(error) } satisfies BulkError)
   Atomics.store(control, FAILED, 1)
 }
 function finished(): void {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
-import type { VersionSource } from './schema/types.js'
+import type { VersionSource } from '../schema/types.js'
 
 export interface AppVersion {
   name: string

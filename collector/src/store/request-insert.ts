@@ -21,8 +21,8 @@
  * with; run() checks that it did, and throws otherwise.
  */
 import type Database from 'better-sqlite3'
-import type { RollupColumns } from './rollup-store.js'
-import { NO_ID } from './schema/rollup.js'
+import type { RollupColumns } from './rollups.js'
+import { NO_ID } from '../schema/rollup.js'
 
 /** The request columns of a batch (a RollupColumns, or its arrays after crossing threads). */
 export type RequestColumns = Pick<

@@ -1,7 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Collector, handleOf, type DiscoveredRoute, type RoutemeterHandle } from './core.js'
-import { resolveOptions, type RoutemeterOptions } from './options.js'
-import { remoteOf } from './remote/index.js'
+import {
+  Collector,
+  handleOf,
+  type DiscoveredRoute,
+  type RoutemeterHandle,
+} from '../core/collector.js'
+import { resolveOptions, type RoutemeterOptions } from '../core/options.js'
+import { remoteOf } from '../remote/index.js'
 
 const kRoute = Symbol('routemeter.route')
 

@@ -6,10 +6,16 @@
  * thread cannot start, or stops too often, the same writer runs on the app's
  * thread instead.
  */
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
-import type { Batch, EndpointLevel } from './writer-batch.js'
-import { BatchWriter, type WriterConfig } from './writer-engine.js'
-import { writerEntry } from './writer-entry.js'
+import {
+  MessageChannel,
+  receiveMessageOnPort,
+  type MessagePort,
+  type Worker,
+} from 'node:worker_threads'
+import type { Batch, EndpointLevel } from './batch.js'
+import { BatchWriter, type WriterConfig } from './batch-writer.js'
+import { deserializeError } from '../threads/errors.js'
+import { startThread } from '../threads/start.js'
 import {
   CONTROL_BYTES,
   DONE,
@@ -19,11 +25,10 @@ import {
   STATE,
   STOPPED,
   WRITTEN_OFFSET,
-  deserializeError,
   type Command,
   type WorkerData,
   type WriterEvent,
-} from './writer-protocol.js'
+} from './protocol.js'
 
 export interface WriterLinkOptions extends WriterConfig {
   flushInterval: number
@@ -46,20 +51,6 @@ export interface WriterLinkHandlers {
 const SYNC_TIMEOUT_MS = 10_000
 /** Threads started again after one stopped, before writing on the app's thread instead. */
 const MAX_RESTARTS = 3
-
-// Loads the entry in the new thread. An entry that cannot load marks the thread
-// stopped at once, so that nobody waits for it. Plain CommonJS: eval'd code is a script.
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads')
-const control = new Int32Array(workerData.control, 0, 1)
-;(async () => {
-  if (workerData.tsx !== undefined) (await import(workerData.tsx)).register()
-  await import(workerData.entry)
-})().catch((error) => {
-  Atomics.store(control, ${STATE}, ${STOPPED})
-  Atomics.notify(control, ${STATE})
-  throw error
-})`
 
 export class WriterLink {
   private worker: Worker | undefined
@@ -96,12 +87,6 @@ export class WriterLink {
   }
 
   private startThread(): boolean {
-    let entry: { entry: string; tsx: string | undefined }
-    try {
-      entry = writerEntry()
-    } catch {
-      return false // TypeScript sources without a loader for the thread
-    }
     const { port1, port2 } = new MessageChannel()
     const data: WorkerData = {
       config: {
@@ -114,18 +99,18 @@ export class WriterLink {
       levelPollInterval: this.options.levelPollInterval,
       control: this.control.buffer as SharedArrayBuffer,
       events: port2,
-      ...entry,
     }
-    let worker: Worker
-    try {
-      worker = new Worker(BOOTSTRAP, {
-        eval: true,
-        workerData: data,
-        transferList: [port2],
-        // The app's own flags (a debugger, a preloaded instrumentation) are not the writer's business.
-        execArgv: [],
-      })
-    } catch {
+    // An entry that cannot load marks the thread stopped at once, so that nobody waits for it.
+    const worker = startThread('writer/thread-entry', data, {
+      transferList: [port2],
+      onLoadFailure: {
+        port: port2,
+        control: this.control.buffer as SharedArrayBuffer,
+        set: [[STATE, STOPPED]],
+        notify: STATE,
+      },
+    })
+    if (worker === undefined) {
       port1.close()
       return false
     }
@@ -164,6 +149,7 @@ export class WriterLink {
 
   private handle(event: WriterEvent): void {
     if (event.type === 'error') this.handlers.error(deserializeError(event.error), event.kind)
+    else if (event.type === 'load-failed') this.lastThreadError = deserializeError(event.error)
     else this.handlers.levels(event.endpoints)
   }
 

@@ -1,16 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { ResolvedOptions } from './options.js'
-import type { MonitorLevel } from './schema/types.js'
-import { UNMATCHED_ROUTE } from './schema/types.js'
+import type { MonitorLevel } from '../schema/types.js'
+import { UNMATCHED_ROUTE } from '../schema/types.js'
 import { detectVersion, type AppVersion } from './version.js'
 import {
   RowBatch,
   type Batch,
   type EndpointDefinition,
   type EndpointLevel,
-} from './writer-batch.js'
-import { WriterLink } from './writer-thread.js'
+} from '../writer/batch.js'
+import { WriterLink } from '../writer/app-link.js'
 
 /** What an adapter tells the core about its framework. */
 export interface FrameworkHooks<Ctx = unknown> {

@@ -20,7 +20,7 @@ import {
   mergeEncodedHistograms,
   NO_ID,
   putBucketCounts,
-} from './schema/rollup.js'
+} from '../schema/rollup.js'
 
 /** The part of a better-sqlite3 connection that rollups use (migrations pass theirs). */
 export type RollupDb = Pick<Database.Database, 'prepare' | 'transaction' | 'exec' | 'function'>

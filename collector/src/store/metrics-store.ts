@@ -3,16 +3,16 @@ import { mkdirSync, rmSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { FileIdentity, type FileState } from './file-header.js'
-import { HeldRequests } from './held-requests.js'
+import { HeldRequests } from '../writer/held-requests.js'
 import { RequestInsert } from './request-insert.js'
 import {
   invalidRequestRows,
   RollupColumns,
   rollUpRequests,
   writePendingClientRollups,
-} from './rollup-store.js'
-import { checkSchema, migrate } from './schema/migrate.js'
-import type { MonitorLevel, VersionSource } from './schema/types.js'
+} from './rollups.js'
+import { checkSchema, migrate } from '../schema/migrate.js'
+import type { MonitorLevel, VersionSource } from '../schema/types.js'
 
 /** One request as buffered between two writes. */
 export interface PendingRequest {

@@ -3,9 +3,9 @@
  * (transferred to the writer thread, not copied) and, per batch, the distinct
  * user groups and IPs its rows refer to by index.
  */
-import type { MonitorLevel } from './schema/types.js'
+import type { MonitorLevel } from '../schema/types.js'
 import { intern, type HeldRequests } from './held-requests.js'
-import type { EndpointState } from './store.js'
+import type { EndpointState } from '../store/metrics-store.js'
 
 /** An endpoint as the collector defines it for the writer; its slot is its place in the list. */
 export interface EndpointDefinition {

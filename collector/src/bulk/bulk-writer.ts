@@ -5,19 +5,25 @@
  * SQLite inserts this one. Batches are handed over without copying; write()
  * blocks while eight of them wait, and throws the thread's first error.
  */
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
+import {
+  MessageChannel,
+  receiveMessageOnPort,
+  type MessagePort,
+  type Worker,
+} from 'node:worker_threads'
 import { rmSync } from 'node:fs'
 import type Database from 'better-sqlite3'
-import { RequestInsert, type RequestColumns } from './request-insert.js'
+import { RequestInsert, type RequestColumns } from '../store/request-insert.js'
 import {
   CLIENT_ROLLUP_TABLES,
   withoutClientRollupRows,
   writeClientRollupRows,
   writeCountedRollups,
   type CountedRollups,
-} from './rollup-store.js'
-import { openForWriting } from './store.js'
-import { threadEntry } from './writer-entry.js'
+} from '../store/rollups.js'
+import { openForWriting } from '../store/metrics-store.js'
+import { deserializeError, type SerializedError } from '../threads/errors.js'
+import { startThread } from '../threads/start.js'
 
 /** One transaction's worth: requests with the ids they get, their rollups, and endpoints touched. */
 export interface BulkBatch {
@@ -182,33 +188,16 @@ export interface BulkWorkerData {
   options: BulkOptions
   control: SharedArrayBuffer
   errors: MessagePort
-  entry: string
-  tsx: string | undefined
 }
 
 /** The messages the thread takes. */
 export type BulkCommand = { type: 'batch'; batch: BulkBatch } | { type: 'close' }
 
-/** An error as it crosses back from the thread. */
+/** An error as it crosses back from the thread (a write's, or its entry's that could not load). */
 export interface BulkError {
-  name: string
-  message: string
-  code?: string
+  type: 'error' | 'load-failed'
+  error: SerializedError
 }
-
-// Plain CommonJS, the same for every build: loads the entry (after tsx for the sources).
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads')
-const control = new Int32Array(workerData.control)
-;(async () => {
-  if (workerData.tsx !== undefined) (await import(workerData.tsx)).register()
-  await import(workerData.entry)
-})().catch((error) => {
-  workerData.errors.postMessage({ name: error.name, message: String(error.message) })
-  Atomics.store(control, ${FAILED}, 1)
-  Atomics.store(control, ${STOPPED}, 1)
-  Atomics.notify(control, ${OUTSTANDING})
-})`
 
 /**
  * Writes batches from a thread of its own, or on the caller's thread where
@@ -228,32 +217,37 @@ export class BulkWriter {
    * caller may prepare it while the thread starts. Without one, it is opened now.
    */
   constructor(path: string, options: BulkOptions & { thread?: boolean } = {}) {
-    let entry: { entry: string; tsx: string | undefined } | undefined
-    try {
-      entry = options.thread === false ? undefined : threadEntry('bulk-worker')
-    } catch {
-      entry = undefined // the sources, without tsx to load them in a thread
-    }
-    if (entry === undefined) {
-      this.inline = new BulkInserter(path, options)
-      return
-    }
     const { port1, port2 } = new MessageChannel()
+    const control = this.control.buffer as SharedArrayBuffer
     const data: BulkWorkerData = {
       path,
       options: { nativeBinding: options.nativeBinding, durable: options.durable },
-      control: this.control.buffer as SharedArrayBuffer,
+      control,
       errors: port2,
-      ...entry,
     }
+    const worker =
+      options.thread === false
+        ? undefined
+        : startThread('bulk/thread-entry', data, {
+            transferList: [port2],
+            onLoadFailure: {
+              port: port2,
+              control,
+              set: [
+                [FAILED, 1],
+                [STOPPED, 1],
+              ],
+              notify: OUTSTANDING,
+            },
+          })
+    if (worker === undefined) {
+      port1.close()
+      this.inline = new BulkInserter(path, options)
+      return
+    }
+    this.worker = worker
     this.errors = port1
     if (options.clientsApart === true) this.clients = new ClientRollupFile(path, options)
-    this.worker = new Worker(BOOTSTRAP, {
-      eval: true,
-      workerData: data,
-      transferList: [port2],
-      execArgv: [],
-    })
     this.worker.unref()
     this.errors.unref()
   }
@@ -342,9 +336,8 @@ export class BulkWriter {
     const message = receiveMessageOnPort(this.errors!)?.message as BulkError | undefined
     this.closed = true
     void this.worker!.terminate()
-    throw Object.assign(
-      new Error(message?.message ?? 'routemeter: the bulk writer failed'),
-      message === undefined ? {} : { name: message.name, code: message.code },
-    )
+    throw message === undefined
+      ? new Error('routemeter: the bulk writer failed')
+      : deserializeError(message.error)
   }
 }

@@ -7,7 +7,7 @@
  * instructions of 250,000 requests minus 50,000's: 7,508 and 7,661 a
  * request with an object each, 7,261 without).
  */
-import type { EndpointState, PendingRequest } from './store.js'
+import type { EndpointState, PendingRequest } from '../store/metrics-store.js'
 
 const MIN_CAPACITY = 1024
 

@@ -4,7 +4,8 @@
  * changes, and reports through events and the shared control block.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { BatchWriter } from './writer-engine.js'
+import { serializeError } from '../threads/errors.js'
+import { BatchWriter } from './batch-writer.js'
 import {
   CONTROL_BYTES,
   DONE,
@@ -15,11 +16,10 @@ import {
   STATE,
   STOPPED,
   WRITTEN_OFFSET,
-  serializeError,
   type Command,
   type WorkerData,
   type WriterEvent,
-} from './writer-protocol.js'
+} from './protocol.js'
 
 const data = workerData as WorkerData
 const control = new Int32Array(data.control, 0, WRITTEN_OFFSET / 4)

@@ -4,9 +4,9 @@
  * busy or full, and notices monitoring levels changed by another connection.
  * It runs in the writer thread, or on the app's thread when no thread can run.
  */
-import type { MonitorLevel, VersionSource } from './schema/types.js'
-import { MetricsStore, WRITE_BUSY_TIMEOUT_MS, type EndpointState } from './store.js'
-import { decodeRows, type Batch, type EndpointLevel } from './writer-batch.js'
+import type { MonitorLevel, VersionSource } from '../schema/types.js'
+import { MetricsStore, WRITE_BUSY_TIMEOUT_MS, type EndpointState } from '../store/metrics-store.js'
+import { decodeRows, type Batch, type EndpointLevel } from './batch.js'
 import { HeldRequests } from './held-requests.js'
 
 export interface WriterConfig {

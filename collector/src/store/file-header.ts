@@ -5,7 +5,7 @@
  * metrics.db` keeps the inode). Runs where the writer runs, once a flush.
  */
 import { fstatSync, openSync, readSync, statSync } from 'node:fs'
-import { APPLICATION_ID } from './schema/types.js'
+import { APPLICATION_ID } from '../schema/types.js'
 
 const HEADER_BYTES = 100
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1')

@@ -4,20 +4,20 @@
  * run it) as fast as it takes them, until every row is committed. The rows
  * are drawn before the clock starts. Prints one JSON line.
  *
- *   node --import tsx test/bench/writer-child.ts <file> <rows> [mixed|hello]
+ *   node --import tsx bench/writer-child.ts <file> <rows> [mixed|hello]
  *
  * Traffic `mixed` (the default): 30 endpoints, 100 users of skewed loads.
  * `hello`: the rows of the overhead benchmark's hello-world servers, one
  * endpoint, no user, one IP (the instructions section counts the writer
  * thread on those, beside the server's own thread).
  */
-import { AliasTable, Random } from '../../src-main/services/generator/random.js'
-import type * as Batches from '../../collector/src/writer/batch.js'
-import type * as Threads from '../../collector/src/writer/app-link.js'
+import { AliasTable, Random } from '../src-main/services/generator/random.js'
+import type * as Batches from '../collector/src/writer/batch.js'
+import type * as Threads from '../collector/src/writer/app-link.js'
 import { threadCpu } from './lib.js'
 
 // The built package's modules, as apps run them (typed by their sources, which need no build).
-const dist = new URL('../../collector/dist/esm/', import.meta.url).href
+const dist = new URL('../collector/dist/esm/', import.meta.url).href
 const { RowBatch } = (await import(`${dist}writer/batch.js`)) as typeof Batches
 const { WriterLink } = (await import(`${dist}writer/app-link.js`)) as typeof Threads
 

@@ -10,8 +10,8 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const SERVER = join(ROOT, 'test', 'bench', 'server.mjs')
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const SERVER = join(ROOT, 'bench', 'server.mjs')
 const require = createRequire(import.meta.url)
 
 /** Core of the server under test, and of the load generator. */
@@ -43,7 +43,7 @@ export interface Server {
   stop(): Promise<Record<string, unknown>>
 }
 
-/** Starts test/bench/server.mjs pinned to the server core; resolves once it listens. */
+/** Starts bench/server.mjs pinned to the server core; resolves once it listens. */
 export function startServer(
   framework: string,
   config: string,

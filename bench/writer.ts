@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process'
 import { rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
-import { generateMetricsFile } from '../../src-main/services/generator/index.js'
-import { AliasTable, Random } from '../../src-main/services/generator/random.js'
+import { generateMetricsFile } from '../src-main/services/generator/index.js'
+import { AliasTable, Random } from '../src-main/services/generator/random.js'
 import { load, pinned, ROOT, rssBytes, SERVER_CORE, sleep, startServer } from './lib.js'
 import type { WriterChildResult } from './writer-child.js'
 
@@ -93,7 +93,7 @@ export interface WriterFigures {
 }
 
 /**
- * Rows per second the collector's writer thread sustains (test/bench/writer-child.ts), in a
+ * Rows per second the collector's writer thread sustains (bench/writer-child.ts), in a
  * process pinned to the server's core: the thread shares it with the app's, as in the
  * overhead benchmark.
  */
@@ -105,7 +105,7 @@ function threadThroughput(options: WriterOptions): Promise<WriterChildResult> {
     process.execPath,
     '--import',
     'tsx',
-    join(ROOT, 'test', 'bench', 'writer-child.ts'),
+    join(ROOT, 'bench', 'writer-child.ts'),
     path,
     String(rows),
   ])

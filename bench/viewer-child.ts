@@ -4,10 +4,10 @@
  * the first call and warm calls, for the UI's default range (30 days) and for
  * the whole file. Prints one JSON line.
  *
- *   node --import tsx test/bench/viewer-child.ts <file> <now ms> <warm runs>
+ *   node --import tsx bench/viewer-child.ts <file> <now ms> <warm runs>
  */
-import type { RangeArgs } from '../../src-main/api/contract.js'
-import { DashboardService } from '../../src-main/services/dashboard.js'
+import type { RangeArgs } from '../src-main/api/contract.js'
+import { DashboardService } from '../src-main/services/dashboard.js'
 
 const MS_PER_DAY = 86_400_000
 

@@ -11,8 +11,8 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { generateMetricsFile } from '../../src-main/services/generator/index.js'
-import { createProgress } from '../../src-main/services/generator/progress.js'
+import { generateMetricsFile } from '../src-main/services/generator/index.js'
+import { createProgress } from '../src-main/services/generator/progress.js'
 import { ROOT } from './lib.js'
 import type { ViewerChildResult } from './viewer-child.js'
 
@@ -80,7 +80,7 @@ function runChild(path: string, options: ViewerOptions): Promise<ViewerChildResu
     [
       '--import',
       'tsx',
-      join(ROOT, 'test', 'bench', 'viewer-child.ts'),
+      join(ROOT, 'bench', 'viewer-child.ts'),
       path,
       String(options.end),
       String(options.warmRuns),

@@ -2,7 +2,7 @@
  * One benchmark server: a hello-world Express 5 or Koa 3 app with one way of
  * recording requests, alone in its process (the runner pins it to a core).
  *
- *   node test/bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N] [--time-scale N]
+ *   node bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N] [--time-scale N]
  *
  * --time-scale N multiplies the recorders' timers (Routemeter's flush and level
  * poll, the batch middleware's flush): under callgrind a request takes about

@@ -247,7 +247,7 @@ export interface WriterThreadCount {
 }
 
 /**
- * The writer thread's instructions a row in its steady state: test/bench/writer-child.ts
+ * The writer thread's instructions a row in its steady state: bench/writer-child.ts
  * (the built package's writer thread, fed batches as the request path makes them) run
  * under callgrind for two numbers of rows, the instructions of every thread but its main
  * one (which makes the batches: the request path's work, counted in the servers' main
@@ -272,7 +272,7 @@ export function writerThreadInstructions(
           ...NODE_FLAGS,
           '--import',
           'tsx',
-          join(ROOT, 'test', 'bench', 'writer-child.ts'),
+          join(ROOT, 'bench', 'writer-child.ts'),
           join(dir, 'writer.db'),
           String(n),
           'hello',

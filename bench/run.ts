@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: Routemeter's costs, measured side by side with what users
- * would install instead (issue 4). Prints tables with each target beside its
+ * would install instead. Prints tables with each target beside its
  * figure and writes test-results/bench.json.
  *
  *   npm run bench                    the full run (rounds of 10 s runs, 1M and 10M files)

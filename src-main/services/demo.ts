@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { MonitorLevel, VersionSource } from 'routemeter/schema'
 import { UNMATCHED_ROUTE } from 'routemeter/schema'
-// Not exported by the package 'routemeter' (yet): see the report of issue 3.
+// The writer's own subpath: for programs that make a metrics file without serving requests.
 import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
 import { getNativeBinding, markAsDemo } from './database.js'
 import { MS_PER_DAY, MS_PER_HOUR } from './stats.js'

@@ -1,5 +1,5 @@
 /*
- * The collector's remote API (issue 5), over real HTTP: Koa 2 and 3 and
+ * The collector's remote API, over real HTTP: Koa 2 and 3 and
  * Express 4 and 5 apps in their own processes (fixtures/remote-service.ts),
  * snapshots gunzipped and opened with better-sqlite3 and compared with the
  * server's file; and in this process, the options and the middleware forms.

@@ -1,5 +1,5 @@
 /**
- * The whole story of issue 5 in Chromium, through web mode: a person adds a
+ * Servers and nodes, the whole story in Chromium, through web mode: a person adds a
  * server with its URL and token, watches the download's progress bar,
  * explores the pulled copy, turns an endpoint's level down on that server,
  * then opens two nodes (a Koa and an Express process) as one service with a

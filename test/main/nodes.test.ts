@@ -1,5 +1,5 @@
 /**
- * The node filter and the per-node breakdown (issue 5), against counts and
+ * The node filter and the per-node breakdown, against counts and
  * durations read with an independent connection. The fixture is the demo
  * file with its requests spread over two nodes, and some left without one,
  * as in a file that a schema-1 collector started and a schema-2 one went on

@@ -43,8 +43,7 @@ export interface BulkOptions {
    * false: commits do not wait for the disk (synchronous = OFF; the file
    * stays in WAL mode): for a new file that is removed if writing fails, as
    * the traffic generator's is, since an operating system crash or a power
-   * cut may lose or damage what was written. Writing 3 million requests
-   * took 10.2-11.0 s so instead of 12.1-13.9 s (4 alternations).
+   * cut may lose or damage what was written.
    */
   durable?: boolean
   /**
@@ -104,14 +103,9 @@ export class BulkInserter {
 
 /**
  * The per-user and per-IP rollup rows of a bulk write, kept in a file of
- * their own by the caller's thread while the writer thread inserts the rest.
- * That thread is the traffic generator's bottleneck (SQLite lets one
- * connection write a file at a time) and these upserts were a fifth of its
- * work (0.44 of 2.1 µs a request: 3M generated requests written twice,
- * alternated per batch), while the generator's thread had time to spare:
- * 10M requests over 365 days in 18.5-18.9 s instead of 21.1-22.4 (3
- * alternations). Moved at the end with one INSERT ... SELECT a table into
- * empty tables (about half a second for the 1.6 million rows of that run).
+ * their own by the caller's thread while the writer thread, the generator's
+ * bottleneck, inserts the rest; moved in at the end with one INSERT ... SELECT
+ * a table. Why and by how much: docs/benchmarks.md.
  */
 class ClientRollupFile {
   readonly path: string
@@ -173,11 +167,9 @@ export const STOPPED = 2 // 1 once the thread ended
 const CONTROL_WORDS = 3
 
 /**
- * Batches posted and not written yet before write() waits. The caller's
- * work comes in spikes (the generator counts its users' and IPs' rollups
- * every 200,000 requests: 100-150 ms) that 2 could not absorb: its thread
- * then waited 8-10 s of a 34 s run (10M requests over 365 days); with 8,
- * 1.1-1.6 s and the run 21-26 s. About 1 MiB a batch of 20,000 requests.
+ * Batches posted and not written yet before write() waits: enough to absorb
+ * the spikes of the caller's work (the generator's per-client rollups), about
+ * 1 MiB a batch of 20,000 requests.
  */
 const MAX_OUTSTANDING = 8
 /** Longest wait for one batch (a lock held by another process counts). */

@@ -73,7 +73,7 @@ const kTracked = Symbol('routemeter.tracked')
  * Express 5 swaps the prototype of every request and response, which gives
  * each one a hidden class (map) of its own: a named load such as
  * `res.statusCode` then misses V8's inline caches on every request and the
- * lookup runs in V8's runtime, about 2,000 instructions a load (callgrind).
+ * lookup runs in V8's runtime, costlier than all the rest of the request's work.
  * A load whose key is held in a variable takes V8's generic keyed lookup,
  * which finds a data property without leaving compiled code (a getter still
  * goes to the runtime). So the per-request code reads the framework's objects

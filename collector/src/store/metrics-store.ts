@@ -108,8 +108,8 @@ export function openForWriting(
     db.transaction(() => checkSchema(db))()
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
-    // better-sqlite3 turns foreign keys on: 5 lookups a request (about 0.5 µs here) for ids
-    // a writer has just read or written itself, in the same transaction.
+    // better-sqlite3 turns foreign keys on: 5 lookups a request for ids a writer has just
+    // read or written itself, in the same transaction.
     db.pragma('foreign_keys = OFF')
     // A new file's header reaches the disk, its application id included: see file-header.ts.
     if (migrate(db, now) === 0) db.pragma('wal_checkpoint(PASSIVE)')

@@ -1,24 +1,18 @@
 /*
- * Inserts request rows into the request table several to a statement. Each
+ * Inserts request rows into the request table 32 to a statement: each
  * statement run through better-sqlite3 costs a call into the addon and a
- * statement step and reset: one row a statement cost about 1.7 µs a row
- * here, 32 rows a statement about 1.0 (scratch benchmark, 1M rows in
- * batches of 5,000, CPU time, alternated; 10 rows 1.1-1.2, 50 to 250 no
- * better than 32). The writer thread and the bulk writer both insert so.
+ * step and reset. The writer thread and the bulk writer both insert so.
  *
  * The values go to run() as arguments, not as one array: better-sqlite3
- * reads an array's elements through V8's generic property lookup, about
- * 580 instructions a value (callgrind: 5,850 a row of 10 values for the
- * binding, 1,780 passed as arguments; 9,600 against 5,540 for the whole
- * run()). The rollup upserts bind so too.
+ * reads an array's elements through V8's generic property lookup. The
+ * rollup upserts bind so too.
  *
  * Fewer values a row: the id is left to SQLite, which appends without
- * looking the id up (it checks an explicit one for a duplicate: a B-tree
- * search a row), and a connection's constant version and node are part of
- * the statement's text. 7 values instead of 10: 5,200 instructions a row
- * against 6,900 (the same scratch benchmark under callgrind). SQLite chooses
- * one more than the largest id, which is the id the caller counted the row
- * with; run() checks that it did, and throws otherwise.
+ * looking it up (an explicit one is checked for a duplicate), and a
+ * connection's constant version and node are part of the statement's text.
+ * SQLite chooses one more than the largest id, which is the id the caller
+ * counted the row with; run() checks that it did, and throws otherwise.
+ * The figures behind these choices: docs/benchmarks.md.
  */
 import type Database from 'better-sqlite3'
 import type { RollupColumns } from './rollups.js'

@@ -37,11 +37,8 @@ export const ROLLUP_WATERMARK_KEY = 'rollups_through_request'
 export const USER_ROLLUP_WATERMARK_KEY = 'user_rollups_through_request'
 /**
  * Requests the writer lets wait before it counts them per user and IP (at
- * most this many read raw by the per-client views). Each step costs one
- * upsert per endpoint, day and user (and IP) it saw, most of the writer's
- * rollup work: 200,000 rather than 50,000 took the benchmark's writer from
- * about 230,000 to 300,000 rows/s; the views read at most 200,000 requests
- * more, by rowid.
+ * most this many read raw by the per-client views): each step's upserts are
+ * most of the writer's rollup work, so fewer, larger steps.
  */
 export const USER_ROLLUP_ROWS = 200_000
 
@@ -71,10 +68,7 @@ const MAX_AGGREGATES = 2 ** (32 - BUCKET_BITS)
 /**
  * Aggregates, and the duration bucket of each request they count: one list of
  * entries for all of them, each (aggregate index, bucket) in 32 bits, grouped
- * by aggregate when encoded. A list per aggregate cost a typed array each, grown
- * by doubling: counting a million requests took 0.73-0.83 µs each with
- * those, 0.60-0.62 with this (scratch benchmark of RollupCounter, CPU time,
- * the best of 8 rounds, 3 alternations).
+ * by aggregate when encoded (cheaper than a typed array per aggregate).
  */
 class AggregateList<T extends Aggregate> {
   readonly items: T[] = []
@@ -141,9 +135,6 @@ class AggregateList<T extends Aggregate> {
  * the largest bucket of the entries, then a scan of those) is used while it
  * scans at most this many buckets a request: a batch's hours and days, and
  * the per-client rows of most traffic, whose durations span a few octaves.
- * callgrind, writer thread, the Koa bench's traffic (instructions of 250,000
- * requests minus 50,000's): 7,261 a request with the sorts only (in one
- * function), 6,991 with this and each loop in a function of its own.
  */
 const DENSE_BUCKETS_PER_ENTRY = 8
 
@@ -726,14 +717,9 @@ function clientsFor(shape: RollupShape, pass: Pass): Clients {
 
 /**
  * Counts each request of `rows` into its hour (`byHour`), user and IP
- * aggregates. A function of its own, apart from countChunk's code after it:
- * V8 compiles a hot loop on its first run (on-stack replacement), before
- * that code has run, and the loop's compiled code then bailed out at it on
- * every later chunk, so the loop ran unoptimized (--trace-deopt: once a
- * batch, "insufficient type feedback for construct"). callgrind, writer
- * thread, one run each: countChunk's own code 524 instructions a request
- * unoptimized, countRows 98 optimized; the thread's JavaScript 1,666 in
- * all, 1,232 now (runs differ by a few hundred).
+ * aggregates. A function of its own: as part of countChunk, V8 compiled the
+ * loop before the code after it had run and bailed out of it on every later
+ * chunk (--trace-deopt), so the loop ran unoptimized.
  */
 function countRows(
   rows: RollupColumns,
@@ -793,8 +779,7 @@ function countChunk(
 ): CountedChunk {
   const hourList = new AggregateList<HourAggregate>()
   // Every field written out, not `...aggregate(key)` and three more: objects made by
-  // the spread were slow to count into (RollupCounter, 3M generated requests:
-  // 1.76-2.07 µs a request with them, 0.86-0.98 so; alternated builds).
+  // the spread were twice as slow to count into.
   const hours = new TimeAggregates<HourAggregate>((key) =>
     hourList.add({
       key,

@@ -4,7 +4,7 @@ import { rollUpRequests } from '../../store/rollups.js'
 /**
  * Rollups: requests pre-aggregated per endpoint and hour, day and user, kept
  * by the writer in the transaction that inserts them, so that the views read
- * thousands of rows instead of millions (issue 4). Backfills them from the
+ * thousands of rows instead of millions. Backfills them from the
  * requests already in the file. The views no longer scan requests by time,
  * version or user: of the four indexes only (endpoint_id, time) stays, for
  * the latest errors, the IP breakdown and the few minutes at a range's ends.

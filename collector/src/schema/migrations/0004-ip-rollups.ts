@@ -4,8 +4,7 @@ import { backfillIpRollups } from '../../store/rollups.js'
 /**
  * Requests per client IP, endpoint and UTC day (rollup_ip_day), so that the
  * per-IP breakdown reads rollups as the per-user one does instead of every
- * request of the endpoint in range (issue 4: 2.5 s for a year of 10M
- * requests). Counted with the users, at the same watermark: the backfill
+ * request of the endpoint in range. Counted with the users, at the same watermark: the backfill
  * takes the requests the users' rollups already count.
  */
 export function up(db: MigrationDb): void {

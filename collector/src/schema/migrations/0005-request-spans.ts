@@ -2,9 +2,8 @@ import type { MigrationDb } from '../migrate.js'
 import { forgetRollupStatements, rollupWatermark } from '../../store/rollups.js'
 
 /**
- * The request table loses its index on (endpoint_id, time), which cost the
- * writer about 1 µs and 18 bytes a request: most of its time on SQLite's
- * side and a third of the file (issue 4). What the index served:
+ * The request table loses its index on (endpoint_id, time), the writer's
+ * dearest part and a third of the file (docs/benchmarks.md). What it served:
  * - the minutes of a range that no rollup holds whole: rollup_hour's new
  *   columns first_id and last_id bound the ids of the requests it counts,
  *   which readers then read as ranges of the request table's rowid;

@@ -18,7 +18,7 @@ export {
   userRollupWatermark,
   USER_ROLLUP_ROWS,
   writeCountedRollups,
-} from './store/rollups.js'
-export type { CountedRollups } from './store/rollups.js'
+} from './store/rollups/index.js'
+export type { CountedRollups } from './store/rollups/index.js'
 export { rollupTablesSql } from './schema/migrations/0003-rollups.js'
 export { ipRollupTableSql } from './schema/migrations/0004-ip-rollups.js'

@@ -30,7 +30,7 @@ import {
   type EndpointState,
   type PendingRequest,
 } from 'routemeter/writer'
-import { histogramsOfEntries } from '../../collector/src/store/rollups.js'
+import { histogramsOfEntries } from '../../collector/src/store/rollups/index.js'
 import { downgrade } from '../fixtures/metrics-files.js'
 import { removeTempDirs, tempDatabase } from './helpers.js'
 

@@ -20,7 +20,7 @@ import {
   writeClientRollupRows,
   writeCountedRollups,
   type CountedRollups,
-} from '../store/rollups.js'
+} from '../store/rollups/index.js'
 import { openForWriting } from '../store/metrics-store.js'
 import { deserializeError, type SerializedError } from '../threads/errors.js'
 import { startThread } from '../threads/start.js'

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { ROLLUP_WATERMARK_KEY } from '../store/rollups.js'
+import { ROLLUP_WATERMARK_KEY } from '../store/rollups/index.js'
 import type { MonitorLevel } from '../schema/types.js'
 
 export type Task =

@@ -10,7 +10,7 @@ import {
   RollupColumns,
   rollUpRequests,
   writePendingClientRollups,
-} from './rollups.js'
+} from './rollups/index.js'
 import { checkSchema, migrate } from '../schema/migrate.js'
 import type { MonitorLevel, VersionSource } from '../schema/types.js'
 

@@ -15,7 +15,7 @@
  * The figures behind these choices: docs/benchmarks.md.
  */
 import type Database from 'better-sqlite3'
-import type { RollupColumns } from './rollups.js'
+import type { RollupColumns } from './rollups/index.js'
 import { NO_ID } from '../schema/rollup.js'
 
 /** The request columns of a batch (a RollupColumns, or its arrays after crossing threads). */

@@ -1,5 +1,5 @@
 import type { MigrationDb } from '../migrate.js'
-import { rollUpRequests } from '../../store/rollups.js'
+import { rollUpRequests } from '../../store/rollups/index.js'
 
 /**
  * Rollups: requests pre-aggregated per endpoint and hour, day and user, kept

@@ -1,5 +1,5 @@
 import type { MigrationDb } from '../migrate.js'
-import { backfillIpRollups } from '../../store/rollups.js'
+import { backfillIpRollups } from '../../store/rollups/index.js'
 
 /**
  * Requests per client IP, endpoint and UTC day (rollup_ip_day), so that the

@@ -1,5 +1,5 @@
 import type { MigrationDb } from '../migrate.js'
-import { forgetRollupStatements, rollupWatermark } from '../../store/rollups.js'
+import { forgetRollupStatements, rollupWatermark } from '../../store/rollups/index.js'
 
 /**
  * The request table loses its index on (endpoint_id, time), the writer's

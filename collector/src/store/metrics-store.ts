@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, rmSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import type { OpenRequestStore, RequestStore } from './contract.js'
 import { FileIdentity, type FileState } from './file-header.js'
 import { HeldRequests } from '../writer/held-requests.js'
 import { RequestInsert } from './request-insert.js'
@@ -120,12 +121,23 @@ export function openForWriting(
   }
 }
 
+/** Opens the SQLite file a writer writes into (the default storage engine). */
+export const openMetricsStore: OpenRequestStore = (config, now) =>
+  new MetricsStore(
+    config.database,
+    config.version,
+    now,
+    undefined,
+    config.node,
+    config.maxNewClients,
+  )
+
 /**
  * The collector's connection to the metrics file: opens and migrates it,
  * and writes each batch in one transaction. Everything here is synchronous
  * (better-sqlite3) and runs from timers, never on a request's path.
  */
-export class MetricsStore {
+export class MetricsStore implements RequestStore {
   readonly path: string
   private readonly db: Database.Database
   /**

@@ -4,18 +4,18 @@
  * busy or full, and notices monitoring levels changed by another connection.
  * It runs in the writer thread, or on the app's thread when no thread can run.
  */
-import type { MonitorLevel, VersionSource } from '../schema/types.js'
-import { MetricsStore, WRITE_BUSY_TIMEOUT_MS, type EndpointState } from '../store/metrics-store.js'
+import type { MonitorLevel } from '../schema/types.js'
+import type { OpenRequestStore, RequestStore, StoreConfig } from '../store/contract.js'
+import {
+  openMetricsStore,
+  WRITE_BUSY_TIMEOUT_MS,
+  type EndpointState,
+} from '../store/metrics-store.js'
 import { decodeRows, type Batch, type EndpointLevel } from './batch.js'
 import { HeldRequests } from './held-requests.js'
 
-export interface WriterConfig {
-  database: string
-  version: { name: string; source: VersionSource }
-  node: string
-  /** most new users (and, apart, IPs) added to the file per hour; default: no limit */
-  maxNewClients?: number
-}
+/** Where the writer writes (the store's config). */
+export type WriterConfig = StoreConfig
 
 /** What the writer tells the collector. */
 export interface WriterEvents {
@@ -47,7 +47,7 @@ export interface WriterPacing {
 }
 
 export class BatchWriter {
-  private store: MetricsStore | undefined
+  private store: RequestStore | undefined
   private nextOpenAttempt = 0
   /** after a busy or full file, writes pause this long (doubling up to 4 s) */
   private writeBackoff = 0
@@ -71,6 +71,8 @@ export class BatchWriter {
     private readonly config: WriterConfig,
     private readonly events: WriterEvents,
     private readonly pacing: WriterPacing = { backOff: true },
+    /** the storage engine: one SQLite file unless told otherwise */
+    private readonly open: OpenRequestStore = openMetricsStore,
   ) {}
 
   /** Rows waiting to be written. */
@@ -171,7 +173,7 @@ export class BatchWriter {
   }
 
   /** Reports request rows that the rollups left out (another program's values), once each. */
-  private reportInvalidRows(store: MetricsStore): void {
+  private reportInvalidRows(store: RequestStore): void {
     const invalid = store.invalidRequestRows()
     if (invalid <= this.invalidReported) return
     const more = invalid - this.invalidReported
@@ -230,7 +232,7 @@ export class BatchWriter {
     }
   }
 
-  private loadEndpoints(store: MetricsStore): void {
+  private loadEndpoints(store: RequestStore): void {
     const levels: EndpointLevel[] = []
     for (const row of store.endpoints()) {
       const endpoint = this.known(row.method, row.route, row.monitor_level)
@@ -242,7 +244,7 @@ export class BatchWriter {
   }
 
   /** The open store; opens (or reopens a deleted or replaced file) when needed, at most every 2 s. */
-  openStore(): MetricsStore | undefined {
+  openStore(): RequestStore | undefined {
     if (this.closed) return undefined
     if (this.store !== undefined) {
       const state = this.store.fileState()
@@ -267,8 +269,7 @@ export class BatchWriter {
     const now = Date.now()
     if (now < this.nextOpenAttempt) return undefined
     try {
-      const { database, version, node, maxNewClients } = this.config
-      this.store = new MetricsStore(database, version, now, undefined, node, maxNewClients)
+      this.store = this.open(this.config, now)
       this.invalidReported = 0
       this.lastDataVersion = this.store.dataVersion()
       this.loadEndpoints(this.store)

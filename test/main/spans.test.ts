@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { DashboardService } from '../../src-main/services/dashboard.js'
-import { mergeSpans } from '../../src-main/services/queries.js'
+import { mergeSpans } from '../../src-main/services/views/sqlite-reader.js'
 import { tempDir } from '../fixtures/metrics-files.js'
 
 const HOUR = 3_600_000

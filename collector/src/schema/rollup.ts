@@ -269,3 +269,9 @@ export function dayOf(time: number): number {
 
 /** node_id and user_group_id of a rollup row for requests that have none (ids start at 1). */
 export const NO_ID = 0
+
+/**
+ * endpoint_id of the rollup_status rows that count all endpoints together:
+ * the views over every endpoint read a tenth of the rows (endpoint ids start at 1).
+ */
+export const ALL_ENDPOINTS = 0

@@ -6,11 +6,7 @@ import type Database from 'better-sqlite3'
 /** The part of a better-sqlite3 connection that rollups use (migrations pass theirs). */
 export type RollupDb = Pick<Database.Database, 'prepare' | 'transaction' | 'exec' | 'function'>
 
-/**
- * endpoint_id of the rollup_status rows that count all endpoints together:
- * the views over every endpoint read a tenth of the rows (endpoint ids start at 1).
- */
-export const ALL_ENDPOINTS = 0
+export { ALL_ENDPOINTS } from '../../schema/rollup.js'
 
 /** meta key: requests with an id up to this one are counted in the rollups. */
 export const ROLLUP_WATERMARK_KEY = 'rollups_through_request'

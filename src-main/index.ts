@@ -22,14 +22,15 @@ import type { ApiError, FileEvent, FileInfo, MenuCommand } from './api/contract.
 import { toApiError } from './api/errors.js'
 import { API_METHODS, SOURCES_METHODS } from './api/validate.js'
 import { DashboardService } from './services/dashboard.js'
+import { callApi } from './api/dispatch.js'
 import { setNativeBinding } from './services/database.js'
 import { createDemoDatabase } from './services/demo.js'
 import { SourcesService } from './services/sources/service.js'
 import {
   apiChannel,
   CHANNELS,
-  createIpcHandlers,
   createSourcesHandlers,
+  desktopApi,
   respond,
   sourcesChannel,
 } from './shell/handlers.js'
@@ -200,17 +201,17 @@ function buildMenu(): void {
 }
 
 function registerIpc(): void {
-  const handlers = createIpcHandlers(service, {
+  const api = desktopApi(service, {
     openFile: openPath,
     startupError: () => startupError,
   })
   for (const method of API_METHODS) {
-    const handler: (args: unknown) => Promise<unknown> = handlers[method]
     ipcMain.handle(apiChannel(method), (event, args: unknown) => {
       if (!fromApp(event)) {
         return { ok: false, error: { code: 'BAD_ARGUMENT', message: 'unknown sender' } }
       }
-      return respond(() => handler(args))
+      // Where IPC enters: the argument is validated here, once.
+      return callApi(api, method, args)
     })
   }
   const sourcesHandlers = createSourcesHandlers(sources)

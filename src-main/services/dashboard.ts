@@ -13,13 +13,14 @@ import { resolve } from 'node:path'
 import type {
   ApiArgs,
   ApiError,
+  ApiMethod,
   DashboardApi,
   Endpoint,
   FileEvent,
   FileInfo,
 } from '../api/contract.js'
 import { DashboardError, toApiError } from '../api/errors.js'
-import { validateArgs } from '../api/validate.js'
+import { API_METHODS } from '../api/validate.js'
 import { isCorruption, MetricsConnection, writeMonitorLevel, type OpenOptions } from './database.js'
 import { MetricsQueries } from './queries.js'
 import { watchMetricsFile, type FileWatcher, type WatchOptions } from './watcher.js'
@@ -49,6 +50,21 @@ interface OpenFile {
   reportedError: string | undefined
 }
 
+/** The views: every API method but these, each answered by the open file's queries. */
+const VIEW_METHODS = API_METHODS.filter(
+  (method): method is ViewMethod => !['info', 'openFile', 'setLevel'].includes(method),
+)
+type ViewMethod = Exclude<ApiMethod, 'info' | 'openFile' | 'setLevel'>
+
+// The view methods are added to the prototype from VIEW_METHODS (below): typed here.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface DashboardService extends Pick<DashboardApi, ViewMethod> {}
+
+/**
+ * The dashboard API. Arguments arrive validated: the transports check what
+ * they receive once, where it enters (api/dispatch.ts).
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DashboardService implements DashboardApi {
   private file: OpenFile | undefined
   private watcher: FileWatcher | undefined
@@ -115,8 +131,8 @@ export class DashboardService implements DashboardApi {
     return this.file
   }
 
-  /** Runs a query, turning SQLite's errors into the API's. */
-  private query<T>(run: (queries: MetricsQueries) => T): Promise<T> {
+  /** Runs a query on the open file, turning SQLite's errors into the API's. */
+  runQuery<T>(run: (queries: MetricsQueries) => T): Promise<T> {
     try {
       return Promise.resolve(run(this.current().queries))
     } catch (error) {
@@ -125,7 +141,7 @@ export class DashboardService implements DashboardApi {
   }
 
   async openFile(args: ApiArgs<'openFile'>): Promise<FileInfo> {
-    const { path } = validateArgs('openFile', args)
+    const { path } = args
     if (this.closed) throw new DashboardError('INTERNAL', 'The dashboard service was stopped.')
     // Opening first: when the new file is refused, the open one stays.
     let connection: MetricsConnection
@@ -232,67 +248,12 @@ export class DashboardService implements DashboardApi {
     else this.changedTimer = setTimeout(send, wait)
   }
 
-  info(args: ApiArgs<'info'>): Promise<FileInfo> {
-    validateArgs('info', args)
-    return this.query((q) => q.info())
-  }
-
-  endpoints(args: ApiArgs<'endpoints'>): ReturnType<DashboardApi['endpoints']> {
-    const valid = validateArgs('endpoints', args)
-    return this.query((q) => q.endpoints(valid))
-  }
-
-  utilization(args: ApiArgs<'utilization'>): ReturnType<DashboardApi['utilization']> {
-    const valid = validateArgs('utilization', args)
-    return this.query((q) => q.utilization(valid))
-  }
-
-  hourHeatmap(args: ApiArgs<'hourHeatmap'>): ReturnType<DashboardApi['hourHeatmap']> {
-    const valid = validateArgs('hourHeatmap', args)
-    return this.query((q) => q.hourHeatmap(valid))
-  }
-
-  performance(args: ApiArgs<'performance'>): ReturnType<DashboardApi['performance']> {
-    const valid = validateArgs('performance', args)
-    return this.query((q) => q.performance(valid))
-  }
-
-  versionEvolution(
-    args: ApiArgs<'versionEvolution'>,
-  ): ReturnType<DashboardApi['versionEvolution']> {
-    const valid = validateArgs('versionEvolution', args)
-    return this.query((q) => q.versionEvolution(valid))
-  }
-
-  versionUtilization(
-    args: ApiArgs<'versionUtilization'>,
-  ): ReturnType<DashboardApi['versionUtilization']> {
-    const valid = validateArgs('versionUtilization', args)
-    return this.query((q) => q.versionUtilization(valid))
-  }
-
-  clients(args: ApiArgs<'clients'>): ReturnType<DashboardApi['clients']> {
-    const valid = validateArgs('clients', args)
-    return this.query((q) => q.clients(valid))
-  }
-
-  statusCodes(args: ApiArgs<'statusCodes'>): ReturnType<DashboardApi['statusCodes']> {
-    const valid = validateArgs('statusCodes', args)
-    return this.query((q) => q.statusCodes(valid))
-  }
-
-  latestErrors(args: ApiArgs<'latestErrors'>): ReturnType<DashboardApi['latestErrors']> {
-    const valid = validateArgs('latestErrors', args)
-    return this.query((q) => q.latestErrors(valid))
-  }
-
-  nodeBreakdown(args: ApiArgs<'nodeBreakdown'>): ReturnType<DashboardApi['nodeBreakdown']> {
-    const valid = validateArgs('nodeBreakdown', args)
-    return this.query((q) => q.nodeBreakdown(valid))
+  info(_args: ApiArgs<'info'>): Promise<FileInfo> {
+    return this.runQuery((q) => q.info())
   }
 
   async setLevel(args: ApiArgs<'setLevel'>): Promise<Endpoint> {
-    const { endpointId, level } = validateArgs('setLevel', args)
+    const { endpointId, level } = args
     const file = this.current()
     if (file.deleted || file.connection.fileState() === 'missing') {
       throw new DashboardError(
@@ -330,4 +291,16 @@ function asDashboardError(error: unknown, path?: string): DashboardError {
   }
   const { code, message } = toApiError(error)
   return new DashboardError(code, message)
+}
+
+for (const method of VIEW_METHODS) {
+  Object.defineProperty(DashboardService.prototype, method, {
+    value(this: DashboardService, args: unknown) {
+      return this.runQuery((queries) =>
+        (queries[method] as (args: unknown) => unknown).call(queries, args),
+      )
+    },
+    writable: true,
+    configurable: true,
+  })
 }

@@ -1,12 +1,11 @@
 /**
- * The desktop's IPC handlers, without Electron: one handler per API method,
- * each validating its argument before the service sees it. main (index.ts)
- * registers one `ipcMain.handle` per entry; tests call them directly.
+ * The desktop's IPC handlers, without Electron: the API as the desktop answers
+ * it, and the sources' handlers. main (index.ts) registers one `ipcMain.handle`
+ * per method, through callApi; tests call them directly.
  */
 import type {
   ApiError,
   ApiMethod,
-  ApiResult,
   DashboardApi,
   FileInfo,
   SourcesApi,
@@ -15,10 +14,7 @@ import type {
 } from '../api/contract.js'
 import type { ApiResponse } from '../api/dispatch.js'
 import { toApiError } from '../api/errors.js'
-import { SOURCES_METHODS, validateArgs, validateSourcesArgs } from '../api/validate.js'
-
-/** A renamed or missing method in the contract fails the build here. */
-export type IpcHandlers = { readonly [M in ApiMethod]: (args: unknown) => Promise<ApiResult<M>> }
+import { API_METHODS, SOURCES_METHODS, validateSourcesArgs } from '../api/validate.js'
 
 export interface ShellHooks {
   /** Opens a file the way the desktop does (recent files, window title). */
@@ -27,33 +23,29 @@ export interface ShellHooks {
   startupError(): ApiError | null
 }
 
-export function createIpcHandlers(service: DashboardApi, shell: ShellHooks): IpcHandlers {
-  return {
-    info: async (args) => {
-      validateArgs('info', args)
-      try {
-        return await service.info({})
-      } catch (error) {
-        // No file open because the one asked for was refused: say why, not just "no file".
-        const startup = shell.startupError()
-        if (startup !== null && toApiError(error).code === 'NO_FILE') throw startup
-        throw error
-      }
-    },
-    openFile: (args) => shell.openFile(validateArgs('openFile', args).path),
-    endpoints: (args) => service.endpoints(validateArgs('endpoints', args)),
-    utilization: (args) => service.utilization(validateArgs('utilization', args)),
-    hourHeatmap: (args) => service.hourHeatmap(validateArgs('hourHeatmap', args)),
-    performance: (args) => service.performance(validateArgs('performance', args)),
-    versionEvolution: (args) => service.versionEvolution(validateArgs('versionEvolution', args)),
-    versionUtilization: (args) =>
-      service.versionUtilization(validateArgs('versionUtilization', args)),
-    clients: (args) => service.clients(validateArgs('clients', args)),
-    statusCodes: (args) => service.statusCodes(validateArgs('statusCodes', args)),
-    latestErrors: (args) => service.latestErrors(validateArgs('latestErrors', args)),
-    nodeBreakdown: (args) => service.nodeBreakdown(validateArgs('nodeBreakdown', args)),
-    setLevel: (args) => service.setLevel(validateArgs('setLevel', args)),
-  } satisfies IpcHandlers
+/**
+ * The API as the desktop answers it: the service, except that opening a file
+ * goes through the shell and "no file" says why the startup file was refused.
+ * Its arguments are validated by callApi (api/dispatch.ts), where IPC enters.
+ */
+export function desktopApi(service: DashboardApi, shell: ShellHooks): DashboardApi {
+  const api = {} as Record<ApiMethod, (args: unknown) => Promise<unknown>>
+  for (const method of API_METHODS) {
+    const call = service[method] as (args: unknown) => Promise<unknown>
+    api[method] = (args) => call.call(service, args)
+  }
+  api.info = async (args) => {
+    try {
+      return await service.info(args as Record<string, never>)
+    } catch (error) {
+      // No file open because the one asked for was refused: say why, not just "no file".
+      const startup = shell.startupError()
+      if (startup !== null && toApiError(error).code === 'NO_FILE') throw startup
+      throw error
+    }
+  }
+  api.openFile = (args) => shell.openFile((args as { path: string }).path)
+  return api as unknown as DashboardApi
 }
 
 export type SourcesHandlers = {

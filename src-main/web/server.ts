@@ -16,6 +16,7 @@ import { extname, join, resolve, sep } from 'node:path'
 import { PassThrough } from 'node:stream'
 import type { ApiError, ApiMethod, DashboardApi, FileEvent, SourcesApi } from '../api/contract.js'
 import { SOURCES_READ_METHODS, type SourcesState } from '../api/contract.js'
+import { callApi } from '../api/dispatch.js'
 import { badArgument, DashboardError, toApiError } from '../api/errors.js'
 import { argsFromQuery, httpStatus, isWriteMethod } from '../api/http.js'
 import {
@@ -23,7 +24,6 @@ import {
   isApiMethod,
   isSourcesMethod,
   SOURCES_METHODS,
-  validateArgs,
   validateSourcesArgs,
 } from '../api/validate.js'
 import { CONTENT_SECURITY_POLICY } from '../shell/security.js'
@@ -228,12 +228,15 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
           'This server shows one file; start it with --allow-open to open others from the browser.',
         )
       }
-      const valid = validateArgs(method, args)
-      const call = service[method] as (args: unknown) => Promise<unknown>
-      const result = await call.call(service, valid)
+      // Where HTTP enters: the query string or body is validated here, once.
+      const answer = await callApi(service, method, args)
+      if (!answer.ok) {
+        sendError(ctx, answer.error)
+        return
+      }
       ctx.status = 200
       ctx.set('Cache-Control', 'no-store')
-      ctx.body = result
+      ctx.body = answer.value
     } catch (error) {
       sendError(ctx, toApiError(error))
     }

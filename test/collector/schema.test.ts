@@ -253,7 +253,7 @@ describe('schema', () => {
         ).toBe(60 - (waiting as number))
       }
 
-      // As the desktop app asks (src-main/services/queries.ts): endpoints as a JSON list.
+      // As the desktop app asks (src-main/services/views/sqlite-reader.ts): endpoints as a JSON list.
       const endpoints = 'endpoint_id IN (SELECT value FROM json_each(?))'
       // A range's ends: the spans of its hours, then those ranges of the request table.
       expect(

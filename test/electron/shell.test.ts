@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { ApiError, FileInfo } from '../../src-main/api/contract.js'
 import { API_METHODS } from '../../src-main/api/validate.js'
 import { DashboardService } from '../../src-main/services/dashboard.js'
-import { createIpcHandlers, respond, type IpcHandlers } from '../../src-main/shell/handlers.js'
+import type { DashboardApi } from '../../src-main/api/contract.js'
+import { callApi } from '../../src-main/api/dispatch.js'
+import { desktopApi } from '../../src-main/shell/handlers.js'
 import { RecentFiles } from '../../src-main/shell/recent.js'
 import { isAppUrl, staticFile } from '../../src-main/shell/security.js'
 import { electronNativeBinding, fileArgument, startupFile } from '../../src-main/shell/startup.js'
@@ -27,7 +29,7 @@ let file: string
 let service: DashboardService
 let startupError: ApiError | null
 const opened: string[] = []
-let handlers: IpcHandlers
+let handlers: DashboardApi
 
 const RANGE = { from: FIXTURE_NOW - 7 * 86_400_000, to: FIXTURE_NOW, utcOffsetMinutes: 0 }
 
@@ -36,7 +38,7 @@ beforeAll(() => {
   file = buildMetricsFile(temp.dir, { requests: 3000 })
   service = new DashboardService({ watch: false, now: () => FIXTURE_NOW })
   startupError = null
-  handlers = createIpcHandlers(service, {
+  handlers = desktopApi(service, {
     openFile: async (path: string): Promise<FileInfo> => {
       const info = await service.openFile({ path })
       opened.push(info.path)
@@ -52,8 +54,8 @@ afterAll(async () => {
   temp.cleanup()
 })
 
-describe('IPC handlers', () => {
-  test('one handler per API method', () => {
+describe('the desktop API behind IPC', () => {
+  test('one function per API method', () => {
     expect(Object.keys(handlers).sort()).toEqual([...API_METHODS].sort())
   })
 
@@ -64,12 +66,12 @@ describe('IPC handlers', () => {
       (error: ApiError) => ({ code: error.code, message: error.message }),
     )
     expect(startupError?.code).toBe('TOO_NEW')
-    const answer = await respond(() => handlers.info({}))
+    const answer = await callApi(handlers, 'info', {})
     expect(answer).toEqual({ ok: false, error: startupError })
   })
 
   test('openFile goes through the shell (recent files), then the API answers', async () => {
-    const answer = await respond(() => handlers.openFile({ path: file }))
+    const answer = await callApi(handlers, 'openFile', { path: file })
     expect(answer.ok).toBe(true)
     expect(opened).toEqual([file])
     const info = await handlers.info({})
@@ -84,7 +86,7 @@ describe('IPC handlers', () => {
     expect(rows.length).toBe(info.endpointCount)
   })
 
-  test('every argument is validated; errors travel as data', async () => {
+  test('every argument is validated where IPC enters (callApi); errors travel as data', async () => {
     const bad: Record<string, unknown> = {
       endpoints: { from: 'yesterday', to: 1, utcOffsetMinutes: 0 },
       utilization: null,
@@ -99,8 +101,7 @@ describe('IPC handlers', () => {
       openFile: { path: '' },
     }
     for (const [method, args] of Object.entries(bad)) {
-      const handler = handlers[method as keyof IpcHandlers] as (args: unknown) => Promise<unknown>
-      const answer = await respond(() => handler(args))
+      const answer = await callApi(handlers, method, args)
       expect(answer, method).toMatchObject({ ok: false, error: { code: 'BAD_ARGUMENT' } })
     }
     expect(opened).toEqual([file])
@@ -108,7 +109,7 @@ describe('IPC handlers', () => {
 
   test('setLevel writes the level and answers the endpoint', async () => {
     const [row] = await handlers.endpoints(RANGE)
-    const answer = await respond(() => handlers.setLevel({ endpointId: row!.id, level: 2 }))
+    const answer = await callApi(handlers, 'setLevel', { endpointId: row!.id, level: 2 })
     expect(answer).toMatchObject({ ok: true, value: { id: row!.id, level: 2 } })
   })
 })

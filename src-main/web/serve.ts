@@ -4,7 +4,7 @@
  * The renderer build is looked for next to this file's folder (out/renderer).
  */
 import { fileURLToPath } from 'node:url'
-import { parseServeArgs, runServe, USAGE, type ServeOptions } from './cli.js'
+import { parseServeArgs, runServe, USAGE, type RunningServe, type ServeOptions } from './cli.js'
 
 const defaultStaticDir = fileURLToPath(new URL('../renderer/', import.meta.url))
 
@@ -19,21 +19,28 @@ async function main(): Promise<void> {
   }
   // Pulled copies and merged files are this user's alone (SQLite creates files 644 otherwise).
   process.umask(0o077)
-  const running = await runServe(options)
+  const state: { running?: RunningServe } = {}
   let stopping = false
-  // Ctrl-C reaches this process twice through scripts/serve.mjs (the terminal's signal and the
-  // one it forwards): the second must not end the process before the cleanup is done.
+  const stopNow = (): void => {
+    state.running!.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(`Routemeter web mode did not stop cleanly: ${(error as Error).message}`)
+        process.exit(1)
+      },
+    )
+  }
+  // Before the URL is printed: a Ctrl-C that comes right after it must find a handler. It
+  // reaches this process twice through scripts/serve.mjs (the terminal's signal and the one
+  // it forwards): the second must not end the process before the cleanup is done.
   const stop = (): void => {
     if (stopping) return
     stopping = true
-    running.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    )
+    if (state.running !== undefined) stopNow()
   }
-  process.on('SIGINT', stop)
-  process.on('SIGTERM', stop)
-  process.on('SIGHUP', stop)
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop)
+  state.running = await runServe(options)
+  if (stopping) stopNow()
 }
 
 main().catch((error: unknown) => {

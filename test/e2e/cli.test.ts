@@ -111,7 +111,7 @@ test('npm run serve keeps pulled copies in a private folder of its own and remov
   const child = children.at(-1)!
   const exited = new Promise((resolveExit) => child.once('exit', resolveExit))
   process.kill(-child.pid!, 'SIGINT')
-  await exited
+  expect(await exited).toBe(0)
   expect(existsSync(folder)).toBe(false)
 })
 

@@ -9,6 +9,10 @@ export default defineConfig({
     alias: [
       { find: /^routemeter\/schema$/, replacement: here('./collector/src/schema/index.ts') },
       { find: /^routemeter\/writer$/, replacement: here('./collector/src/writer.ts') },
+      {
+        find: /^routemeter\/internal\/bulk$/,
+        replacement: here('./collector/src/bulk/index.ts'),
+      },
       { find: /^routemeter$/, replacement: here('./collector/src/index.ts') },
     ],
   },

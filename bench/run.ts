@@ -1,4 +1,6 @@
 /**
+ * The benchmark's driver: its sections, targets and tables, in the order the run prints them.
+ *
  * `npm run bench`: Routemeter's costs, measured side by side with what users
  * would install instead. Prints tables with each target beside its
  * figure and writes test-results/bench.json.

@@ -1,24 +1,20 @@
 /**
  * The collector's writer, for programs that produce a metrics file without
  * serving requests: the desktop app's demo database, the traffic generator,
- * benchmarks. Apps use `bind` instead.
+ * benchmarks. Apps use `bind` instead. (The generator's bulk writer is
+ * `routemeter/internal/bulk`.)
  */
 export { MetricsStore, openForWriting, WRITE_BUSY_TIMEOUT_MS } from './store/metrics-store.js'
-export { BulkInserter, BulkWriter } from './bulk/bulk-writer.js'
-export type { BulkBatch, BulkOptions } from './bulk/bulk-writer.js'
 export type { RequestColumns } from './store/request-insert.js'
 export type { EndpointState, PendingRequest, StoredEndpoint } from './store/metrics-store.js'
 export {
   rebuildRollups,
   RollupColumns,
-  RollupCounter,
   rollUpAfter,
   rollUpRequests,
   rollupWatermark,
   userRollupWatermark,
   USER_ROLLUP_ROWS,
-  writeCountedRollups,
 } from './store/rollups/index.js'
-export type { CountedRollups } from './store/rollups/index.js'
 export { rollupTablesSql } from './schema/migrations/0003-rollups.js'
 export { ipRollupTableSql } from './schema/migrations/0004-ip-rollups.js'

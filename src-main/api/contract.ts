@@ -1,4 +1,6 @@
 /**
+ * One file on purpose: the whole contract between the processes, so that a change to it is one diff.
+ *
  * The one API contract between the dashboard UI and the main-process
  * services. Two transports implement it: IPC in the desktop app (the preload
  * exposes one named function per method) and HTTP JSON in web mode

@@ -1,4 +1,6 @@
 /**
+ * One file on purpose: every connection the desktop side makes to a metrics file is opened here.
+ *
  * The desktop side's only door to SQLite: every connection to a metrics file
  * is opened here. Queries use a read-only connection; the one write the
  * desktop app makes (an endpoint's monitor level) goes through a short-lived

@@ -1,4 +1,6 @@
 /**
+ * Mostly data: the demo service's endpoints, users and releases, and the month they make.
+ *
  * The demo database: a month of a made-up shop API's traffic, written
  * through the collector's own writer (MetricsStore) so the file is exactly
  * what a running collector produces. Deterministic for a given seed and end

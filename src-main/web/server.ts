@@ -1,4 +1,6 @@
 /**
+ * One file: the routes of web mode and the checks every request passes (Host, origin, method), read top to bottom.
+ *
  * Web mode: the dashboard API over HTTP and the renderer's static build,
  * for any browser. Same services as the desktop app, same validation.
  *

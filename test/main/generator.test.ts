@@ -10,14 +10,8 @@ import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import {
-  BulkWriter,
-  MetricsStore,
-  RollupColumns,
-  RollupCounter,
-  rebuildRollups,
-  USER_ROLLUP_ROWS,
-} from 'routemeter/writer'
+import { BulkWriter, RollupCounter } from 'routemeter/internal/bulk'
+import { MetricsStore, RollupColumns, rebuildRollups, USER_ROLLUP_ROWS } from 'routemeter/writer'
 import { generateMetricsFile } from '../../src-main/services/generator/index.js'
 import { tempDir } from '../fixtures/metrics-files.js'
 

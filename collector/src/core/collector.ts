@@ -1,3 +1,4 @@
+/* One module: the per-request path (track, finish) and the state it shares with the handle; the hot path is read in one place. */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { ResolvedOptions } from './options.js'

@@ -1,3 +1,4 @@
+/* One class: the writer's connection, the statements of its transaction and the names it caches share their life. */
 import Database from 'better-sqlite3'
 import { mkdirSync, rmSync } from 'node:fs'
 import { hostname } from 'node:os'

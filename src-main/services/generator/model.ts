@@ -1,4 +1,6 @@
 /**
+ * Mostly data: the catalogue of endpoints, users, releases and incidents of the made-up service.
+ *
  * The made-up service whose traffic the generator writes: its endpoints,
  * its users (customers and integrations), its releases and incidents. All of
  * it follows from the options and the seed.

@@ -4,13 +4,12 @@
  */
 import Database from 'better-sqlite3'
 import { type MonitorLevel } from 'routemeter/schema'
+import { BulkWriter, RollupCounter } from 'routemeter/internal/bulk'
 import {
-  BulkWriter,
   type EndpointState,
   MetricsStore,
   type PendingRequest,
   RollupColumns,
-  RollupCounter,
 } from 'routemeter/writer'
 import { MS_PER_MINUTE, type TrafficModel } from './model.js'
 

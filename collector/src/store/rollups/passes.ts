@@ -1,4 +1,6 @@
 /**
+ * One file: the passes share the watermarks and the pending per-client counts; split, each would need the others.
+ *
  * The roll-up passes: which requests are counted (the watermarks), counting them
  * from memory or reading them back, and checking what another program wrote.
  */

@@ -13,6 +13,7 @@ import { UNMATCHED_ROUTE } from 'routemeter/schema'
 // The writer's own subpath: for programs that make a metrics file without serving requests.
 import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
 import { getNativeBinding, markAsDemo } from './database.js'
+import { Random } from './generator/random.js'
 import { MS_PER_DAY, MS_PER_HOUR } from './stats.js'
 
 export interface DemoOptions {
@@ -34,18 +35,6 @@ export interface DemoSummary {
   requests: number
   from: number
   to: number
-}
-
-/** mulberry32: small, fast, and the same on every platform. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
 }
 
 interface DemoEndpoint {
@@ -354,7 +343,8 @@ export function createDemoDatabase(path: string, options: DemoOptions = {}): Dem
   const days = options.days ?? 30
   const target = options.requests ?? 50_000
   const from = to - days * MS_PER_DAY
-  const sample = new Sampler(seededRandom(options.seed ?? 1))
+  const random = new Random(options.seed ?? 1)
+  const sample = new Sampler(() => random.next())
 
   const endpoints = ENDPOINTS.map((spec) => ({
     spec,

@@ -335,7 +335,9 @@ describe('the views of a known metrics file', () => {
     await expect
       .poll(() => dataOf<string[]>(page, chart, 'series-names'))
       .toEqual(codes.map((s) => (s === 0 ? 'aborted (no status)' : String(s))))
-    expect(codes).toEqual(expect.arrayContaining([201, 500, 502, 503]))
+    // The payment provider's failures are there: created orders and more than one 5xx code.
+    expect(codes).toContain(201)
+    expect(codes.filter((s) => s >= 500).length).toBeGreaterThanOrEqual(2)
   })
 
   test('endpoint page: one endpoint with its level, totals and every chart', async () => {

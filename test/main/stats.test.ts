@@ -12,7 +12,13 @@ import {
   startOfLocalDay,
 } from '../../src-main/services/stats.js'
 import { bucketOf, encodeHistogram } from 'routemeter/schema'
-import { seededRandom } from '../../src-main/services/demo.js'
+import { Random } from '../../src-main/services/generator/random.js'
+
+/** The app's one seeded PRNG, as a function. */
+const seededRandom = (seed: number): (() => number) => {
+  const random = new Random(seed)
+  return () => random.next()
+}
 
 describe('quantileSorted (R-7, linear interpolation)', () => {
   // Values R prints for quantile(x, p) with its default type 7.

@@ -232,64 +232,22 @@ function dailyCycle(hour: number): number {
   return 0.08 + Math.exp(-((hour - 10.5) ** 2) / 6) + 0.8 * Math.exp(-((hour - 15) ** 2) / 5)
 }
 
-class Sampler {
-  private spare: number | undefined
-  constructor(readonly random: () => number) {}
-
-  normal(): number {
-    if (this.spare !== undefined) {
-      const value = this.spare
-      this.spare = undefined
-      return value
-    }
-    let u = 0
-    while (u === 0) u = this.random()
-    const v = this.random()
-    const r = Math.sqrt(-2 * Math.log(u))
-    this.spare = r * Math.sin(2 * Math.PI * v)
-    return r * Math.cos(2 * Math.PI * v)
-  }
-
-  /** A Poisson count (normal approximation for large means). */
-  poisson(mean: number): number {
-    if (mean <= 0) return 0
-    if (mean > 40) return Math.max(0, Math.round(mean + Math.sqrt(mean) * this.normal()))
-    const limit = Math.exp(-mean)
-    let k = 0
-    let p = this.random()
-    while (p > limit) {
-      k++
-      p *= this.random()
-    }
-    return k
-  }
-
-  pick<T>(items: readonly T[], weightOf: (item: T) => number, total: number): T {
-    let r = this.random() * total
-    for (const item of items) {
-      r -= weightOf(item)
-      if (r < 0) return item
-    }
-    return items[items.length - 1]!
-  }
-}
-
 function endpointState(method: string, route: string, level: MonitorLevel): EndpointState {
   return { id: undefined, method, route, level, pendingLastRequested: 0 }
 }
 
 /** One request of a user to one of the endpoints the running version has. */
 function userRequest(
-  s: Sampler,
+  s: Random,
   user: DemoUser,
   time: number,
   version: string,
   available: ReadonlyArray<{ spec: DemoEndpoint; state: EndpointState }>,
   totalWeight: number,
 ): PendingRequest {
-  const { spec: e, state: endpoint } = s.pick(available, (x) => x.spec.weight, totalWeight)
+  const { spec: e, state: endpoint } = s.weighted(available, (x) => x.spec.weight, totalWeight)
   let status = e.method === 'POST' && !e.anonymous ? 201 : 200
-  let r = s.random()
+  let r = s.next()
   for (const [code, probability] of e.errors ?? []) {
     if (r < probability) {
       status = code
@@ -300,10 +258,10 @@ function userRequest(
   let ms = e.medianMs * Math.exp(e.sigma * s.normal())
   if (e.userCost) ms *= user.cost
   ms *= e.versionFactor?.[version] ?? 1
-  if (s.random() < 0.005) ms *= 4 + 12 * s.random() // an outlier: a cold cache, a GC pause
+  if (s.next() < 0.005) ms *= 4 + 12 * s.next() // an outlier: a cold cache, a GC pause
   if (status >= 400 && status < 500) ms *= 0.3 // rejected early
-  if (status >= 502) ms = Math.max(ms, 1000 + 29_000 * s.random()) // waited for a gateway
-  const aborted = s.random() < 0.0015
+  if (status >= 502) ms = Math.max(ms, 1000 + 29_000 * s.next()) // waited for a gateway
+  const aborted = s.next() < 0.0015
   return {
     endpoint,
     time,
@@ -311,20 +269,20 @@ function userRequest(
     // A client that leaves before the response gets no status at all.
     status: aborted ? 0 : status,
     group: e.anonymous ? null : user.name,
-    ip: user.ips[Math.floor(s.random() * user.ips.length)]!,
+    ip: user.ips[Math.floor(s.next() * user.ips.length)]!,
     aborted: aborted ? 1 : 0,
   }
 }
 
 /** A scanner probing a URL the app has no route for. */
-function scanRequest(s: Sampler, endpoint: EndpointState, time: number): PendingRequest {
+function scanRequest(s: Random, endpoint: EndpointState, time: number): PendingRequest {
   return {
     endpoint,
     time,
-    durationUs: Math.round(300 + 2000 * s.random()),
+    durationUs: Math.round(300 + 2000 * s.next()),
     status: 404,
     group: null,
-    ip: SCANNER_IPS[Math.floor(s.random() * SCANNER_IPS.length)]!,
+    ip: SCANNER_IPS[Math.floor(s.next() * SCANNER_IPS.length)]!,
     aborted: 0,
   }
 }
@@ -343,8 +301,7 @@ export function createDemoDatabase(path: string, options: DemoOptions = {}): Dem
   const days = options.days ?? 30
   const target = options.requests ?? 50_000
   const from = to - days * MS_PER_DAY
-  const random = new Random(options.seed ?? 1)
-  const sample = new Sampler(() => random.next())
+  const sample = new Random(options.seed ?? 1)
 
   const endpoints = ENDPOINTS.map((spec) => ({
     spec,
@@ -416,12 +373,12 @@ export function createDemoDatabase(path: string, options: DemoOptions = {}): Dem
       for (const user of USERS) {
         const count = sample.poisson(shape(user, hourStart) * scale)
         for (let i = 0; i < count; i++) {
-          arrivals.push({ time: hourStart + Math.floor(sample.random() * MS_PER_HOUR), user })
+          arrivals.push({ time: hourStart + Math.floor(sample.next() * MS_PER_HOUR), user })
         }
       }
       const scans = sample.poisson((target * SCANNER_SHARE) / hours)
       for (let i = 0; i < scans; i++) {
-        arrivals.push({ time: hourStart + Math.floor(sample.random() * MS_PER_HOUR), user: null })
+        arrivals.push({ time: hourStart + Math.floor(sample.next() * MS_PER_HOUR), user: null })
       }
       arrivals.sort((a, b) => a.time - b.time)
 

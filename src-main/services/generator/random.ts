@@ -67,6 +67,30 @@ export class Random {
     return r * Math.cos(2 * Math.PI * v)
   }
 
+  /** A Poisson count (the normal approximation for large means). */
+  poisson(mean: number): number {
+    if (mean <= 0) return 0
+    if (mean > 40) return Math.max(0, Math.round(mean + Math.sqrt(mean) * this.normal()))
+    const limit = Math.exp(-mean)
+    let k = 0
+    let p = this.next()
+    while (p > limit) {
+      k++
+      p *= this.next()
+    }
+    return k
+  }
+
+  /** An element chosen with probability weightOf(item) / total (a few items: a linear scan). */
+  weighted<T>(items: readonly T[], weightOf: (item: T) => number, total: number): T {
+    let r = this.next() * total
+    for (const item of items) {
+      r -= weightOf(item)
+      if (r < 0) return item
+    }
+    return items[items.length - 1]!
+  }
+
   /** Pareto with minimum 1 and shape `alpha`: a few very large values. */
   pareto(alpha: number): number {
     return (1 - this.next()) ** (-1 / alpha)

@@ -1,20 +1,20 @@
 /**
  * Mostly data: the demo service's endpoints, users and releases, and the month they make.
  *
- * The demo database: a month of a made-up shop API's traffic, written
- * through the collector's own writer (MetricsStore) so the file is exactly
- * what a running collector produces. Deterministic for a given seed and end
- * time; the test fixtures are made by the same generator.
+ * The demo database: a month of a made-up shop API's traffic, a preset of
+ * the traffic generator (generator/): this file says what the shop is, the
+ * generator makes its traffic and writes it through the collector's own
+ * writer (MetricsStore), so the file is exactly what a running collector
+ * produces. Deterministic for a given seed and end time; the test fixtures
+ * are made the same way.
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { MonitorLevel, VersionSource } from 'routemeter/schema'
-import { UNMATCHED_ROUTE } from 'routemeter/schema'
-// The writer's own subpath: for programs that make a metrics file without serving requests.
-import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
 import { getNativeBinding, markAsDemo } from './database.js'
-import { Random } from './generator/random.js'
-import { MS_PER_DAY, MS_PER_HOUR } from './stats.js'
+import { generateMetricsFile } from './generator/generate.js'
+import type { EndpointModel, TrafficModel, UserModel, VersionModel } from './generator/model.js'
+import { MS_PER_DAY } from './stats.js'
 
 export interface DemoOptions {
   /** better_sqlite3.node for another ABI (Electron); default: the one set by setNativeBinding */
@@ -171,9 +171,6 @@ const ENDPOINTS: readonly DemoEndpoint[] = [
   },
 ]
 
-/** Known to the collector, at level 0: only its last request time is kept. */
-const HEALTH = { method: 'GET', route: '/health', level: 0 as MonitorLevel }
-
 interface DemoUser {
   name: string
   /** share of the traffic */
@@ -227,63 +224,65 @@ const VERSIONS: readonly DemoVersion[] = [
   { name: '1.5.1', source: 'package', at: 0.75 },
 ]
 
-/** Relative traffic by local hour of day: a morning peak and an afternoon one. */
-function dailyCycle(hour: number): number {
-  return 0.08 + Math.exp(-((hour - 10.5) ** 2) / 6) + 0.8 * Math.exp(-((hour - 15) ** 2) / 5)
-}
-
-function endpointState(method: string, route: string, level: MonitorLevel): EndpointState {
-  return { id: undefined, method, route, level, pendingLastRequested: 0 }
-}
-
-/** One request of a user to one of the endpoints the running version has. */
-function userRequest(
-  s: Random,
-  user: DemoUser,
-  time: number,
-  version: string,
-  available: ReadonlyArray<{ spec: DemoEndpoint; state: EndpointState }>,
-  totalWeight: number,
-): PendingRequest {
-  const { spec: e, state: endpoint } = s.weighted(available, (x) => x.spec.weight, totalWeight)
-  let status = e.method === 'POST' && !e.anonymous ? 201 : 200
-  let r = s.next()
-  for (const [code, probability] of e.errors ?? []) {
-    if (r < probability) {
-      status = code
-      break
+/** The demo shop as the generator's model: its endpoints, users and releases over [from, to). */
+export function demoModel(from: number, to: number, requests: number): TrafficModel {
+  const versionIndex = (name: string | undefined): number =>
+    name === undefined ? 0 : VERSIONS.findIndex((v) => v.name === name)
+  const endpoints: EndpointModel[] = ENDPOINTS.map((spec) => {
+    const errors = spec.errors ?? []
+    const codes4xx = errors.filter(([status]) => status < 500)
+    const codes5xx = errors.filter(([status]) => status >= 500)
+    return {
+      method: spec.method,
+      route: spec.route,
+      kind: 'detail',
+      level: spec.level ?? 1,
+      weight: spec.weight,
+      medianMs: spec.medianMs,
+      sigma: spec.sigma,
+      userCost: spec.userCost ?? false,
+      anonymous: spec.anonymous ?? false,
+      p4xx: codes4xx.reduce((sum, [, p]) => sum + p, 0),
+      p5xx: codes5xx.reduce((sum, [, p]) => sum + p, 0),
+      codes4xx,
+      codes5xx,
+      okStatus: spec.method === 'POST' && spec.anonymous !== true ? 201 : 200,
+      since: versionIndex(spec.since),
+      until: Number.POSITIVE_INFINITY,
     }
-    r -= probability
-  }
-  let ms = e.medianMs * Math.exp(e.sigma * s.normal())
-  if (e.userCost) ms *= user.cost
-  ms *= e.versionFactor?.[version] ?? 1
-  if (s.next() < 0.005) ms *= 4 + 12 * s.next() // an outlier: a cold cache, a GC pause
-  if (status >= 400 && status < 500) ms *= 0.3 // rejected early
-  if (status >= 502) ms = Math.max(ms, 1000 + 29_000 * s.next()) // waited for a gateway
-  const aborted = s.next() < 0.0015
+  })
+  const users: UserModel[] = USERS.map((user) => ({
+    ...user,
+    bot: false,
+    favorite: -1,
+    activeFrom: from,
+    activeTo: to,
+  }))
+  const versions: VersionModel[] = VERSIONS.map((version) => ({
+    name: version.name,
+    source: version.source,
+    at: from + Math.round(version.at * (to - from)),
+    effects: [],
+  }))
+  const durationFactor = new Float64Array(versions.length * endpoints.length)
+  VERSIONS.forEach((version, v) => {
+    ENDPOINTS.forEach((spec, e) => {
+      durationFactor[v * endpoints.length + e] = spec.versionFactor?.[version.name] ?? 1
+    })
+  })
   return {
-    endpoint,
-    time,
-    durationUs: Math.max(50, Math.round(ms * 1000)),
-    // A client that leaves before the response gets no status at all.
-    status: aborted ? 0 : status,
-    group: e.anonymous ? null : user.name,
-    ip: user.ips[Math.floor(s.next() * user.ips.length)]!,
-    aborted: aborted ? 1 : 0,
-  }
-}
-
-/** A scanner probing a URL the app has no route for. */
-function scanRequest(s: Random, endpoint: EndpointState, time: number): PendingRequest {
-  return {
-    endpoint,
-    time,
-    durationUs: Math.round(300 + 2000 * s.next()),
-    status: 404,
-    group: null,
-    ip: SCANNER_IPS[Math.floor(s.next() * SCANNER_IPS.length)]!,
-    aborted: 0,
+    from,
+    to,
+    requests,
+    endpoints,
+    users,
+    versions,
+    durationFactor,
+    errorFactor: new Float64Array(versions.length * endpoints.length).fill(1),
+    incidents: [],
+    scannerIps: SCANNER_IPS,
+    scannerShare: SCANNER_SHARE,
+    growth: 0.3,
   }
 }
 
@@ -298,112 +297,14 @@ export function createDemoDatabase(path: string, options: DemoOptions = {}): Dem
   }
   const nativeBinding = options.nativeBinding ?? getNativeBinding()
   const to = options.now ?? Date.now()
-  const days = options.days ?? 30
-  const target = options.requests ?? 50_000
-  const from = to - days * MS_PER_DAY
-  const sample = new Random(options.seed ?? 1)
-
-  const endpoints = ENDPOINTS.map((spec) => ({
-    spec,
-    state: endpointState(spec.method, spec.route, spec.level ?? 1),
-    since: spec.since === undefined ? 0 : VERSIONS.findIndex((v) => v.name === spec.since),
-  }))
-  const health = endpointState(HEALTH.method, HEALTH.route, HEALTH.level)
-  const unmatched = endpointState('GET', UNMATCHED_ROUTE, 1)
-  const versionStarts = VERSIONS.map((v) => from + Math.round(v.at * (to - from)))
-
-  // Expected requests per user and hour, scaled so that the month adds up to `target`.
-  const hours = Math.ceil((to - from) / MS_PER_HOUR)
-  const shape = (user: DemoUser, hourStart: number): number => {
-    const local = new Date(hourStart + user.utcOffsetMinutes * 60_000)
-    const weekend = local.getUTCDay() === 0 || local.getUTCDay() === 6 ? 0.35 : 1
-    const growth = 1 + (0.3 * (hourStart - from)) / (to - from)
-    return user.load * dailyCycle(local.getUTCHours() + 0.5) * weekend * growth
-  }
-  let shapeTotal = 0
-  for (let h = 0; h < hours; h++) {
-    for (const user of USERS) shapeTotal += shape(user, from + h * MS_PER_HOUR)
-  }
-  const scale = (target * (1 - SCANNER_SHARE)) / shapeTotal
-
-  let written = 0
-  let versionIndex = 0
-  let batch: PendingRequest[] = []
-  let discovered = [...endpoints.filter((e) => e.since === 0).map((e) => e.state), health]
-  let available = endpoints.filter((e) => e.since === 0)
-  let totalWeight = available.reduce((sum, e) => sum + e.spec.weight, 0)
-  const openStore = (index: number): MetricsStore => {
-    const version = VERSIONS[index]!
-    return new MetricsStore(absolute, version, versionStarts[index], nativeBinding)
-  }
-  let store = openStore(0)
-
-  // Writes like the collector's timer does: requests, the endpoints they touched, new routes.
-  const flush = (now: number): void => {
-    const touched = new Set<EndpointState>()
-    for (const r of batch) {
-      touched.add(r.endpoint)
-      if (r.time > r.endpoint.pendingLastRequested) r.endpoint.pendingLastRequested = r.time
-    }
-    store.write(batch, [...touched], discovered, now)
-    written += batch.length
-    batch = []
-    discovered = []
-  }
-
-  // A release: the app restarts with the new version, and its new routes are discovered.
-  const deploy = (index: number): void => {
-    flush(versionStarts[index]!)
-    store.close()
-    store = openStore(index)
-    versionIndex = index
-    const released = endpoints.filter((e) => e.since === index)
-    discovered = released.map((e) => e.state)
-    available = endpoints.filter((e) => e.since <= index)
-    totalWeight = available.reduce((sum, e) => sum + e.spec.weight, 0)
-    flush(versionStarts[index]!)
-  }
-
-  try {
-    flush(from)
-    for (let h = 0; h < hours; h++) {
-      const hourStart = from + h * MS_PER_HOUR
-      const hourEnd = Math.min(hourStart + MS_PER_HOUR, to)
-      const arrivals: Array<{ time: number; user: DemoUser | null }> = []
-      for (const user of USERS) {
-        const count = sample.poisson(shape(user, hourStart) * scale)
-        for (let i = 0; i < count; i++) {
-          arrivals.push({ time: hourStart + Math.floor(sample.next() * MS_PER_HOUR), user })
-        }
-      }
-      const scans = sample.poisson((target * SCANNER_SHARE) / hours)
-      for (let i = 0; i < scans; i++) {
-        arrivals.push({ time: hourStart + Math.floor(sample.next() * MS_PER_HOUR), user: null })
-      }
-      arrivals.sort((a, b) => a.time - b.time)
-
-      for (const { time, user } of arrivals) {
-        if (time >= hourEnd) continue
-        while (versionIndex + 1 < VERSIONS.length && time >= versionStarts[versionIndex + 1]!) {
-          deploy(versionIndex + 1)
-        }
-        const version = VERSIONS[versionIndex]!.name
-        batch.push(
-          user === null
-            ? scanRequest(sample, unmatched, time)
-            : userRequest(sample, user, time, version, available, totalWeight),
-        )
-        if (batch.length >= 5000) flush(time)
-      }
-      // The monitoring system's health checks, once a minute: only the last one is kept.
-      health.pendingLastRequested = hourEnd - 1
-    }
-    flush(to)
-    // Level 0: no request rows, but the endpoint knows its last request.
-    store.write([], [health], [], to)
-  } finally {
-    store.close()
-  }
+  const from = to - (options.days ?? 30) * MS_PER_DAY
+  const summary = generateMetricsFile(absolute, {
+    model: demoModel(from, to, options.requests ?? 50_000),
+    seed: options.seed ?? 1,
+    // As a collector writes: MetricsStore on this thread.
+    thread: false,
+    ...(nativeBinding === undefined ? {} : { nativeBinding }),
+  })
   markAsDemo(absolute)
-  return { path: absolute, requests: written, from, to }
+  return { path: absolute, requests: summary.requests, from, to }
 }

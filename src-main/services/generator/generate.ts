@@ -15,6 +15,7 @@ import {
   buildModel,
   type EndpointModel,
   type GeneratorOptions,
+  type TrafficModel,
   MS_PER_HOUR,
   type UserModel,
   type VersionModel,
@@ -49,6 +50,8 @@ export interface GenerateOptions extends GeneratorOptions {
   thread?: boolean
   /** called after every write with the rows written so far */
   onProgress?: (written: number, total: number) => void
+  /** a model made elsewhere (a preset, such as the demo's) instead of one built from the options */
+  model?: TrafficModel
 }
 
 export interface GenerateSummary {
@@ -90,7 +93,7 @@ export function generateMetricsFile(path: string, options: GenerateOptions = {})
   const batchSize = options.batchSize ?? 20_000
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be >= 1')
 
-  const model = buildModel(options)
+  const model = options.model ?? buildModel(options)
   // Its own stream, so that the model does not change when the traffic code does.
   const random = new Random((options.seed ?? 1) ^ 0x5eed)
   const groups = groupsOf(model)

@@ -5,6 +5,7 @@
  * the views do not change.
  */
 import type { EndpointRow, VersionRow } from 'routemeter/schema'
+import type { ErrorRequest } from '../../api/contract.js'
 
 /**
  * Which requests a read covers: endpoint ids, and node ids (NO_ID for
@@ -57,18 +58,8 @@ export type ClientRollupRow = [
   histogram: Uint8Array,
 ]
 
-/** A request answered 4xx/5xx or left by its client, as the latest errors list it. */
-export interface ErrorRow {
-  id: number
-  endpointId: number
-  time: number
-  durationUs: number
-  status: number
-  version: string
-  user: string | null
-  ip: string | null
-  aborted: number
-}
+/** A request answered 4xx/5xx or left by its client, as the latest errors list it (aborted: 0/1). */
+export type ErrorRow = Omit<ErrorRequest, 'aborted'> & { aborted: number }
 
 export interface MetricsReader {
   /** where the metrics are read from, for messages */

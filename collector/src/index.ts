@@ -1,5 +1,5 @@
 import type { RoutemeterHandle } from './core/collector.js'
-import type { RoutemeterOptions } from './core/options.js'
+import { describeValue, type RoutemeterOptions } from './core/options.js'
 import { bindExpress, isExpressApp } from './adapters/express.js'
 import { bindKoa, isKoaApp } from './adapters/koa.js'
 
@@ -12,9 +12,20 @@ export function bind(app: unknown, options?: RoutemeterOptions): RoutemeterHandl
   if (isExpressApp(app)) return bindExpress(app, options)
   if (isKoaApp(app)) return bindKoa(app, options)
   throw new TypeError(
-    'routemeter: bind(app) expects a Koa or Express application; ' +
-      'for another server use createCollector() with track(req, res)',
+    `routemeter: bind(app) expects a Koa or Express application, got ${describeApp(app)}; ` +
+      "for another server use createCollector() with track(req, res) on Node's request and response",
   )
+}
+
+/** What bind() got, in its error message: a framework it does not support is named. */
+function describeApp(app: unknown): string {
+  if (typeof app === 'object' && app !== null) {
+    const fields = app as Record<string, unknown>
+    if (typeof fields.addHook === 'function' && typeof fields.register === 'function') {
+      return 'a Fastify instance (not supported by bind yet: call track(request.raw, reply.raw) in an onRequest hook)'
+    }
+  }
+  return describeValue(app)
 }
 
 export { expressMiddleware as express } from './adapters/express.js'

@@ -59,6 +59,30 @@ function handler(c: HttpCollector) {
 }
 
 describe('createCollector (plain http)', () => {
+  it("a framework's own objects given to track() are refused, reported once, and the request is not broken", async () => {
+    const errors: Error[] = []
+    const c = collector({ database: tempDatabase(), onError: (error) => errors.push(error) })
+    const http = await import('node:http')
+    // As in a Fastify hook: request and reply are the framework's, Node's are .raw.
+    const server = http.createServer((req, res) => {
+      const request = { raw: req, url: req.url, headers: req.headers }
+      const reply = { raw: res, code: () => reply }
+      c.track(request as never, reply as never)
+      c.track(request as never, reply as never)
+      res.end('ok')
+    })
+    const { url } = await listen(server)
+    for (let i = 0; i < 3; i++) expect((await request(`${url}/x`)).body).toBe('ok')
+    expect(c.flush()).toBe(true)
+    const reports = errors.filter((e) => /track\(req, res\) needs Node's/.test(e.message))
+    expect(reports).toHaveLength(1)
+    expect(reports[0]).toBeInstanceOf(TypeError)
+    expect(reports[0]!.message).toMatch(
+      /got an object and an object; with Fastify pass request\.raw/,
+    )
+    expect(c.stats().written).toBe(0)
+  })
+
   it('past maxEndpoints, new routes are counted under (unmatched), reported once', async () => {
     const database = tempDatabase()
     const errors: Error[] = []

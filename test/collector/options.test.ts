@@ -84,7 +84,15 @@ describe('option validation', () => {
     expect(() => bind(new Koa(), null as never)).toThrow(TypeError)
     expect(() => bind(new Koa(), [] as never)).toThrow(TypeError)
     expect(() => bind({}, { database: tempDatabase() })).toThrow(
-      /expects a Koa or Express application/,
+      /expects a Koa or Express application, got an object/,
+    )
+    // What a Fastify instance looks like to bind(): named, with what to do instead.
+    const fastifyLike = { addHook: () => undefined, register: () => undefined }
+    expect(() => bind(fastifyLike, { database: tempDatabase() })).toThrow(
+      /got a Fastify instance .*request\.raw, reply\.raw/,
+    )
+    expect(() => bind(new Koa(), { flushInterval: 1.5 })).toThrow(
+      /"flushInterval" must be a positive integer, got number 1\.5/,
     )
     expect(() => bind(() => undefined, { database: tempDatabase() })).toThrow(TypeError)
   })

@@ -5,7 +5,7 @@ import {
   type DiscoveredRoute,
   type RoutemeterHandle,
 } from '../core/collector.js'
-import { resolveOptions, type RoutemeterOptions } from '../core/options.js'
+import { describeValue, resolveOptions, type RoutemeterOptions } from '../core/options.js'
 import { remoteOf } from '../remote/index.js'
 
 const kRoute = Symbol('routemeter.route')
@@ -27,6 +27,16 @@ export interface HttpCollector extends RoutemeterHandle {
   handleRemote(req: IncomingMessage, res: ServerResponse): boolean
 }
 
+function isNodeRequest(req: unknown): req is IncomingMessage {
+  const fields = req as Record<string, unknown> | null
+  return typeof fields?.on === 'function' && typeof fields.headers === 'object'
+}
+
+function isNodeResponse(res: unknown): res is ServerResponse {
+  const fields = res as Record<string, unknown> | null
+  return typeof fields?.on === 'function' && typeof fields.setHeader === 'function'
+}
+
 export function createCollector(options?: RoutemeterOptions): HttpCollector {
   const resolved = resolveOptions(options)
   const collector = new Collector(resolved, {
@@ -35,8 +45,24 @@ export function createCollector(options?: RoutemeterOptions): HttpCollector {
     subject: (req) => req,
   })
   const remote = remoteOf(resolved, collector)
+  let refusedObjects = false
   return {
     track: (req, res) => {
+      // A framework's own objects (Fastify's request and reply, say) are not Node's: say so, once.
+      if (!isNodeRequest(req) || !isNodeResponse(res)) {
+        if (!refusedObjects) {
+          refusedObjects = true
+          collector.report(
+            new TypeError(
+              `routemeter: track(req, res) needs Node's IncomingMessage and ServerResponse, got ` +
+                `${describeValue(req)} and ${describeValue(res)}; with Fastify pass request.raw ` +
+                'and reply.raw. These requests are not recorded.',
+            ),
+            'track',
+          )
+        }
+        return
+      }
       // The remote API's requests are not the app's traffic.
       if (!remote?.matches(req)) collector.track(req, res)
     },

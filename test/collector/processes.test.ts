@@ -4,6 +4,7 @@
  * load, and loading the package from CommonJS and from ESM.
  */
 import Database from 'better-sqlite3'
+import { existsSync } from 'node:fs'
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -246,6 +247,11 @@ describe('flushOnExit', () => {
     if (how === 'exit') service.send('exit')
     else service.child.kill(how)
     await service.exited
+    // The process's connection was the last one: the file is whole, without its -wal and -shm.
+    if (flushOnExit) {
+      expect(existsSync(`${database}-wal`)).toBe(false)
+      expect(existsSync(`${database}-shm`)).toBe(false)
+    }
     if (how === 'exit') expect(service.child.exitCode).toBe(0)
     // After writing, the collector lets the signal end the process as it would have.
     else expect(service.child.signalCode).toBe(how)

@@ -163,19 +163,36 @@ function flushAllSync(): void {
   for (const collector of openCollectors) collector.flushFinal()
 }
 
+/**
+ * When the process ends: writes and closes every collector, so that the last
+ * connection to a file checkpoints it and takes its -wal and -shm away.
+ */
+function closeAllSync(): void {
+  for (const collector of [...openCollectors]) {
+    try {
+      collector.close()
+    } catch {
+      // the process is ending: nothing may be thrown from here
+    }
+  }
+}
+
 function installExitHooks(): void {
   if (exitHooksInstalled) return
   exitHooksInstalled = true
   // At 'exit' only synchronous code runs: flushFinal blocks until the writer thread has written.
-  process.on('exit', flushAllSync)
+  process.on('exit', closeAllSync)
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = (): void => {
-      flushAllSync()
       // Only we listen: do what Node would have done without us, end the process.
       if (process.listenerCount(signal) === 1) {
+        closeAllSync()
         process.removeListener(signal, onSignal)
         process.kill(process.pid, signal)
+        return
       }
+      // The app handles the signal (a graceful shutdown): its last requests are still recorded.
+      flushAllSync()
     }
     process.on(signal, onSignal)
   }

@@ -11,11 +11,12 @@
  */
 import { Router } from '@koa/router'
 import Koa, { type Context, type Next } from 'koa'
-import { createReadStream, realpathSync, statSync, type Stats } from 'node:fs'
+import { createReadStream, readFileSync, realpathSync, statSync, type Stats } from 'node:fs'
 import type { Server } from 'node:http'
 import { isIP, type AddressInfo } from 'node:net'
 import { extname, join, resolve, sep } from 'node:path'
 import { PassThrough } from 'node:stream'
+import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib'
 import type { ApiError, ApiMethod, DashboardApi, FileEvent, SourcesApi } from '../api/contract.js'
 import { SOURCES_READ_METHODS, type SourcesState } from '../api/contract.js'
 import { callApi } from '../api/dispatch.js'
@@ -438,13 +439,61 @@ function serveStatic(ctx: Context, root: string | undefined): void {
     return
   }
   ctx.status = 200
+  const extension = extname(target).toLowerCase()
+  ctx.set('Content-Type', CONTENT_TYPES[extension] ?? 'application/octet-stream')
+  // A hashed asset's name changes with its content: browsers keep it; the rest is revalidated.
   ctx.set(
-    'Content-Type',
-    CONTENT_TYPES[extname(target).toLowerCase()] ?? 'application/octet-stream',
+    'Cache-Control',
+    HASHED_ASSET.test(ctx.path) ? 'public, max-age=31536000, immutable' : 'no-cache',
   )
-  ctx.set('Cache-Control', 'no-cache')
-  ctx.length = stats.size
+  ctx.set('Vary', 'Accept-Encoding')
   ctx.lastModified = stats.mtime
+  ctx.etag = `W/"${stats.size.toString(16)}-${Math.floor(stats.mtimeMs).toString(16)}"`
+  if (ctx.fresh) {
+    ctx.status = 304
+    return
+  }
+  // Through an SSH tunnel the build's size is felt: text goes compressed, once per file.
+  // Brotli where the client takes it (smaller), else gzip, whatever order it lists them in.
+  const encoding = !COMPRESSIBLE.has(extension)
+    ? 'identity'
+    : ctx.acceptsEncodings('br') === 'br'
+      ? 'br'
+      : ctx.acceptsEncodings('gzip') === 'gzip'
+        ? 'gzip'
+        : 'identity'
+  if (encoding === 'br' || encoding === 'gzip') {
+    const body = compressedFile(real, stats, encoding)
+    ctx.set('Content-Encoding', encoding)
+    ctx.length = body.length
+    if (ctx.method === 'HEAD') return
+    ctx.body = body
+    return
+  }
+  ctx.length = stats.size
   if (ctx.method === 'HEAD') return
   ctx.body = createReadStream(real)
+}
+
+/** The renderer build's hashed names (Vite: name-HASH.ext, 8 characters of hash). */
+const HASHED_ASSET = /^\/assets\/[^/]+-[\w-]{8,}\.\w+$/
+
+const COMPRESSIBLE = new Set(['.html', '.js', '.mjs', '.css', '.json', '.map', '.svg'])
+
+/** Compressed static files by path, size, time and encoding: the build does not change while served. */
+const compressedFiles = new Map<string, Buffer>()
+
+function compressedFile(path: string, stats: Stats, encoding: 'br' | 'gzip'): Buffer {
+  const key = `${encoding}:${stats.size}:${stats.mtimeMs}:${path}`
+  let body = compressedFiles.get(key)
+  if (body === undefined) {
+    const content = readFileSync(path)
+    body =
+      encoding === 'br'
+        ? brotliCompressSync(content, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 5 } })
+        : gzipSync(content, { level: 6 })
+    if (compressedFiles.size >= 64) compressedFiles.clear()
+    compressedFiles.set(key, body)
+  }
+  return body
 }

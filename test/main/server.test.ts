@@ -5,6 +5,7 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import type {
   ApiError,
@@ -324,6 +325,57 @@ describe('static renderer build', () => {
     expect(style.headers.get('content-type')).toBe('text/css; charset=utf-8')
     const api = await fetch(new URL('api/info', web.url))
     expect(api.headers.get('content-security-policy')).toBe(CONTENT_SECURITY_POLICY)
+  })
+
+  test('hashed assets are kept by the browser, the rest revalidated (304); text is compressed', async () => {
+    const source = 'export const chart = "' + 'routemeter '.repeat(2000) + '"\n'
+    writeFileSync(join(staticDir, 'assets', 'chart-Ab12Cd34.js'), source)
+    const get = (path: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>(
+        (resolveGet, reject) => {
+          const { hostname, port } = new URL(web.url)
+          const req = httpRequest({ hostname, port, path, headers }, (res) => {
+            const chunks: Buffer[] = []
+            res.on('data', (chunk: Buffer) => chunks.push(chunk))
+            res.on('end', () =>
+              resolveGet({
+                status: res.statusCode ?? 0,
+                headers: res.headers,
+                body: Buffer.concat(chunks),
+              }),
+            )
+          })
+          req.on('error', reject)
+          req.end()
+        },
+      )
+    const br = await get('/assets/chart-Ab12Cd34.js', { 'accept-encoding': 'gzip, deflate, br' })
+    expect(br.status).toBe(200)
+    expect(br.headers['content-encoding']).toBe('br')
+    expect(br.headers['cache-control']).toBe('public, max-age=31536000, immutable')
+    expect(br.headers.vary).toContain('Accept-Encoding')
+    expect(Number(br.headers['content-length'])).toBe(br.body.length)
+    expect(br.body.length).toBeLessThan(source.length / 10)
+    expect(brotliDecompressSync(br.body).toString()).toBe(source)
+    const gzip = await get('/assets/chart-Ab12Cd34.js', { 'accept-encoding': 'gzip' })
+    expect(gzip.headers['content-encoding']).toBe('gzip')
+    expect(gunzipSync(gzip.body).toString()).toBe(source)
+    const plain = await get('/assets/chart-Ab12Cd34.js', {})
+    expect(plain.headers['content-encoding']).toBeUndefined()
+    expect(plain.body.toString()).toBe(source)
+
+    // index.html is revalidated: its ETag or date answers 304 without a body.
+    const index = await get('/', { 'accept-encoding': 'gzip' })
+    expect(index.headers['cache-control']).toBe('no-cache')
+    const etag = String(index.headers.etag)
+    expect(etag).toMatch(/^W\/"/)
+    const again = await get('/', { 'if-none-match': etag })
+    expect(again.status).toBe(304)
+    expect(again.body.length).toBe(0)
+    const since = await get('/', { 'if-modified-since': String(index.headers['last-modified']) })
+    expect(since.status).toBe(304)
+    // Fonts and images are sent as they are.
+    expect((await get('/assets/index-abc123.css', {})).headers['content-encoding']).toBeUndefined()
   })
 
   test('missing assets are 404; a page path gets index.html', async () => {

@@ -551,7 +551,7 @@ describe('what clients send cannot grow the file without bound', () => {
     })
     const handle = bind(app, {
       database,
-      groupBy: (req) => String((req as express.Request).params.n).repeat(1 << 20),
+      groupBy: (req: express.Request) => String(req.params.n).repeat(1 << 20),
     })
     defer(() => handle.close())
     const { url } = await listen(app)

@@ -106,7 +106,7 @@ describe('Koa 3 with @koa/router', () => {
     const handle = bindKoa(app, {
       database,
       version: 'v1.2.3',
-      groupBy: (ctx) => (ctx as Koa.Context).get('x-team') || undefined,
+      groupBy: (ctx: Koa.Context) => ctx.get('x-team') || undefined,
     })
     const { url } = await listen(app)
 

@@ -17,9 +17,11 @@ export interface RoutemeterOptions {
   /** Path of a `.git` directory or file. Default: searched upward from the working directory. */
   git?: string
   /** The user or group of a request, e.g. from a session. Called when the response ends. */
-  groupBy?: (request: RequestLike) => string | number | null | undefined
+  // Method syntax on purpose: a function typed for the framework's own request
+  // (`(req: express.Request) => ...`, `(ctx: Koa.Context) => ...`) is accepted without a cast.
+  groupBy?(request: RequestLike): string | number | null | undefined
   /** The client's IP. Default: the socket's address, or the framework's proxy-aware IP when the app trusts proxies. */
-  getIp?: (request: RequestLike) => string | null | undefined
+  getIp?(request: RequestLike): string | null | undefined
   /** Monitoring level of endpoints seen for the first time. Default 1. */
   defaultLevel?: MonitorLevel
   /**

@@ -26,6 +26,12 @@ export function badArgument(message: string): DashboardError {
   return new DashboardError('BAD_ARGUMENT', message)
 }
 
+/** SQLite found damaged pages (SQLITE_CORRUPT and its extended codes, SQLITE_NOTADB). */
+export function isCorruption(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')
+}
+
 /**
  * Turns anything thrown into the data the UI gets. SQLite's own errors that
  * a person can act on keep their meaning; the rest become INTERNAL.
@@ -36,7 +42,7 @@ export function toApiError(error: unknown): ApiError {
   const sqliteCode = (error as { code?: unknown } | null)?.code
   const message = error instanceof Error ? error.message : String(error)
   if (typeof sqliteCode === 'string') {
-    if (sqliteCode.startsWith('SQLITE_CORRUPT') || sqliteCode === 'SQLITE_NOTADB') {
+    if (isCorruption(error)) {
       return { code: 'CORRUPT', message: `The metrics file is damaged: ${message}` }
     }
     if (sqliteCode.startsWith('SQLITE_READONLY')) {

@@ -19,9 +19,9 @@ import type {
   FileEvent,
   FileInfo,
 } from '../api/contract.js'
-import { DashboardError, toApiError } from '../api/errors.js'
+import { DashboardError, isCorruption, toApiError } from '../api/errors.js'
 import { API_METHODS } from '../api/validate.js'
-import { isCorruption, MetricsConnection, writeMonitorLevel, type OpenOptions } from './database.js'
+import { MetricsConnection, writeMonitorLevel, type OpenOptions } from './database.js'
 import { MetricsQueries } from './queries.js'
 import { watchMetricsFile, type FileWatcher, type WatchOptions } from './watcher.js'
 
@@ -50,11 +50,12 @@ interface OpenFile {
   reportedError: string | undefined
 }
 
-/** The views: every API method but these, each answered by the open file's queries. */
+/** The API methods with logic of their own; every other one is a view of the open file's queries. */
+const NOT_VIEWS = ['info', 'openFile', 'setLevel'] as const
+type ViewMethod = Exclude<ApiMethod, (typeof NOT_VIEWS)[number]>
 const VIEW_METHODS = API_METHODS.filter(
-  (method): method is ViewMethod => !['info', 'openFile', 'setLevel'].includes(method),
+  (method): method is ViewMethod => !(NOT_VIEWS as readonly string[]).includes(method),
 )
-type ViewMethod = Exclude<ApiMethod, 'info' | 'openFile' | 'setLevel'>
 
 // The view methods are added to the prototype from VIEW_METHODS (below): typed here.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type

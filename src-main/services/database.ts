@@ -23,7 +23,7 @@ import {
   userRollupWatermark,
 } from 'routemeter/writer'
 import type { Endpoint } from '../api/contract.js'
-import { badArgument, DashboardError } from '../api/errors.js'
+import { badArgument, DashboardError, isCorruption } from '../api/errors.js'
 
 let nativeBinding: string | undefined
 
@@ -212,12 +212,6 @@ function checkRoutemeterSchema(db: Database.Database, path: string): number {
     )
   }
   return version
-}
-
-/** SQLite found damaged pages (SQLITE_CORRUPT and its extended codes, SQLITE_NOTADB). */
-export function isCorruption(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')
 }
 
 function asCorrupt(error: unknown, path: string): DashboardError {

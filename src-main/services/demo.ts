@@ -1,6 +1,4 @@
 /**
- * Mostly data: the demo service's endpoints, users and releases, and the month they make.
- *
  * The demo database: a month of a made-up shop API's traffic, a preset of
  * the traffic generator (generator/): this file says what the shop is, the
  * generator makes its traffic and writes it through the collector's own

@@ -140,7 +140,7 @@ function onResponseClose(this: TrackedResponse): void {
 }
 
 /** Longest user or IP name kept, in UTF-16 units: a header or a groupBy value can be any size. */
-export const MAX_CLIENT_NAME_LENGTH = 200
+const MAX_CLIENT_NAME_LENGTH = 200
 
 /** A user's or IP's name as stored: a string of at most MAX_CLIENT_NAME_LENGTH. */
 function clientName(value: unknown): string {
@@ -180,7 +180,7 @@ function closeAllSync(): void {
 function installExitHooks(): void {
   if (exitHooksInstalled) return
   exitHooksInstalled = true
-  // At 'exit' only synchronous code runs: flushFinal blocks until the writer thread has written.
+  // At 'exit' only synchronous code runs: close() blocks until the writer thread has written.
   process.on('exit', closeAllSync)
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = (): void => {

@@ -14,6 +14,7 @@ import {
   writePendingClientRollups,
 } from './rollups/index.js'
 import { checkSchema, migrate } from '../schema/migrate.js'
+import { hourOf } from '../schema/rollup.js'
 import type { MonitorLevel, VersionSource } from '../schema/types.js'
 
 /** One request as buffered between two writes. */
@@ -53,13 +54,11 @@ const NAME_CACHE_LIMIT = 50_000
 /** The user or IP that requests of users and IPs past `maxNewClients` are recorded under. */
 export const OTHER_CLIENTS = '(other)'
 
-const HOUR_MS = 3_600_000
-
 /** New names of one kind (users or IPs) this connection may still add to the file this hour. */
 class NameBudget {
   private hour = -1
   private added = 0
-  /** requests recorded under OTHER_CLIENTS since the limit was last reported */
+  /** names recorded as OTHER_CLIENTS since the limit was last reported (a batch's, once each) */
   limited = 0
   reportedHour = -1
 
@@ -70,7 +69,7 @@ class NameBudget {
 
   /** Takes one new name from this hour's budget; false when it is spent. */
   take(now: number): boolean {
-    const hour = Math.floor(now / HOUR_MS)
+    const hour = hourOf(now)
     if (hour !== this.hour) {
       this.hour = hour
       this.added = 0
@@ -355,7 +354,7 @@ export class MetricsStore implements RequestStore {
    * one, at most once an hour per kind; undefined otherwise.
    */
   takeClientLimitReport(now = Date.now()): string | undefined {
-    const hour = Math.floor(now / HOUR_MS)
+    const hour = hourOf(now)
     const parts: string[] = []
     for (const { budget } of [this.groups, this.ips]) {
       if (budget.limited === 0 || budget.reportedHour === hour) continue

@@ -14,7 +14,8 @@ import type {
   RangeArgs,
 } from '../../api/contract.js'
 import { UNKNOWN_NODE } from '../../api/contract.js'
-import { DEMO_META_KEY, isCorruption, toEndpoint } from '../database.js'
+import { isCorruption } from '../../api/errors.js'
+import { DEMO_META_KEY, toEndpoint } from '../database.js'
 import { DurationSummary, MS_PER_DAY, MS_PER_HOUR, startOfLocalDay } from '../stats.js'
 import type { ViewContext } from './context.js'
 import { summaries } from './range.js'

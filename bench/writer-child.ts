@@ -97,6 +97,7 @@ function batchOf(from: number, to: number, time: number) {
     endpoints: first ? endpoints : [],
     touched: new Float64Array(0),
     discovered: new Int32Array(0),
+    outliers: [],
   }
 }
 

@@ -243,6 +243,7 @@ function expressHooks(walk: (req: IncomingMessage) => void) {
       return app?.enabled?.('trust proxy') ? request.ip : undefined
     },
     subject: (req: IncomingMessage): unknown => req,
+    paramsOf: (req: IncomingMessage): unknown => (req as { params?: unknown }).params,
   }
 }
 
@@ -299,6 +300,9 @@ export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): Route
       discover()
     }
     collector.track(req, res)
+    if (collector.watching) {
+      return collector.inRequestContext(res, () => handle.call(this, req, res, next))
+    }
     return handle.call(this, req, res, next)
   }
   const listen = app.listen
@@ -344,7 +348,8 @@ export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddlewar
       walk(req)
     }
     collector.track(req, res)
-    next()
+    if (collector.watching) collector.inRequestContext(res, next)
+    else next()
   }
   return Object.assign(middleware, handleOf(collector))
 }

@@ -30,6 +30,8 @@ interface KoaContext {
   matched?: RouterLayer[]
   /** false: Koa leaves the response to the middleware (the remote API answers it) */
   respond?: boolean
+  /** @koa/router: the matched route's parameters */
+  params?: Record<string, string>
   /** a body parser's result */
   request?: { body?: unknown }
 }
@@ -98,6 +100,7 @@ const koaHooks = {
     return ctx?.app?.proxy ? ctx.ip : undefined
   },
   subject: (req: IncomingMessage, ctx: KoaContext | undefined): unknown => ctx ?? req,
+  paramsOf: (_req: IncomingMessage, ctx: KoaContext | undefined): unknown => ctx?.params,
 }
 
 /** The client's address as the app sees it (`ctx.ip` follows app.proxy); undefined if unreadable. */
@@ -126,6 +129,9 @@ export function bindKoa(app: KoaApp, options?: RoutemeterOptions): RoutemeterHan
       discover()
     }
     collector.track(ctx.req, ctx.res, ctx)
+    if (collector.watching) {
+      return collector.inRequestContext(ctx.res, () => handleRequest.call(this, ctx, fnMiddleware))
+    }
     return handleRequest.call(this, ctx, fnMiddleware)
   }
   const listen = app.listen
@@ -157,7 +163,7 @@ export function koaMiddleware(options?: RoutemeterOptions): KoaMiddleware {
       collector.discoverFrom(() => koaRoutes(app))
     }
     collector.track(ctx.req, ctx.res, ctx)
-    return next()
+    return collector.watching ? collector.inRequestContext(ctx.res, next) : next()
   }
   return Object.assign(middleware, handleOf(collector))
 }

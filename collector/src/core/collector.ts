@@ -12,6 +12,14 @@ import {
   type EndpointLevel,
 } from '../writer/batch.js'
 import { WriterLink } from '../writer/app-link.js'
+import {
+  OutlierWatch,
+  type Capture,
+  type OutlierRecord,
+  type WatchedEndpoint,
+  type WatchedRequest,
+} from '../outliers/watch.js'
+import type { OpenOperation } from '../outliers/operations.js'
 
 /** What an adapter tells the core about its framework. */
 export interface FrameworkHooks<Ctx = unknown> {
@@ -24,6 +32,8 @@ export interface FrameworkHooks<Ctx = unknown> {
   ipOf(req: IncomingMessage, ctx: Ctx | undefined): string | null | undefined
   /** What `groupBy` and `getIp` receive: Express's req, Koa's ctx. */
   subject(req: IncomingMessage, ctx: Ctx | undefined): unknown
+  /** The matched route's parameters (an outlier keeps them); none where the framework has none. */
+  paramsOf?(req: IncomingMessage, ctx: Ctx | undefined): unknown
 }
 
 /** A route an app has registered, for the endpoint table. */
@@ -59,7 +69,7 @@ export interface RoutemeterHandle {
 }
 
 /** What the collector knows of an endpoint; `slot` is its number in the batches. */
-interface Endpoint {
+interface Endpoint extends WatchedEndpoint {
   slot: number
   method: string
   route: string
@@ -113,8 +123,15 @@ export function writableFinished(res: ServerResponse): boolean {
   )
 }
 
-/** Per-request state, hung on the response under a Symbol. */
-class Tracked {
+/** Per-request state, hung on the response under a Symbol; the outlier watch's fields stay unset below level 2. */
+class Tracked implements WatchedRequest {
+  watched = false
+  prev: WatchedRequest | undefined = undefined
+  next: WatchedRequest | undefined = undefined
+  capture: Capture | undefined = undefined
+  operations: OpenOperation[] | undefined = undefined
+  operationsDropped = 0
+
   constructor(
     readonly collector: Collector,
     readonly req: IncomingMessage,
@@ -138,6 +155,9 @@ function onResponseClose(this: TrackedResponse): void {
     tracked.collector.report(error, 'request')
   }
 }
+
+/** Complete outliers held for the writer, at most (maxPerMinute bounds them long before). */
+const MAX_HELD_OUTLIERS = 10_000
 
 /** Longest user or IP name kept, in UTF-16 units: a header or a groupBy value can be any size. */
 const MAX_CLIENT_NAME_LENGTH = 200
@@ -237,6 +257,12 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   private reportedDropped = 0
   private readonly flushTimer: NodeJS.Timeout
   private closed = false
+  /** level 2: the requests in flight, their outgoing operations, the outliers */
+  private readonly watch: OutlierWatch
+  /** endpoints at level 2 or 3 */
+  private watched: Endpoint[] = []
+  /** complete outliers, for the next batch */
+  private outliers: OutlierRecord[] = []
 
   constructor(
     options: ResolvedOptions,
@@ -248,6 +274,15 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     this.database = options.database
     this.version = detectVersion(options)
     this.node = options.node
+    this.watch = new OutlierWatch(options.outliers, {
+      endpointOf: (request) => this.routedEndpoint(request as Tracked),
+      paramsOf: (request) => this.hooks.paramsOf?.(request.req, request.ctx as Ctx | undefined),
+      watchedEndpoints: () => this.watched,
+      outlier: (record) => {
+        if (this.outliers.length < MAX_HELD_OUTLIERS) this.outliers.push(record)
+      },
+      report: (error, kind) => this.report(error, kind),
+    })
     this.writer = new WriterLink(
       {
         database: options.database,
@@ -267,6 +302,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         },
       },
     )
+    this.updateWatch()
     this.flushTimer = setInterval(
       () => this.safely('flush', () => this.handOver()),
       options.flushInterval,
@@ -288,8 +324,31 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     // The socket's address is read now: once an aborted socket is destroyed it is gone.
     const socketIp = this.options.getIp === undefined ? req.socket?.remoteAddress : undefined
     const method = ((req as unknown as Fields)[FIELD_KEY.method] as string | undefined) ?? 'GET'
-    response[kTracked] = new Tracked(this, req, ctx, performance.now(), socketIp, method)
+    const tracked = new Tracked(this, req, ctx, performance.now(), socketIp, method)
+    response[kTracked] = tracked
     response.on('close', onResponseClose)
+    if (this.watch.active) this.watch.enter(tracked)
+  }
+
+  /** Whether some endpoint is at level 2 or 3: adapters then run requests through inRequestContext. */
+  get watching(): boolean {
+    return this.watch.active
+  }
+
+  /**
+   * Runs the framework's handling of a tracked request in the request's async
+   * context, so that the outgoing operations it starts are attributed to it.
+   */
+  inRequestContext<R>(res: ServerResponse, work: () => R): R {
+    const tracked = (res as TrackedResponse)[kTracked]
+    return tracked === undefined || !tracked.watched ? work() : this.watch.run(tracked, work)
+  }
+
+  /** The endpoint a request in flight is routed to so far (existing endpoints only). */
+  private routedEndpoint(tracked: Tracked): Endpoint | undefined {
+    const matched = this.hooks.routeOf(tracked.req, tracked.ctx as Ctx | undefined)
+    if (matched === undefined) return undefined
+    return this.endpoints.get(tracked.method)?.get(routeToString(matched))
   }
 
   /** The user's `ignore`; if it throws, the request is reported and recorded. */
@@ -305,6 +364,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   /** Called once per tracked request, when its response is closed. */
   finish(tracked: Tracked, res: ServerResponse): void {
     const durationUs = Math.round((performance.now() - tracked.start) * 1000)
+    if (tracked.watched) this.watch.leave(tracked)
     const time = Math.round(performance.timeOrigin + tracked.start)
     const ctx = tracked.ctx as Ctx | undefined
     const req = tracked.req
@@ -328,15 +388,22 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         return
       }
     }
+    const status = headersSent(res)
+      ? ((res as unknown as Fields)[FIELD_KEY.statusCode] as number)
+      : 0
+    const group = this.groupOf(req, ctx)
+    const ip = this.ipOf(tracked, ctx)
     this.batch.push(
       endpoint.slot,
       time,
       durationUs,
-      headersSent(res) ? ((res as unknown as Fields)[FIELD_KEY.statusCode] as number) : 0,
-      this.groupOf(req, ctx),
-      this.ipOf(tracked, ctx),
+      status,
+      group,
+      ip,
       writableFinished(res) ? 0 : 1,
     )
+    if (endpoint.level >= 2)
+      this.watch.finished(tracked, endpoint, time, durationUs, status, group, ip)
   }
 
   private groupOf(req: IncomingMessage, ctx: Ctx | undefined): string | null {
@@ -397,9 +464,13 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         route,
         level: this.options.defaultLevel,
         lastRequested: 0,
+        durations: undefined,
+        outlierMinute: 0,
+        outliersThisMinute: 0,
       }
       this.slots.push(endpoint)
       routes.set(route, endpoint)
+      if (endpoint.level >= 2) this.updateWatch()
     }
     return endpoint
   }
@@ -438,6 +509,14 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   /** Levels the writer read from the file (another connection's changes win). */
   private applyLevels(levels: EndpointLevel[]): void {
     for (const [method, route, level] of levels) this.endpoint(method, route, true).level = level
+    this.updateWatch()
+  }
+
+  /** Watches requests while some endpoint is (or new ones will be) at level 2 or 3. */
+  private updateWatch(): void {
+    this.watched = this.slots.filter((endpoint) => endpoint.level >= 2)
+    const active = !this.closed && (this.watched.length > 0 || this.options.defaultLevel >= 2)
+    this.safely('outliers', () => this.watch.setActive(active))
   }
 
   /**
@@ -466,6 +545,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   private takeBatch(): { batch: Batch; rows: number } | undefined {
     if (
       this.batch.count === 0 &&
+      this.outliers.length === 0 &&
       this.touched.length === 0 &&
       this.discovered.length === 0 &&
       this.defined === this.slots.length
@@ -490,7 +570,12 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     const discovered = Int32Array.from(this.discovered)
     this.discovered = []
     const rows = this.batch.take()
-    return { batch: { ...rows, firstSlot, endpoints, touched, discovered }, rows: rows.count }
+    const outliers = this.outliers
+    this.outliers = []
+    return {
+      batch: { ...rows, firstSlot, endpoints, touched, discovered, outliers },
+      rows: rows.count,
+    }
   }
 
   /** Every flushInterval: hands what was collected to the writer, without waiting. */
@@ -563,6 +648,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   close(): void {
     if (this.closed) return
     clearInterval(this.flushTimer)
+    this.watch.setActive(false)
     this.flushFinal()
     this.closed = true
     openCollectors.delete(this)

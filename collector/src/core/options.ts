@@ -2,6 +2,10 @@ import type { IncomingMessage } from 'node:http'
 import { hostname } from 'node:os'
 import type { MonitorLevel } from '../schema/types.js'
 import { resolveRemote, type RemoteOptions, type ResolvedRemote } from '../remote/options.js'
+import { resolveOutliers, type OutlierOptions, type ResolvedOutliers } from '../outliers/options.js'
+import { describeValue } from './describe.js'
+
+export { describeValue }
 
 /**
  * What `groupBy`, `getIp` and an `ignore` predicate receive: Express's `req`,
@@ -57,6 +61,11 @@ export interface RoutemeterOptions {
    * Default off.
    */
   remote?: boolean | RemoteOptions
+  /**
+   * Level 2: how outlier requests are found and what they keep (endpoints at
+   * level 2 or 3 only). See OutlierOptions for the defaults.
+   */
+  outliers?: OutlierOptions
 }
 
 export interface ResolvedOptions {
@@ -76,6 +85,7 @@ export interface ResolvedOptions {
   flushOnExit: boolean
   node: string
   remote: ResolvedRemote | undefined
+  outliers: ResolvedOutliers
 }
 
 const KNOWN = new Set<string>([
@@ -95,31 +105,13 @@ const KNOWN = new Set<string>([
   'flushOnExit',
   'node',
   'remote',
+  'outliers',
 ])
 
 function bad(name: string, expected: string, value: unknown): TypeError {
   return new TypeError(
     `routemeter: option "${name}" must be ${expected}, got ${describeValue(value)}`,
   )
-}
-
-/** A value as an error message names it: its type, and itself when it is short. */
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'string') {
-    return value.length <= 40 ? `the string ${JSON.stringify(value)}` : 'a long string'
-  }
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
-    return `${typeof value} ${String(value)}`
-  }
-  if (typeof value === 'object') {
-    const name = (value as { constructor?: { name?: unknown } }).constructor?.name
-    return typeof name === 'string' && name !== '' && name !== 'Object'
-      ? `an instance of ${name}`
-      : 'an object'
-  }
-  return typeof value
 }
 
 function optionalString(o: Record<string, unknown>, name: string): string | undefined {
@@ -205,5 +197,6 @@ export function resolveOptions(options: unknown = {}): ResolvedOptions {
     flushOnExit,
     node: optionalString(o, 'node') ?? (hostname() || 'unknown'),
     remote: resolveRemote(o.remote),
+    outliers: resolveOutliers(o.outliers),
   }
 }

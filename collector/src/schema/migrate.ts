@@ -5,6 +5,7 @@ import { up as nodes } from './migrations/0002-nodes.js'
 import { up as rollups } from './migrations/0003-rollups.js'
 import { up as ipRollups } from './migrations/0004-ip-rollups.js'
 import { up as requestSpans } from './migrations/0005-request-spans.js'
+import { up as outliers } from './migrations/0006-outliers.js'
 
 /** The part of a better-sqlite3 connection that migrations use. */
 export type MigrationDb = Pick<
@@ -19,6 +20,7 @@ const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [
   rollups,
   ipRollups,
   requestSpans,
+  outliers,
 ]
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) {

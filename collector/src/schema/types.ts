@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452
@@ -151,6 +151,97 @@ export interface RollupStatusRow {
   requests: number
 }
 
+/** What made an outlier slow, as the collector judged it when the request ended. */
+export type OutlierCause =
+  /** an outgoing operation (HTTP, database, cache) was open for most of the request */
+  | 'operation'
+  /** the event loop was blocked (synchronous code ran) for most of the request */
+  | 'event-loop'
+  /** waiting on nothing the collector sees: a timer, or a client without a tracing channel */
+  | 'wait'
+
+export const OUTLIER_CAUSES: readonly OutlierCause[] = ['operation', 'event-loop', 'wait']
+
+/** An outgoing operation that ran during an outlier request (context.operations). */
+export interface OutlierOperation {
+  /** 'http' (http.request, fetch), or the tracing channel's name, e.g. 'ioredis:command' */
+  kind: string
+  /** what it went to: 'GET 127.0.0.1:8080/users?…', 'BLPOP 127.0.0.1:6379' */
+  target: string
+  /** ms from the request's start to the operation's start */
+  startMs: number
+  /** ms it took; null while it was still open when the request ended */
+  durationMs: number | null
+  /** whether it was still open when the request passed its threshold */
+  openAtCatch: boolean
+  /** the error it ended with, if any */
+  error?: string
+}
+
+/** The process when an outlier was caught (context.process). */
+export interface OutlierProcessState {
+  /** CPU time of the process over the last second, in % of one core */
+  cpuPercent: number
+  rssBytes: number
+  heapUsedBytes: number
+  heapTotalBytes: number
+  externalBytes: number
+  /** event-loop delay over the last interval, ms */
+  loopDelayMaxMs: number
+  loopDelayP99Ms: number
+  /** share of the last second the event loop was busy, 0 to 1 */
+  loopUtilization: number
+  /** requests in flight: all of the process's, and this endpoint's */
+  inFlight: number
+  inFlightEndpoint: number
+}
+
+/** Table `outlier`'s `context` column (JSON). */
+export interface OutlierContext {
+  /** header names in lower case; secrets as "[redacted]" */
+  headers: Record<string, string | string[]>
+  /** the route's parameters, as the framework parsed them */
+  params: Record<string, string>
+  /** Content-Length of the request, if it gave one */
+  bodyBytes: number | null
+  operations: OutlierOperation[]
+  /** operations left out past the most kept per request */
+  operationsDropped: number
+  process: OutlierProcessState
+  /** ms the event loop was blocked while the request ran (0: not measurably) */
+  loopBlockedMs: number
+}
+
+/**
+ * Table `outlier` (schema 6): a request of an endpoint at level 2 or 3 that
+ * ran longer than its endpoint's threshold, with what explains it.
+ */
+export interface OutlierRow {
+  id: number
+  endpoint_id: number
+  /** start of the request, ms since the Unix epoch */
+  time: number
+  /** the request's final duration */
+  duration_us: number
+  /** the endpoint's threshold the request passed */
+  threshold_us: number
+  /** µs after its start when the context was taken (the duration if it was taken at the end) */
+  caught_us: number
+  status: number
+  version_id: number
+  node_id: number | null
+  user_group_id: number | null
+  client_ip_id: number | null
+  method: string
+  /** path and query string; secret query parameters as "[redacted]" */
+  url: string
+  cause: OutlierCause
+  /** the cause in words: the operation's target, or how long the loop was blocked */
+  cause_detail: string
+  /** OutlierContext as JSON */
+  context: string
+}
+
 /** Table `meta`: facts about the file itself. */
 export interface MetaRow {
   key: 'created_at' | 'created_by' | 'app_name' | (string & {})
@@ -171,4 +262,5 @@ export const TABLES = {
   rollupUserDay: 'rollup_user_day',
   rollupIpDay: 'rollup_ip_day',
   rollupStatus: 'rollup_status',
+  outlier: 'outlier',
 } as const

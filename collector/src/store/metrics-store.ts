@@ -165,6 +165,7 @@ export class MetricsStore implements RequestStore {
   private readonly selectEndpoint: Database.Statement
   private readonly touchEndpoint: Database.Statement
   private readonly selectEndpoints: Database.Statement
+  private readonly insertOutlier: Database.Statement
   private readonly writeBatch: (
     requests: HeldRequests,
     touched: EndpointState[],
@@ -248,6 +249,11 @@ export class MetricsStore implements RequestStore {
       budget: new NameBudget('IPs', maxNewClients),
     }
     this.selectEndpoints = db.prepare('SELECT id, method, route, monitor_level FROM endpoint')
+    this.insertOutlier = db.prepare(
+      `INSERT INTO outlier (endpoint_id, time, duration_us, threshold_us, caught_us, status,
+         version_id, node_id, user_group_id, client_ip_id, method, url, cause, cause_detail, context)
+       VALUES (?, ?, ?, ?, ?, ?, ${this.versionId}, ${this.nodeId}, ?, ?, ?, ?, ?, ?, ?)`,
+    )
 
     this.writeBatch = db.transaction(
       (
@@ -276,6 +282,23 @@ export class MetricsStore implements RequestStore {
         // The views read the rollups: they count this batch in the same transaction,
         // from the rows just inserted rather than read back.
         rollUpRequests(db, undefined, { inserted })
+        for (const { endpoint, record } of requests.outliers) {
+          this.insertOutlier.run(
+            this.ensureEndpoint(endpoint, now),
+            record.time,
+            record.durationUs,
+            record.thresholdUs,
+            record.caughtUs,
+            record.status,
+            record.group === null ? null : this.nameId(record.group, this.groups, now),
+            record.ip === null ? null : this.nameId(record.ip, this.ips, now),
+            record.method,
+            record.url,
+            record.cause,
+            record.causeDetail,
+            record.context,
+          )
+        }
       },
     ).immediate
   }

@@ -300,6 +300,7 @@ function emptyBatch(): Batch {
     ips: [],
     touched: new Float64Array(0),
     discovered: new Int32Array(0),
+    outliers: [],
   }
 }
 

@@ -82,7 +82,12 @@ export class BatchWriter {
 
   /** Whether anything waits to be written. */
   get hasWork(): boolean {
-    return this.pending.count > 0 || this.touched.size > 0 || this.discovered.length > 0
+    return (
+      this.pending.count > 0 ||
+      this.pending.outliers.length > 0 ||
+      this.touched.size > 0 ||
+      this.discovered.length > 0
+    )
   }
 
   /** Takes a batch over; rows of endpoints the file has at level 0 are left out. */
@@ -106,6 +111,10 @@ export class BatchWriter {
       this.touched.add(endpoint)
     }
     for (const slot of batch.discovered) this.discovered.push(this.slots[slot]!)
+    for (const record of batch.outliers) {
+      const endpoint = this.slots[record.slot]
+      if (endpoint !== undefined) this.pending.outliers.push({ endpoint, record })
+    }
     if (skipped > 0) this.events.settled(0, skipped, false)
   }
 

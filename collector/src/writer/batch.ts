@@ -6,6 +6,7 @@
 import type { MonitorLevel } from '../schema/types.js'
 import { intern, type HeldRequests } from './held-requests.js'
 import type { EndpointState } from '../store/metrics-store.js'
+import type { OutlierRecord } from '../outliers/watch.js'
 
 /** An endpoint as the collector defines it for the writer; its slot is its place in the list. */
 export interface EndpointDefinition {
@@ -33,6 +34,8 @@ export interface Batch {
   touched: Float64Array
   /** slots of the endpoints discovered from the app's routes since the last batch */
   discovered: Int32Array
+  /** outliers completed since the last batch (level 2) */
+  outliers: OutlierRecord[]
 }
 
 /** Bytes of one row: time and duration (float64), endpoint, group and IP (int32), status, aborted. */

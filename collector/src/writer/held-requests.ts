@@ -6,6 +6,13 @@
  * once a request.
  */
 import type { EndpointState, PendingRequest } from '../store/metrics-store.js'
+import type { OutlierRecord } from '../outliers/watch.js'
+
+/** An outlier held for writing, with its endpoint. */
+export interface HeldOutlier {
+  endpoint: EndpointState
+  record: OutlierRecord
+}
 
 const MIN_CAPACITY = 1024
 
@@ -24,6 +31,8 @@ export class HeldRequests {
   ips: string[] = []
   private groupIndex = new Map<string, number>()
   private ipIndex = new Map<string, number>()
+  /** outliers (level 2), written with the requests */
+  outliers: HeldOutlier[] = []
 
   /** Room for `extra` more rows; returns the index of the first. */
   reserve(extra: number): number {
@@ -80,6 +89,7 @@ export class HeldRequests {
   /** Forgets the rows (after they were written), keeping the columns' room. */
   clear(): void {
     this.count = 0
+    this.outliers = []
     this.endpoint = []
     this.groups = []
     this.ips = []

@@ -11,9 +11,23 @@
  * else from src-main.
  * Times are ms since the Unix epoch; durations are microseconds.
  */
-import type { MonitorLevel, VersionSource } from 'routemeter/schema'
+import type {
+  MonitorLevel,
+  OutlierCause,
+  OutlierContext,
+  OutlierOperation,
+  OutlierProcessState,
+  VersionSource,
+} from 'routemeter/schema'
 
-export type { MonitorLevel, VersionSource }
+export type {
+  MonitorLevel,
+  OutlierCause,
+  OutlierContext,
+  OutlierOperation,
+  OutlierProcessState,
+  VersionSource,
+}
 
 /** Every query is limited to [from, to) and buckets days in a fixed UTC offset. */
 export interface RangeArgs {
@@ -107,6 +121,8 @@ export interface OverviewRow extends Endpoint {
   week: PeriodStats
   /** the selected range */
   range: PeriodStats
+  /** outliers (level 2) in the selected range */
+  outliers: number
 }
 
 /** Requests per endpoint per day (stacked bars). */
@@ -214,6 +230,60 @@ export interface NodeShare {
   stats: BoxStats | null
 }
 
+export interface OutlierArgs extends RangeArgs {
+  /** one endpoint, or all (in endpointIds) when absent */
+  endpointId?: number
+  /** outliers to skip, newest first (paging); default 0 */
+  offset?: number
+  /** default 20, at most 200 */
+  limit?: number
+}
+
+/** An outlier as the lists show it (durations in µs). */
+export interface OutlierSummary {
+  id: number
+  endpointId: number
+  time: number
+  durationUs: number
+  /** the endpoint's threshold it passed */
+  thresholdUs: number
+  /** µs after its start when its context was taken (its duration: taken when it ended) */
+  caughtUs: number
+  status: number
+  method: string
+  /** path and query, secrets redacted */
+  url: string
+  cause: OutlierCause
+  causeDetail: string
+  version: string
+  user: string | null
+  ip: string | null
+  node: string
+}
+
+export interface OutlierPage {
+  /** outliers in scope and range */
+  total: number
+  /** newest first, from `offset` */
+  outliers: OutlierSummary[]
+}
+
+export interface OutlierDetail extends OutlierSummary {
+  context: OutlierContext
+}
+
+/** An endpoint's durations over time, with its outliers and the thresholds they passed. */
+export interface OutlierTimeline {
+  /** [time, durationUs] of requests in range, evenly thinned to at most 2,000 */
+  requests: Array<[number, number]>
+  /** requests in range before thinning */
+  requestCount: number
+  /** [time, durationUs, outlier id] */
+  outliers: Array<[number, number, number]>
+  /** [time, thresholdUs]: the threshold each outlier passed, in time order */
+  threshold: Array<[number, number]>
+}
+
 export interface SetLevelArgs {
   endpointId: number
   level: MonitorLevel
@@ -280,6 +350,12 @@ export interface DashboardApi {
   latestErrors(args: StatusArgs & { limit?: number }): Promise<ErrorRequest[]>
   /** every node in scope (the `nodes` filter, or all), busiest first, with its hits and durations */
   nodeBreakdown(args: NodeArgs): Promise<NodeShare[]>
+  /** outliers (level 2) newest first, a page at a time */
+  outliers(args: OutlierArgs): Promise<OutlierPage>
+  /** one outlier with its context; BAD_ARGUMENT when there is none with this id */
+  outlier(args: { id: number }): Promise<OutlierDetail>
+  /** an endpoint's durations in range with its outliers marked */
+  outlierTimeline(args: EndpointArgs): Promise<OutlierTimeline>
   setLevel(args: SetLevelArgs): Promise<Endpoint>
 }
 

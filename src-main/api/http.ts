@@ -32,6 +32,9 @@ export const QUERY_FIELDS: { readonly [M in ApiMethod]: Readonly<Record<string, 
   statusCodes: { ...RANGE, endpointId: 'number' },
   latestErrors: { ...RANGE, endpointId: 'number', limit: 'number' },
   nodeBreakdown: { ...RANGE, endpointId: 'number' },
+  outliers: { ...RANGE, endpointId: 'number', offset: 'number', limit: 'number' },
+  outlier: { id: 'number' },
+  outlierTimeline: { ...RANGE, endpointId: 'number' },
   setLevel: { endpointId: 'number', level: 'number' },
 }
 

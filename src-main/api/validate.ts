@@ -14,6 +14,7 @@ import type {
   HeatmapArgs,
   MonitorLevel,
   NodeArgs,
+  OutlierArgs,
   RangeArgs,
   SetLevelArgs,
   SourceRef,
@@ -38,6 +39,8 @@ export const DEFAULT_CLIENT_LIMIT = 10
 export const MAX_CLIENT_LIMIT = 100
 export const DEFAULT_ERROR_LIMIT = 50
 export const MAX_ERROR_LIMIT = 1000
+export const DEFAULT_OUTLIER_LIMIT = 20
+export const MAX_OUTLIER_LIMIT = 200
 
 function describe(value: unknown): string {
   if (value === null) return 'null'
@@ -196,6 +199,26 @@ export const VALIDATORS: Validators = {
   },
   nodeBreakdown: (args): NodeArgs =>
     withOptionalEndpoint('nodeBreakdown', fieldsOf('nodeBreakdown', args)),
+  outliers: (args): OutlierArgs => {
+    const fields = fieldsOf('outliers', args)
+    const result: OutlierArgs = withOptionalEndpoint('outliers', fields)
+    const offset = optionalInteger('outliers', fields, 'offset', 0, Number.MAX_SAFE_INTEGER)
+    if (offset !== undefined) result.offset = offset
+    const limit = optionalInteger('outliers', fields, 'limit', 1, MAX_OUTLIER_LIMIT)
+    if (limit !== undefined) result.limit = limit
+    return result
+  },
+  outlier: (args) => ({
+    id: integer(
+      'outlier',
+      fieldsOf('outlier', args),
+      'id',
+      1,
+      Number.MAX_SAFE_INTEGER,
+      ' (an outlier id)',
+    ),
+  }),
+  outlierTimeline: (args) => withEndpoint('outlierTimeline', fieldsOf('outlierTimeline', args)),
   setLevel: (args): SetLevelArgs => {
     const fields = fieldsOf('setLevel', args)
     return { endpointId: endpointId('setLevel', fields), level: monitorLevel('setLevel', fields) }

@@ -76,6 +76,9 @@ const bridge: DashboardBridge = {
   statusCodes: (args) => invoke('statusCodes', args),
   latestErrors: (args) => invoke('latestErrors', args),
   nodeBreakdown: (args) => invoke('nodeBreakdown', args),
+  outliers: (args) => invoke('outliers', args),
+  outlier: (args) => invoke('outlier', args),
+  outlierTimeline: (args) => invoke('outlierTimeline', args),
   setLevel: (args) => invoke('setLevel', args),
   onFileEvent(listener) {
     const handler = (_event: Electron.IpcRendererEvent, fileEvent: FileEvent): void =>

@@ -14,6 +14,10 @@ import type {
   HourHeatmap,
   NodeArgs,
   NodeShare,
+  OutlierArgs,
+  OutlierDetail,
+  OutlierPage,
+  OutlierTimeline,
   OverviewRow,
   RangeArgs,
   StatusArgs,
@@ -30,6 +34,7 @@ import { endpoints, info, nodeBreakdown, performance } from './views/overview.js
 import type { MetricsReader } from './views/reader.js'
 import { SqliteReader } from './views/sqlite-reader.js'
 import { versionEvolution, versionUtilization } from './views/versions.js'
+import { outlier, outliers, outlierTimeline } from './views/outliers.js'
 
 export class MetricsQueries {
   private readonly ctx: ViewContext
@@ -72,5 +77,14 @@ export class MetricsQueries {
   }
   nodeBreakdown(args: NodeArgs): NodeShare[] {
     return nodeBreakdown(this.ctx, args)
+  }
+  outliers(args: OutlierArgs): OutlierPage {
+    return outliers(this.ctx, args)
+  }
+  outlier(args: { id: number }): OutlierDetail {
+    return outlier(this.ctx, args)
+  }
+  outlierTimeline(args: EndpointArgs): OutlierTimeline {
+    return outlierTimeline(this.ctx, args)
   }
 }

@@ -148,6 +148,9 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
     statusCodes: (args) => call('statusCodes', args),
     latestErrors: (args) => call('latestErrors', args),
     nodeBreakdown: (args) => call('nodeBreakdown', args),
+    outliers: (args) => call('outliers', args),
+    outlier: (args) => call('outlier', args),
+    outlierTimeline: (args) => call('outlierTimeline', args),
     setLevel: (args) => call('setLevel', args),
     onFileEvent(listener) {
       listeners.add(listener)

@@ -17,6 +17,10 @@ import {
   type ErrorRequest,
   type HeatmapArgs,
   type HourHeatmap,
+  type OutlierArgs,
+  type OutlierDetail,
+  type OutlierPage,
+  type OutlierTimeline,
   type RangeArgs,
   type StatusArgs,
   type StatusCodes,
@@ -135,3 +139,25 @@ export const useStatusStore = defineStore('statusCodes', () => {
   }
   return { codes, errors, loading, error, load }
 })
+
+/** outliers (level 2): a page of the list, newest first */
+export const useOutlierListStore = defineStore('outliers', () => {
+  const { data, loading, error, load } = loadable<OutlierPage, OutlierArgs>((args) =>
+    api.outliers(args),
+  )
+  /** outliers skipped (the page shown) */
+  const offset = ref(0)
+  /** the outlier whose detail is open; null: none */
+  const openId = ref<number | null>(null)
+  return { data, loading, error, load, offset, openId }
+})
+
+/** an endpoint's durations with its outliers marked */
+export const useOutlierTimelineStore = defineStore('outlierTimeline', () =>
+  loadable<OutlierTimeline, EndpointArgs>((args) => api.outlierTimeline(args)),
+)
+
+/** one outlier with its context */
+export const useOutlierDetailStore = defineStore('outlierDetail', () =>
+  loadable<OutlierDetail, { id: number }>((args) => api.outlier(args)),
+)

@@ -9,6 +9,7 @@ export type ViewName =
   | 'versions'
   | 'clients'
   | 'status'
+  | 'outliers'
   | 'endpoint'
 
 export const TABS: ReadonlyArray<{ view: Exclude<ViewName, 'endpoint'>; label: string }> = [
@@ -19,6 +20,7 @@ export const TABS: ReadonlyArray<{ view: Exclude<ViewName, 'endpoint'>; label: s
   { view: 'versions', label: 'Versions' },
   { view: 'clients', label: 'Users & IPs' },
   { view: 'status', label: 'Status codes' },
+  { view: 'outliers', label: 'Outliers' },
 ]
 
 export interface Route {

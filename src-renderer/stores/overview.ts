@@ -3,7 +3,7 @@ import { ref } from 'vue'
 
 export type Period = 'today' | 'week' | 'range'
 export type Metric = 'hits' | 'errors4xx' | 'errors5xx' | 'medianUs' | 'p95Us'
-export type SortKey = 'name' | 'level' | 'lastRequested' | `${Period}.${Metric}`
+export type SortKey = 'name' | 'level' | 'lastRequested' | 'outliers' | `${Period}.${Metric}`
 
 /** How the endpoints table is searched, sorted and paged; kept while switching views. */
 export const useOverviewStore = defineStore('overview', () => {

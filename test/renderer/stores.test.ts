@@ -58,6 +58,7 @@ function row(id: number, hits: number): OverviewRow {
     today: stats,
     week: stats,
     range: stats,
+    outliers: 0,
   }
 }
 
@@ -78,6 +79,9 @@ function fakeBridge() {
     statusCodes: vi.fn<DashboardBridge['statusCodes']>(fail),
     latestErrors: vi.fn<DashboardBridge['latestErrors']>(fail),
     nodeBreakdown: vi.fn<DashboardBridge['nodeBreakdown']>(fail),
+    outliers: vi.fn<DashboardBridge['outliers']>(fail),
+    outlier: vi.fn<DashboardBridge['outlier']>(fail),
+    outlierTimeline: vi.fn<DashboardBridge['outlierTimeline']>(fail),
     setLevel: vi.fn<DashboardBridge['setLevel']>(fail),
     onFileEvent: vi.fn<DashboardBridge['onFileEvent']>(() => () => undefined),
     chooseFile: vi.fn<DashboardBridge['chooseFile']>(() => Promise.resolve(null)),

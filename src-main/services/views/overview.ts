@@ -108,11 +108,13 @@ export function endpoints(ctx: ViewContext, args: RangeArgs): OverviewRow[] {
   const today = perEndpoint(startOfLocalDay(now, args.utcOffsetMinutes), END_OF_TIME)
   const week = perEndpoint(now - 7 * MS_PER_DAY, END_OF_TIME)
   const range = perEndpoint(args.from, args.to)
+  const outliers = new Map(reader.outlierCounts(scope, args.from, args.to))
   return rows.sort(byRoute).map((row) => ({
     ...toEndpoint(row),
     today: periodStats(today.get(row.id)),
     week: periodStats(week.get(row.id)),
     range: periodStats(range.get(row.id)),
+    outliers: outliers.get(row.id) ?? 0,
   }))
 }
 

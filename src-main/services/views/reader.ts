@@ -5,7 +5,7 @@
  * the views do not change.
  */
 import type { EndpointRow, VersionRow } from 'routemeter/schema'
-import type { ErrorRequest } from '../../api/contract.js'
+import type { ErrorRequest, OutlierSummary } from '../../api/contract.js'
 
 /**
  * Which requests a read covers: endpoint ids, and node ids (NO_ID for
@@ -60,6 +60,9 @@ export type ClientRollupRow = [
 
 /** A request answered 4xx/5xx or left by its client, as the latest errors list it (aborted: 0/1). */
 export type ErrorRow = Omit<ErrorRequest, 'aborted'> & { aborted: number }
+
+/** An outlier as read, its context still JSON. */
+export type OutlierSummaryRow = OutlierSummary & { context?: string }
 
 export interface MetricsReader {
   /** where the metrics are read from, for messages */
@@ -142,6 +145,21 @@ export interface MetricsReader {
   ): Iterable<[number, number, number]>
   clientName(kind: ClientKind, id: number): string | undefined
   clientId(kind: ClientKind, name: string): number | undefined
+
+  /** whether the store keeps outliers (files of schema 6 and later) */
+  hasOutliers(): boolean
+  /** outliers per endpoint with from <= time < to */
+  outlierCounts(scope: Scope, from: number, to: number): Array<[endpointId: number, count: number]>
+  /** outliers with from <= time < to, newest first, `limit` from `offset` */
+  outliers(
+    scope: Scope,
+    from: number,
+    to: number,
+    offset: number,
+    limit: number,
+  ): OutlierSummaryRow[]
+  /** one outlier with its context (JSON); undefined when there is none with this id */
+  outlier(id: number): OutlierSummaryRow | undefined
 
   /** the newest `limit` errors of one endpoint in [from, to), newest first */
   latestErrors(

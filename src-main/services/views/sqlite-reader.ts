@@ -7,11 +7,13 @@ import type Database from 'better-sqlite3'
 import { ALL_ENDPOINTS, NO_ID, type EndpointRow, type VersionRow } from 'routemeter/schema'
 import type { MetricsConnection } from '../database.js'
 import { MS_PER_HOUR } from '../stats.js'
+import { UNKNOWN_NODE } from '../../api/contract.js'
 import type {
   ClientKind,
   ClientRollupRow,
   ErrorRow,
   MetricsReader,
+  OutlierSummaryRow,
   RequestColumn,
   RollupRow,
   RollupUnit,
@@ -62,6 +64,18 @@ const CLIENT_SQL: Record<
   },
   ip: { column: 'client_ip_id', rollup: 'rollup_ip_day', names: 'client_ip', name: 'address' },
 }
+
+/** An outlier's columns as the API names them, with its version, user, IP and node. */
+const OUTLIER_SELECT = `
+  SELECT o.id, o.endpoint_id AS endpointId, o.time, o.duration_us AS durationUs,
+         o.threshold_us AS thresholdUs, o.caught_us AS caughtUs, o.status, o.method, o.url,
+         o.cause, o.cause_detail AS causeDetail, v.name AS version, g.name AS user,
+         ip.address AS ip, coalesce(n.name, '${UNKNOWN_NODE}') AS node
+  FROM outlier o
+  JOIN version v ON v.id = o.version_id
+  LEFT JOIN user_group g ON g.id = o.user_group_id
+  LEFT JOIN client_ip ip ON ip.id = o.client_ip_id
+  LEFT JOIN node n ON n.id = o.node_id`
 
 /**
  * Id ranges [first, last], sorted by first, merged where they overlap or
@@ -335,6 +349,45 @@ export class SqliteReader implements MetricsReader {
     const { names, name: column } = CLIENT_SQL[kind]
     return this.sql(`SELECT id FROM ${names} WHERE ${column} = ?`).pluck().get(name) as
       number | undefined
+  }
+
+  hasOutliers(): boolean {
+    return this.schemaVersion >= 6
+  }
+
+  outlierCounts(scope: Scope, from: number, to: number): Array<[number, number]> {
+    if (!this.hasOutliers()) return []
+    return this.sql(
+      `SELECT endpoint_id, count(*) FROM outlier
+       WHERE ${IN_ENDPOINTS} AND time >= @from AND time < @to
+         AND ${NODES(`coalesce(node_id, ${NO_ID})`)}
+       GROUP BY endpoint_id`,
+    )
+      .raw()
+      .all({ ...params(scope), from, to }) as Array<[number, number]>
+  }
+
+  outliers(
+    scope: Scope,
+    from: number,
+    to: number,
+    offset: number,
+    limit: number,
+  ): OutlierSummaryRow[] {
+    if (!this.hasOutliers()) return []
+    return this.sql(
+      `${OUTLIER_SELECT}
+       WHERE o.${IN_ENDPOINTS} AND o.time >= @from AND o.time < @to
+         AND ${NODES(`coalesce(o.node_id, ${NO_ID})`)}
+       ORDER BY o.time DESC, o.id DESC LIMIT @limit OFFSET @offset`,
+    ).all({ ...params(scope), from, to, limit, offset }) as OutlierSummaryRow[]
+  }
+
+  outlier(id: number): OutlierSummaryRow | undefined {
+    if (!this.hasOutliers()) return undefined
+    return this.sql(`${OUTLIER_SELECT.replace('SELECT', 'SELECT o.context,')} WHERE o.id = ?`).get(
+      id,
+    ) as OutlierSummaryRow | undefined
   }
 
   latestErrors(

@@ -3,6 +3,8 @@ import ApexCharts from 'apexcharts/core'
 import 'apexcharts/bar'
 import 'apexcharts/boxPlot'
 import 'apexcharts/heatmap'
+import 'apexcharts/line'
+import 'apexcharts/scatter'
 import 'apexcharts/features/legend'
 import 'apexcharts/features/toolbar'
 

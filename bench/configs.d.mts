@@ -1,1 +1,3 @@
 export declare const CONFIGS: Record<string, readonly string[]>
+export declare const LEVEL2_CONFIGS: readonly string[]
+export declare const AWAITS: number

@@ -34,6 +34,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { load, ROOT, spread, startServer, type Server, type Spread } from './lib.js'
 import { LABELS } from './overhead.js'
+import { LEVEL2_CONFIGS } from './configs.mjs'
 
 /** How much slower a request is under callgrind than at full speed (bare Express: 120 µs, 6 ms). */
 const TIME_SCALE = 50
@@ -57,8 +58,8 @@ const NODE_FLAGS = [`--min-semi-space-size=${SEMI_SPACE_MIB}`]
 const WARMUP_RUNS = 8
 
 export const INSTRUCTION_CONFIGS: Record<string, string[]> = {
-  express: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch'],
-  koa: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch'],
+  express: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch', ...LEVEL2_CONFIGS],
+  koa: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch', ...LEVEL2_CONFIGS],
 }
 
 export interface InstructionOptions {
@@ -100,6 +101,8 @@ export interface InstructionSummary {
   addedAll: number
   /** rows the servers reported written, summed over them (Routemeter and the batch middleware) */
   written: number
+  /** outliers the servers wrote, summed over them (level 2) */
+  outliers: number
 }
 
 /** Why callgrind cannot count here, or undefined if it can. */
@@ -168,7 +171,7 @@ async function measure(
   config: string,
   serverNo: number,
   options: InstructionOptions,
-): Promise<{ passes: InstructionPass[]; written: number }> {
+): Promise<{ passes: InstructionPass[]; written: number; outliers: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'routemeter-callgrind-'))
   try {
     const server = await startServer(
@@ -188,6 +191,7 @@ async function measure(
     )
     const passes: InstructionPass[] = []
     let written = 0
+    let outliers = 0
     try {
       // The warm-up in several runs, a new connection each: V8 compiles Node's http code
       // for the first connection's socket and deoptimizes it all ("wrong map") when the
@@ -229,9 +233,11 @@ async function measure(
         )
       }
     } finally {
-      written = Number((await server.stop()).written ?? 0)
+      const stats = await server.stop()
+      written = Number(stats.written ?? 0)
+      outliers = Number(stats.outliers ?? 0)
     }
-    return { passes, written }
+    return { passes, written, outliers }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -307,7 +313,10 @@ export async function runInstructions(options: InstructionOptions): Promise<Inst
   for (const [framework, configs] of Object.entries(options.configs ?? INSTRUCTION_CONFIGS)) {
     const order = configs.includes('bare') ? configs : ['bare', ...configs]
     const measured = new Map(
-      order.map((config) => [config, { passes: [] as InstructionPass[], written: 0 }]),
+      order.map((config) => [
+        config,
+        { passes: [] as InstructionPass[], written: 0, outliers: 0 },
+      ]),
     )
     for (let serverNo = 1; serverNo <= (options.processes[framework] ?? 1); serverNo++) {
       for (const config of order) {
@@ -316,6 +325,7 @@ export async function runInstructions(options: InstructionOptions): Promise<Inst
         // Servers run in order and each gives its passes in order: `passes` stays sorted.
         into.passes.push(...result.passes)
         into.written += result.written
+        into.outliers += result.outliers
       }
     }
     const serverMedians = (passes: InstructionPass[], of: 'main' | 'all'): Spread => {
@@ -329,7 +339,7 @@ export async function runInstructions(options: InstructionOptions): Promise<Inst
     const bare = measured.get('bare')!
     const bareMain = serverMedians(bare.passes, 'main').median
     const bareAll = serverMedians(bare.passes, 'all').median
-    for (const [config, { passes, written }] of measured) {
+    for (const [config, { passes, written, outliers }] of measured) {
       const main = serverMedians(passes, 'main')
       const all = serverMedians(passes, 'all')
       summaries.push({
@@ -342,6 +352,7 @@ export async function runInstructions(options: InstructionOptions): Promise<Inst
         addedMain: main.median - bareMain,
         addedAll: all.median - bareAll,
         written,
+        outliers,
       })
     }
   }

@@ -19,6 +19,11 @@ export const LABELS: Record<string, string> = {
   'status-monitor': 'express-status-monitor',
   otel: 'OpenTelemetry metrics',
   'sqlite-batch': 'SQLite batch middleware',
+  'routemeter-2': 'Routemeter level 2 (no outlier)',
+  'routemeter-1-beside-2': 'Routemeter level 1, another endpoint at 2',
+  'routemeter-2-outliers': 'Routemeter level 2, half outliers',
+  'routemeter-1-awaits': 'Routemeter level 1, 100 awaits',
+  'routemeter-2-awaits': 'Routemeter level 2, 100 awaits',
 }
 
 export interface OverheadOptions {

@@ -197,6 +197,73 @@ function writerCountLine(counts: InstructionSummary[], writer: WriterThreadCount
   )
 }
 
+/**
+ * Level 2's targets, from instruction counts: a request that is not an
+ * outlier over level 1; a level-1 endpoint while another is at level 2; one
+ * capture (the configuration where about half the requests are outliers,
+ * its cost over level 2 divided by the share of outliers); and, as a figure,
+ * what AsyncLocalStorage adds to a handler that awaits 100 promises.
+ */
+function level2Targets(
+  counts: InstructionSummary[],
+  overhead: ConfigSummary[] | undefined,
+): TargetResult[] {
+  const targets: TargetResult[] = []
+  const n = (x: number): string => Math.round(x).toLocaleString('en')
+  const note = "request's thread; callgrind's count at the bare app's CPU time per instruction"
+  const noRate = 'no time-based run to convert with: --only overhead,instructions'
+  for (const framework of Object.keys(INSTRUCTION_CONFIGS)) {
+    const of = (config: string): InstructionSummary | undefined =>
+      counts.find((r) => r.framework === framework && r.config === config)
+    const level1 = of('routemeter-1')
+    const level2 = of('routemeter-2')
+    if (level1 === undefined || level2 === undefined) continue
+    const rate = bareRates(framework, overhead, counts)?.main
+    const us = (instructions: number): number =>
+      rate === undefined ? Number.NaN : instructions * rate
+    const added = level2.main.median - level1.main.median
+    targets.push({
+      target: `${framework}: level 2 (a request that is not an outlier) adds <= 1.5 µs over level 1`,
+      figure: `+${n(added)} instr = ${fixed(us(added), 2)} µs`,
+      met: rate === undefined ? undefined : us(added) <= 1.5,
+      note: rate === undefined ? noRate : note,
+    })
+    const beside = of('routemeter-1-beside-2')
+    if (beside !== undefined) {
+      const ratio = beside.main.median / level1.main.median - 1
+      targets.push({
+        target: `${framework}: a level 1 endpoint costs what it did (within 2%) while another is at level 2`,
+        figure: `${ratio >= 0 ? '+' : ''}${fixed(ratio * 100, 2)}% (+${n(beside.main.median - level1.main.median)} instr)`,
+        met: ratio <= 0.02,
+        note: "request's thread, instructions",
+      })
+    }
+    const outliers = of('routemeter-2-outliers')
+    if (outliers !== undefined && outliers.written > 0 && outliers.outliers > 0) {
+      const share = outliers.outliers / outliers.written
+      const capture = (outliers.main.median - level2.main.median) / share
+      targets.push({
+        target: `${framework}: capturing an outlier costs <= 1 ms of the request's thread`,
+        figure: `${n(capture)} instr = ${fixed(us(capture), 1)} µs`,
+        met: rate === undefined ? undefined : us(capture) <= 1000,
+        note: `${rate === undefined ? noRate : note}; ${fixed(share * 100, 1)}% of ${n(outliers.written)} requests were outliers`,
+      })
+    }
+    const awaits1 = of('routemeter-1-awaits')
+    const awaits2 = of('routemeter-2-awaits')
+    if (awaits1 !== undefined && awaits2 !== undefined) {
+      const context = awaits2.main.median - awaits1.main.median
+      targets.push({
+        target: `${framework}: what level 2's async context adds to a handler awaiting 100 promises (a figure, no target)`,
+        figure: `+${n(context)} instr = ${fixed(us(context), 1)} µs`,
+        met: undefined,
+        note: rate === undefined ? noRate : note,
+      })
+    }
+  }
+  return targets
+}
+
 function instructionTargets(
   counts: InstructionSummary[],
   overhead: ConfigSummary[] | undefined,
@@ -495,7 +562,9 @@ async function main(): Promise<void> {
       const chosen = values.configs?.split(',')
       const frameworks = values.frameworks?.split(',')
       const configs = Object.fromEntries(
-        Object.entries(quick ? { express: ['bare', 'routemeter-1'] } : INSTRUCTION_CONFIGS)
+        Object.entries(
+          quick ? { express: ['bare', 'routemeter-1', 'routemeter-2'] } : INSTRUCTION_CONFIGS,
+        )
           .filter(([framework]) => frameworks?.includes(framework) ?? true)
           .map(([framework, list]) => [
             framework,
@@ -526,6 +595,7 @@ async function main(): Promise<void> {
           (writerCount === undefined ? '' : `\n${writerCountLine(counts, writerCount)}`),
       )
       targets.push(...instructionTargets(counts, overhead, writerCount))
+      targets.push(...level2Targets(counts, overhead))
       results.instructions = counts
       results.writerThreadInstructions = writerCount
     }

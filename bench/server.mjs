@@ -19,7 +19,7 @@
  */
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
-import { CONFIGS } from './configs.mjs'
+import { AWAITS, CONFIGS, LEVEL2_CONFIGS } from './configs.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -102,6 +102,17 @@ function sqliteBatch(database, timeScale) {
   }
 }
 
+/** Outliers the collector wrote into its file. */
+function outliersIn(database) {
+  const Database = require('better-sqlite3')
+  const db = new Database(database, { readonly: true })
+  try {
+    return db.prepare('SELECT count(*) FROM outlier').pluck().get()
+  } finally {
+    db.close()
+  }
+}
+
 function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -112,8 +123,15 @@ function main() {
     },
   })
   const [framework, config] = positionals
-  if (!CONFIGS[framework]?.includes(config)) {
-    throw new Error(`usage: server.mjs <express|koa> <config>; configs: ${JSON.stringify(CONFIGS)}`)
+  if (!CONFIGS[framework]?.includes(config) && !LEVEL2_CONFIGS.includes(config)) {
+    throw new Error(
+      `usage: server.mjs <express|koa> <config>; configs: ${JSON.stringify(CONFIGS)}, ${LEVEL2_CONFIGS.join(', ')}`,
+    )
+  }
+  const awaits = config.endsWith('-awaits') ? AWAITS : 0
+  /** The hello-world handler's work: none, or awaiting AWAITS promises. */
+  const work = async () => {
+    for (let i = 0; i < awaits; i++) await Promise.resolve(i)
   }
   const database = values.db ?? `/tmp/routemeter-bench-${process.pid}.db`
   const timeScale = Number(values['time-scale'] ?? 1)
@@ -125,7 +143,10 @@ function main() {
     routemeter = bind(app, {
       database,
       version: 'bench',
-      defaultLevel: config === 'routemeter-0' ? 0 : 1,
+      defaultLevel: config === 'routemeter-0' ? 0 : config.startsWith('routemeter-2') ? 2 : 1,
+      ...(config === 'routemeter-2-outliers'
+        ? { outliers: { factor: 1.0001, minDuration: 0, maxPerMinute: 1e9 } }
+        : {}),
       ...(values['max-buffered'] === undefined
         ? {}
         : { maxBufferedRows: Number(values['max-buffered']) }),
@@ -163,8 +184,13 @@ function main() {
         next()
       })
     }
-    app.get('/', (_req, res) => {
-      res.send('hello world')
+    app.get('/', (_req, res, next) => {
+      if (awaits === 0) res.send('hello world')
+      else work().then(() => res.send('hello world'), next)
+    })
+    // Another endpoint, at level 2 in routemeter-1-beside-2; never requested.
+    app.get('/other', (_req, res) => {
+      res.send('other')
     })
     server = http.createServer(app)
   } else {
@@ -189,15 +215,34 @@ function main() {
       })
     }
     const router = new Router()
-    router.get('/', (ctx) => {
+    router.get('/', async (ctx) => {
+      if (awaits > 0) await work()
       ctx.body = 'hello world'
+    })
+    router.get('/other', (ctx) => {
+      ctx.body = 'other'
     })
     app.use(router.routes())
     server = http.createServer(app.callback())
   }
 
   server.listen(0, '127.0.0.1', () => {
-    console.log(`listening ${server.address().port}`)
+    // After the collector's own discovery of the routes (queued at bind, before this).
+    setImmediate(() => {
+      // routemeter-1-beside-2: the other endpoint goes to level 2 as the desktop app sets it.
+      if (config === 'routemeter-1-beside-2') {
+        routemeter.flush()
+        const Database = require('better-sqlite3')
+        const db = new Database(database)
+        const changed = db
+          .prepare("UPDATE endpoint SET monitor_level = 2 WHERE route = '/other'")
+          .run().changes
+        db.close()
+        if (changed !== 1) throw new Error('routemeter-1-beside-2: /other is not in the file')
+        routemeter.refreshLevels()
+      }
+      console.log(`listening ${server.address().port}`)
+    })
   })
   // Writes what the recorder holds now, then says so: a callgrind pass ends with its own rows written.
   process.on('SIGUSR2', () => {
@@ -209,7 +254,7 @@ function main() {
     server.close()
     routemeter?.close()
     const stats = {
-      ...(routemeter === undefined ? {} : routemeter.stats()),
+      ...(routemeter === undefined ? {} : { ...routemeter.stats(), outliers: outliersIn(database) }),
       ...(batch === undefined ? {} : batch.close()),
       ...(otelStats === undefined ? {} : otelStats()),
     }

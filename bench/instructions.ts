@@ -313,10 +313,7 @@ export async function runInstructions(options: InstructionOptions): Promise<Inst
   for (const [framework, configs] of Object.entries(options.configs ?? INSTRUCTION_CONFIGS)) {
     const order = configs.includes('bare') ? configs : ['bare', ...configs]
     const measured = new Map(
-      order.map((config) => [
-        config,
-        { passes: [] as InstructionPass[], written: 0, outliers: 0 },
-      ]),
+      order.map((config) => [config, { passes: [] as InstructionPass[], written: 0, outliers: 0 }]),
     )
     for (let serverNo = 1; serverNo <= (options.processes[framework] ?? 1); serverNo++) {
       for (const config of order) {

@@ -254,7 +254,9 @@ function main() {
     server.close()
     routemeter?.close()
     const stats = {
-      ...(routemeter === undefined ? {} : { ...routemeter.stats(), outliers: outliersIn(database) }),
+      ...(routemeter === undefined
+        ? {}
+        : { ...routemeter.stats(), outliers: outliersIn(database) }),
       ...(batch === undefined ? {} : batch.close()),
       ...(otelStats === undefined ? {} : otelStats()),
     }

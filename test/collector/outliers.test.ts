@@ -8,7 +8,12 @@ import Router from '@koa/router'
 import express from 'express'
 import { Redis } from 'ioredis'
 import Koa from 'koa'
-import { createServer, request as httpRequest } from 'node:http'
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bind, type OutlierContext, type OutlierRow, type RoutemeterOptions } from 'routemeter'
 import { redisServerBinary, startRedis, type RedisServer } from '../fixtures/redis-server.js'
@@ -382,5 +387,37 @@ describe('migration 0006', () => {
         .pluck()
         .all(),
     ).toEqual(['outlier_endpoint_time', 'outlier_time'])
+  })
+})
+
+describe('createCollector at level 2', () => {
+  it("track() enters the request's context: a plain http server's fetch is its outlier's operation", async () => {
+    const { createCollector } = await import('routemeter')
+    const database = tempDatabase()
+    const collector = createCollector({
+      database,
+      defaultLevel: 2,
+      outliers: { minDuration: 30 },
+    })
+    defer(() => collector.close())
+    const { url } = await listen((req: IncomingMessage, res: ServerResponse) => {
+      collector.track(req, res)
+      collector.setRoute(req, '/plain')
+      const slow = (req.url ?? '').includes('slow=1')
+      void (async () => {
+        if (slow) await (await fetch(`${upstream}/wait?ms=${SLOW_MS}&via=plain`)).text()
+        res.end('plain')
+      })()
+    })
+    for (let i = 0; i < 25; i++) await request(`${url}/plain`)
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    expect((await request(`${url}/plain?slow=1`)).body).toBe('plain')
+    const rows = await waitFor('the plain server’s outlier', () => {
+      collector.flush()
+      const found = outliers(database)
+      return found.length > 0 ? found : undefined
+    })
+    expect(rows[0]!.cause).toBe('operation')
+    expect(rows[0]!.ctx.operations[0]!.target).toContain('via=plain')
   })
 })

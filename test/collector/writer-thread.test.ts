@@ -202,7 +202,7 @@ describe('the columnar batch', () => {
       endpoints: [],
       touched: new Float64Array(0),
       discovered: new Int32Array(0),
-    outliers: [],
+      outliers: [],
     }
     const held = new HeldRequests()
     // Rows of an endpoint the file has at level 0 are left out.
@@ -263,7 +263,7 @@ describe('the batch writer after a fault', () => {
       endpoints: [{ method: 'GET', route: '/after-fault', level: 1 }],
       touched: new Float64Array(0),
       discovered: new Int32Array(0),
-    outliers: [],
+      outliers: [],
     }
   }
 

@@ -252,3 +252,96 @@ describe('merging two nodes', () => {
     expect(files.path).toBe(before)
   })
 })
+
+describe('outliers of several files', () => {
+  /** A Koa app at level 2 whose /slow waits on a timer when asked: outliers of its own. */
+  async function slowNode(database: string, node: string): Promise<NodeApp & { flush(): void }> {
+    const app = new Koa()
+    const router = new Router()
+    router.get('/slow', async (ctx) => {
+      if (ctx.query.slow === '1') await new Promise((resolve) => setTimeout(resolve, 120))
+      ctx.body = 'ok'
+    })
+    app.use(router.routes())
+    const collector = bind(app, {
+      database,
+      node,
+      version: '1.0.0',
+      defaultLevel: 2,
+      flushOnExit: false,
+      outliers: { minDuration: 30 },
+    })
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise<void>((resolve) => server.once('listening', resolve))
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    return {
+      database,
+      flush: () => collector.flush(),
+      async get(path) {
+        await (await fetch(origin + path)).arrayBuffer()
+      },
+      async close() {
+        collector.close()
+        server.closeAllConnections()
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+      },
+    }
+  }
+
+  function outlierRows(path: string): Array<{ node: string; route: string; url: string }> {
+    const db = new Database(path, { readonly: true })
+    try {
+      return db
+        .prepare(
+          `SELECT n.name AS node, e.route, o.url FROM outlier o
+           JOIN endpoint e ON e.id = o.endpoint_id JOIN node n ON n.id = o.node_id ORDER BY o.url`,
+        )
+        .all() as Array<{ node: string; route: string; url: string }>
+    } finally {
+      db.close()
+    }
+  }
+
+  it('are merged once each, with their endpoints and nodes, also when merged again', async () => {
+    const { mergeIncrement, mergeSources } =
+      await import('../../src-main/services/sources/merge.js')
+    const temp = tempDir('routemeter-merge-outliers-')
+    try {
+      const apps = await Promise.all(
+        ['a', 'b'].map((node) => slowNode(join(temp.dir, `${node}.db`), node)),
+      )
+      const slowOnce = async (app: NodeApp, n: number): Promise<void> => {
+        for (let i = 0; i < 25; i++) await app.get('/slow')
+        await new Promise((resolve) => setTimeout(resolve, 150))
+        await app.get(`/slow?slow=1&n=${n}`)
+      }
+      for (const app of apps) await slowOnce(app, 1)
+      await waitFor('an outlier in each file', () => {
+        for (const app of apps) app.flush()
+        return apps.every((app) => outlierRows(app.database).length === 1)
+      })
+      const sources = apps.map((app, i) => ({ path: app.database, label: ['a', 'b'][i]! }))
+      const merged = join(temp.dir, 'merged.db')
+      const marks = mergeSources(merged, sources)
+      expect(outlierRows(merged)).toEqual([
+        { node: 'a', route: '/slow', url: '/slow?slow=1&n=1' },
+        { node: 'b', route: '/slow', url: '/slow?slow=1&n=1' },
+      ])
+      // A second outlier on node a: an incremental merge adds it, and only it.
+      await slowOnce(apps[0]!, 2)
+      await waitFor('a second outlier of node a', () => {
+        apps[0]!.flush()
+        return outlierRows(apps[0]!.database).length === 2
+      })
+      expect(mergeIncrement(merged, sources, marks)).not.toBeNull()
+      expect(outlierRows(merged)).toEqual([
+        { node: 'a', route: '/slow', url: '/slow?slow=1&n=1' },
+        { node: 'b', route: '/slow', url: '/slow?slow=1&n=1' },
+        { node: 'a', route: '/slow', url: '/slow?slow=1&n=2' },
+      ])
+      for (const app of apps) await app.close()
+    } finally {
+      temp.cleanup()
+    }
+  })
+})

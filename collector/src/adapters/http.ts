@@ -64,7 +64,10 @@ export function createCollector(options?: RoutemeterOptions): HttpCollector {
         return
       }
       // The remote API's requests are not the app's traffic.
-      if (!remote?.matches(req)) collector.track(req, res)
+      if (remote?.matches(req)) return
+      collector.track(req, res)
+      // The handling goes on after track() returns: the request's context is entered here.
+      if (collector.watching) collector.enterRequestContext(res)
     },
     handleRemote: (req, res) => {
       if (remote === undefined || !remote.matches(req)) return false

@@ -344,6 +344,12 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     return tracked === undefined || !tracked.watched ? work() : this.watch.run(tracked, work)
   }
 
+  /** Enters the request's async context for the rest of the caller's execution (createCollector's track). */
+  enterRequestContext(res: ServerResponse): void {
+    const tracked = (res as TrackedResponse)[kTracked]
+    if (tracked !== undefined && tracked.watched) this.watch.enterContext(tracked)
+  }
+
   /** The endpoint a request in flight is routed to so far (existing endpoints only). */
   private routedEndpoint(tracked: Tracked): Endpoint | undefined {
     const matched = this.hooks.routeOf(tracked.req, tracked.ctx as Ctx | undefined)

@@ -155,6 +155,11 @@ export class OutlierWatch {
     return this.operations.context.run(request, work)
   }
 
+  /** Enters the request's async context for the rest of the current execution. */
+  enterContext(request: WatchedRequest): void {
+    this.operations.context.enterWith(request)
+  }
+
   /** A request starts: it goes to the end of the in-flight list (the oldest stay first). */
   enter(request: WatchedRequest): void {
     request.watched = true

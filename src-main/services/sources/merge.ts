@@ -93,7 +93,8 @@ export function applyDelta(copyPath: string, deltaPath: string, since: number): 
   try {
     db.prepare('ATTACH DATABASE ? AS delta').run(deltaPath)
     db.transaction(() => {
-      for (const table of [...DIMENSION_TABLES, 'request']) {
+      // Outliers come whole, like the dimensions: ids are the server's in both files.
+      for (const table of [...DIMENSION_TABLES, 'outlier', 'request']) {
         const theirs = columnsOf(db, 'delta', table)
         const ours = new Set(columnsOf(db, 'main', table))
         if (theirs.length === 0 || ours.size === 0) continue
@@ -134,6 +135,8 @@ export interface MergeSource {
 export interface MergeMark {
   path: string
   lastRequestId: number
+  /** the source's largest outlier id merged (0: none) */
+  lastOutlierId?: number
 }
 
 /**
@@ -172,7 +175,12 @@ export function mergeIncrement(
   sources: readonly MergeSource[],
   marks: readonly MergeMark[],
 ): MergeMark[] | null {
-  const since = new Map(marks.map((mark) => [mark.path, mark.lastRequestId]))
+  const since = new Map(
+    marks.map((mark) => [
+      mark.path,
+      { requests: mark.lastRequestId, outliers: mark.lastOutlierId ?? 0 },
+    ]),
+  )
   const db = openWritable(dest)
   try {
     return addToMerged(db, sources, since)
@@ -189,7 +197,7 @@ class SourceShrank extends Error {}
 function addToMerged(
   db: Database.Database,
   sources: readonly MergeSource[],
-  since: ReadonlyMap<string, number>,
+  since: ReadonlyMap<string, { requests: number; outliers: number }>,
 ): MergeMark[] | null {
   if (sources.length > MAX_MERGED_SOURCES) {
     throw new Error(`at most ${MAX_MERGED_SOURCES} files or servers can be opened as one`)
@@ -208,10 +216,11 @@ function addToMerged(
         const marks = sources.map((source, index) => {
           const schema = `src${index}`
           const last = lastRequestId(db, schema)
-          const from = since.get(source.path) ?? 0
-          if (last < from) throw new SourceShrank(source.path)
-          addSource(db, schema, source, from)
-          return { path: source.path, lastRequestId: last }
+          const from = since.get(source.path) ?? { requests: 0, outliers: 0 }
+          if (last < from.requests) throw new SourceShrank(source.path)
+          addSource(db, schema, source, from.requests)
+          const lastOutlierId = addOutliers(db, schema, from.outliers)
+          return { path: source.path, lastRequestId: last, lastOutlierId }
         })
         rebuildRollups(db, before)
         return marks
@@ -223,6 +232,30 @@ function addToMerged(
   } finally {
     sources.forEach((_source, index) => db.exec(`DETACH DATABASE src${index}`))
   }
+}
+
+/**
+ * Copies the outliers of an attached source with id > `since` into main, with
+ * the ids addSource mapped; returns the source's largest outlier id.
+ */
+function addOutliers(db: Database.Database, src: string, since: number): number {
+  if (columnsOf(db, src, 'outlier').length === 0) return 0
+  db.prepare(
+    `INSERT INTO main.outlier
+       (endpoint_id, time, duration_us, threshold_us, caught_us, status, version_id, node_id,
+        user_group_id, client_ip_id, method, url, cause, cause_detail, context)
+     SELECT e.dst, o.time, o.duration_us, o.threshold_us, o.caught_us, o.status, v.dst, n.dst,
+            u.dst, i.dst, o.method, o.url, o.cause, o.cause_detail, o.context
+     FROM ${src}.outlier o
+     JOIN temp.map_endpoint e ON e.src = o.endpoint_id
+     JOIN temp.map_version v ON v.src = o.version_id
+     LEFT JOIN temp.map_user u ON u.src = o.user_group_id
+     LEFT JOIN temp.map_ip i ON i.src = o.client_ip_id
+     LEFT JOIN temp.map_node n ON n.src = o.node_id
+     WHERE o.id > ?
+     ORDER BY o.id`,
+  ).run(since)
+  return db.prepare(`SELECT coalesce(max(id), 0) FROM ${src}.outlier`).pluck().get() as number
 }
 
 /** Copies one attached source (`src`) into main: dimensions by name, then its requests > `since`. */

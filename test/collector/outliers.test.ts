@@ -65,14 +65,16 @@ function blockFor(ms: number): void {
 }
 
 /** What each endpoint does when it is slow (?slow=1); fast, it answers at once. */
-function slowWork(redis: Redis | undefined): Record<string, (slow: boolean) => Promise<string>> {
+function slowWork(
+  redis: Redis | undefined,
+): Record<string, (slow: string | undefined) => Promise<string>> {
   return {
     '/fetch': async (slow) => {
-      if (!slow) return 'fast'
+      if (slow === undefined) return 'fast'
       return (await fetch(`${upstream}/wait?ms=${SLOW_MS}`)).text()
     },
     '/http': async (slow) => {
-      if (!slow) return 'fast'
+      if (slow === undefined) return 'fast'
       return new Promise((resolve, reject) => {
         httpRequest(`${upstream}/wait?ms=${SLOW_MS}&via=http`, (res) => {
           res.resume()
@@ -83,17 +85,19 @@ function slowWork(redis: Redis | undefined): Record<string, (slow: boolean) => P
       })
     },
     '/redis': async (slow) => {
-      if (!slow || redis === undefined) return 'fast'
+      if (slow === undefined || redis === undefined) return 'fast'
       // BLPOP on an empty list waits its timeout out on the server.
       await redis.blpop(`empty-${Math.random()}`, SLOW_MS / 1000)
       return 'redis'
     },
     '/cpu': async (slow) => {
-      if (slow) blockFor(SLOW_MS)
+      if (slow !== undefined) blockFor(SLOW_MS)
       return 'cpu'
     },
+    // ?slow=1 waits SLOW_MS, ?slow=N waits N ms.
     '/timer': async (slow) => {
-      if (slow) await new Promise((resolve) => setTimeout(resolve, SLOW_MS))
+      const ms = slow === undefined ? 0 : slow === '1' ? SLOW_MS : Number(slow)
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms))
       return 'timer'
     },
   }
@@ -129,7 +133,7 @@ async function startApp(
     const router = new Router()
     for (const [path, run] of Object.entries(work)) {
       router.get(`${path}/:id`, async (ctx) => {
-        ctx.body = await run(ctx.query.slow === '1')
+        ctx.body = await run(ctx.query.slow as string | undefined)
       })
     }
     koa.use(router.routes())
@@ -139,7 +143,7 @@ async function startApp(
     handle = bind(ex, all)
     for (const [path, run] of Object.entries(work)) {
       ex.get(`${path}/:id`, (req, res, next) => {
-        run(req.query.slow === '1').then((body) => res.send(body), next)
+        run(req.query.slow as string | undefined).then((body) => res.send(body), next)
       })
     }
     app = ex
@@ -274,6 +278,25 @@ describe('level 2 outliers', () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(app.handle.flush()).toBe(true)
     expect(outliers(app.database)).toEqual([])
+  })
+
+  it('an endpoint needs 20 requests before anything of it is an outlier, and a floor of minDuration', async () => {
+    // A floor of 50 ms: fast requests take about 1 ms, so 2.5 x the median is far below it.
+    const app = await startApp('koa', { outliers: { minDuration: 50 } })
+    for (let i = 0; i < 10; i++) await request(`${app.url}/timer/${i}`)
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    // Ten requests: no threshold yet, even for a slow one.
+    await request(`${app.url}/timer/1?slow=1`)
+    await warmUp(app, '/timer')
+    // Past 2.5 x the median but under the floor: not an outlier.
+    await request(`${app.url}/timer/3?slow=20`)
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    app.handle.flush()
+    expect(outliers(app.database)).toEqual([])
+    await request(`${app.url}/timer/2?slow=1`)
+    const [outlier] = await waitForOutliers(app, 1)
+    expect(outlier!.url).toBe('/timer/2?slow=1')
+    expect(outlier!.threshold_us).toBe(50_000)
   })
 
   it('two concurrent slow requests of different endpoints keep their own operations', async () => {

@@ -236,3 +236,39 @@ function copyOf2(source: string, name: string): string {
   copyFileSync(source, path)
   return path
 }
+
+describe('outlier views', () => {
+  const range = { from: 0, to: FIXTURE_NOW + 86_400_000, utcOffsetMinutes: 0 }
+
+  test('a file without outliers answers empty pages, zero counts, and no outlier by id', async () => {
+    const service = new DashboardService({ watch: false })
+    cleanups.push(() => service.close())
+    await service.openFile({ path: small })
+    expect(await service.outliers(range)).toEqual({ total: 0, outliers: [] })
+    const rows = await service.endpoints(range)
+    expect(rows.length).toBeGreaterThan(0)
+    expect(rows.every((row) => row.outliers === 0)).toBe(true)
+    await expect(service.outlier({ id: 1 })).rejects.toMatchObject({
+      code: 'BAD_ARGUMENT',
+      message: 'there is no outlier with id 1 in this file',
+    })
+    const timeline = await service.outlierTimeline({ ...range, endpointId: rows[0]!.id })
+    expect(timeline.outliers).toEqual([])
+    expect(timeline.requestCount).toBe(rows[0]!.range.hits)
+    expect(timeline.requests.length).toBe(Math.min(2000, timeline.requestCount))
+  })
+
+  test('a file of schema 5 (no outlier table) is read the same', async () => {
+    const path = join(temp.dir, 'schema5.db')
+    copyFileSync(small, path)
+    const { downgrade } = await import('../fixtures/metrics-files.js')
+    const db = new Database(path)
+    downgrade(db, 5)
+    db.close()
+    const service = new DashboardService({ watch: false })
+    cleanups.push(() => service.close())
+    expect((await service.openFile({ path })).schemaVersion).toBe(5)
+    expect(await service.outliers(range)).toEqual({ total: 0, outliers: [] })
+    expect((await service.endpoints(range)).every((row) => row.outliers === 0)).toBe(true)
+  })
+})

@@ -30,6 +30,9 @@ describe('validators', () => {
         'latestErrors',
         'nodeBreakdown',
         'openFile',
+        'outlier',
+        'outlierTimeline',
+        'outliers',
         'performance',
         'setLevel',
         'statusCodes',
@@ -143,6 +146,22 @@ describe('validators', () => {
     expect(rejection('latestErrors', { ...range, limit: 1001 })).toMatch(
       /"limit" must be an integer from 1 to 1000/,
     )
+  })
+
+  test('outliers: paging; outlier: an id; outlierTimeline: an endpoint', () => {
+    expect(validateArgs('outliers', { ...range, offset: 40, limit: 20, endpointId: 3 })).toEqual({
+      ...range,
+      endpointId: 3,
+      offset: 40,
+      limit: 20,
+    })
+    expect(rejection('outliers', { ...range, limit: 201 })).toMatch(
+      /"limit" must be an integer from 1 to 200/,
+    )
+    expect(rejection('outliers', { ...range, offset: -1 })).toMatch(/"offset"/)
+    expect(validateArgs('outlier', { id: 7 })).toEqual({ id: 7 })
+    expect(rejection('outlier', { id: 0 })).toMatch(/"id" must be an integer .*an outlier id/)
+    expect(rejection('outlierTimeline', range)).toMatch(/"endpointId"/)
   })
 
   test('setLevel: an endpoint id and a level 0-3', () => {

@@ -248,6 +248,9 @@ for (const framework of ['koa', 'express'] as const) {
       expect(outlier!.cause).toBe('event-loop')
       expect(outlier!.ctx.loopBlockedMs).toBeGreaterThanOrEqual(SLOW_MS / 2)
       expect(outlier!.ctx.operations).toEqual([])
+      // Caught as it ended (no sweep ran meanwhile): it still counts as in flight.
+      expect(outlier!.caught_us).toBe(outlier!.duration_us)
+      expect(outlier!.ctx.process.inFlightEndpoint).toBe(1)
     })
 
     it('a request waiting on a timer is a wait on nothing Routemeter sees', async () => {

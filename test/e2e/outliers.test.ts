@@ -219,8 +219,11 @@ test('the Outliers tab lists every endpoint’s outliers; a blocked event loop i
   const detail = page.locator('.outlier-detail')
   await detail.waitFor()
   expect(await detail.getAttribute('data-cause')).toBe('event-loop')
-  expect(await detail.locator('[data-loop-blocked]').textContent()).toMatch(
-    /event loop was blocked for \d+ ms/,
+  expect(await detail.locator('[data-cause-box]').textContent()).toMatch(
+    /The event loop was blocked: event loop blocked for \d+ ms/,
+  )
+  expect(await detail.locator('[data-process]').textContent()).toContain(
+    '1 in all · 1 of this endpoint',
   )
   await settle(page)
   await screenshot(page, 'outliers-tab')

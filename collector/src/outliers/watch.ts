@@ -205,7 +205,7 @@ export class OutlierWatch {
     let capture = request.capture
     if (capture === undefined) {
       if (!(durationUs > thresholdUs) || !this.active || !this.allowed(endpoint)) return
-      capture = this.take(request, endpoint, thresholdUs, request.start + durationUs / 1000)
+      capture = this.take(request, endpoint, thresholdUs, request.start + durationUs / 1000, true)
     }
     if (this.ending.length >= MAX_ENDING) return
     this.ending.push({
@@ -267,6 +267,8 @@ export class OutlierWatch {
     endpoint: WatchedEndpoint,
     thresholdUs: number,
     at: number,
+    /** the request has ended: it has left the in-flight list, and counts in it still */
+    ended = false,
   ): Capture {
     const { req } = request
     const memory = memoryUsage()
@@ -284,8 +286,8 @@ export class OutlierWatch {
         heapUsedBytes: memory.heapUsed,
         heapTotalBytes: memory.heapTotal,
         externalBytes: memory.external,
-        inFlight: this.inFlight,
-        inFlightEndpoint: this.countInFlight(endpoint),
+        inFlight: this.inFlight + (ended ? 1 : 0),
+        inFlightEndpoint: this.countInFlight(endpoint) + (ended ? 1 : 0),
       },
     }
     request.capture = capture

@@ -373,6 +373,7 @@ describe('level 2 outliers', () => {
       [{ maxPerMinute: 1.5 }, /"outliers.maxPerMinute" must be a positive integer/],
       [{ redact: 'authorization' }, /"outliers.redact" must be an array of names/],
       [{ channels: [''] }, /"outliers.channels"/],
+      [{ sweepInterval: 5 }, /"outliers.sweepInterval" must be an integer number of milliseconds/],
       [{ factr: 2 }, /unknown option "outliers.factr"/],
       ['yes', /option "outliers" must be an object/],
     ]

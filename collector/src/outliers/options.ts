@@ -21,6 +21,11 @@ export interface OutlierOptions {
    * an outlier lists (the built-in ones: HTTP, fetch, ioredis, node-redis, mysql2).
    */
   channels?: readonly string[]
+  /**
+   * Milliseconds between two looks at the requests in flight: a request is
+   * caught at most this long after it passed its threshold. Default 50.
+   */
+  sweepInterval?: number
 }
 
 export interface ResolvedOutliers {
@@ -31,6 +36,7 @@ export interface ResolvedOutliers {
   /** lower-case names */
   redact: ReadonlySet<string>
   channels: readonly string[]
+  sweepIntervalMs: number
 }
 
 /** Always redacted: what carries credentials in every HTTP API. */
@@ -42,7 +48,14 @@ export const SECRET_NAMES = [
   'proxy-authorization',
 ] as const
 
-const KNOWN = new Set(['factor', 'minDuration', 'maxPerMinute', 'redact', 'channels'])
+const KNOWN = new Set([
+  'factor',
+  'minDuration',
+  'maxPerMinute',
+  'redact',
+  'channels',
+  'sweepInterval',
+])
 
 function bad(name: string, expected: string, value: unknown): TypeError {
   return new TypeError(
@@ -65,7 +78,7 @@ export function resolveOutliers(value: unknown): ResolvedOutliers {
   if (value === undefined) value = {}
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(
-      `routemeter: option "outliers" must be an object { factor?, minDuration?, maxPerMinute?, redact?, channels? }, got ${describeValue(value)}`,
+      `routemeter: option "outliers" must be an object { factor?, minDuration?, maxPerMinute?, redact?, channels?, sweepInterval? }, got ${describeValue(value)}`,
     )
   }
   const o = value as Record<string, unknown>
@@ -84,6 +97,15 @@ export function resolveOutliers(value: unknown): ResolvedOutliers {
   if (typeof maxPerMinute !== 'number' || !Number.isInteger(maxPerMinute) || maxPerMinute <= 0) {
     throw bad('maxPerMinute', 'a positive integer', maxPerMinute)
   }
+  const sweepInterval = o.sweepInterval ?? 50
+  if (
+    typeof sweepInterval !== 'number' ||
+    !Number.isInteger(sweepInterval) ||
+    sweepInterval < 10 ||
+    sweepInterval > 60_000
+  ) {
+    throw bad('sweepInterval', 'an integer number of milliseconds from 10 to 60000', sweepInterval)
+  }
   const redact = new Set<string>(SECRET_NAMES)
   for (const name of names(o, 'redact')) redact.add(name.toLowerCase())
   return {
@@ -92,5 +114,6 @@ export function resolveOutliers(value: unknown): ResolvedOutliers {
     maxPerMinute,
     redact,
     channels: names(o, 'channels'),
+    sweepIntervalMs: sweepInterval,
   }
 }

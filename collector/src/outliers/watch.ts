@@ -1,6 +1,6 @@
 /*
  * Level 2: watches the requests in flight while some endpoint is at level 2
- * or 3. One periodic sweep (not a timer per request) looks at the oldest
+ * or 3. One periodic sweep (every sweepInterval, 50 ms; not a timer per request) looks at the oldest
  * requests; one that has run past its endpoint's threshold has its context
  * taken there and then, while it still runs, and completed when it ends. A
  * request that ends past its threshold before a sweep saw it (a blocked
@@ -22,8 +22,6 @@ import { ProcessSampler } from './process-state.js'
 import { paramStrings, redactedHeaders, redactedUrl } from './redact.js'
 import { RecentDurations } from './threshold.js'
 
-/** ms between two sweeps. */
-export const SWEEP_INTERVAL_MS = 50
 /** Outliers waiting for the sweep that completes them, at most (the rest are not kept). */
 const MAX_ENDING = 1000
 /** Requests in flight counted for "this endpoint's", at most (counting resolves each one's route). */
@@ -137,7 +135,7 @@ export class OutlierWatch {
     if (active) {
       this.sampler.start(performance.now())
       this.operations.start(this.options.channels)
-      this.timer = setInterval(() => this.sweepSafely(), SWEEP_INTERVAL_MS).unref()
+      this.timer = setInterval(() => this.sweepSafely(), this.options.sweepIntervalMs).unref()
       return
     }
     clearInterval(this.timer)
@@ -230,7 +228,7 @@ export class OutlierWatch {
   }
 
   private sweep(now: number): void {
-    this.sampler.tick(now, SWEEP_INTERVAL_MS)
+    this.sampler.tick(now, this.options.sweepIntervalMs)
     const ending = this.ending
     this.ending = []
     for (const outlier of ending) this.host.outlier(this.complete(outlier))

@@ -22,12 +22,16 @@ export const CONFIGS = {
  * - routemeter-1-beside-2: the endpoint at level 1 while another one is at level 2;
  * - routemeter-2-outliers: about half of the requests are outliers (factor 1.0001, no floor,
  *   no rate limit), to count what a capture costs;
+ * - routemeter-2-no-ops, routemeter-1-beside-2-no-ops: the same two with outliers.operations
+ *   off (no async context);
  * - routemeter-1-awaits, routemeter-2-awaits: a handler that awaits 100 promises, at
  *   level 1 and at level 2 (where requests run in an AsyncLocalStorage context).
  */
 export const LEVEL2_CONFIGS = [
   'routemeter-2',
   'routemeter-1-beside-2',
+  'routemeter-2-no-ops',
+  'routemeter-1-beside-2-no-ops',
   'routemeter-2-outliers',
   'routemeter-1-awaits',
   'routemeter-2-awaits',

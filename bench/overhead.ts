@@ -21,6 +21,8 @@ export const LABELS: Record<string, string> = {
   'sqlite-batch': 'SQLite batch middleware',
   'routemeter-2': 'Routemeter level 2 (no outlier)',
   'routemeter-1-beside-2': 'Routemeter level 1, another endpoint at 2',
+  'routemeter-2-no-ops': 'Routemeter level 2, operations off',
+  'routemeter-1-beside-2-no-ops': 'Routemeter level 1, another at 2, operations off',
   'routemeter-2-outliers': 'Routemeter level 2, half outliers',
   'routemeter-1-awaits': 'Routemeter level 1, 100 awaits',
   'routemeter-2-awaits': 'Routemeter level 2, 100 awaits',

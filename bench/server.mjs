@@ -151,6 +151,7 @@ function main() {
         ...(config === 'routemeter-2-outliers'
           ? { factor: 1.0001, minDuration: 0, maxPerMinute: 1e9 }
           : { minDuration: 50 * timeScale }),
+        ...(config.endsWith('-no-ops') ? { operations: false } : {}),
       },
       ...(values['max-buffered'] === undefined
         ? {}
@@ -235,7 +236,7 @@ function main() {
     // After the collector's own discovery of the routes (queued at bind, before this).
     setImmediate(() => {
       // routemeter-1-beside-2: the other endpoint goes to level 2 as the desktop app sets it.
-      if (config === 'routemeter-1-beside-2') {
+      if (config.startsWith('routemeter-1-beside-2')) {
         routemeter.flush()
         const Database = require('better-sqlite3')
         const db = new Database(database)
@@ -243,7 +244,7 @@ function main() {
           .prepare("UPDATE endpoint SET monitor_level = 2 WHERE route = '/other'")
           .run().changes
         db.close()
-        if (changed !== 1) throw new Error('routemeter-1-beside-2: /other is not in the file')
+        if (changed !== 1) throw new Error(`${config}: /other is not in the file`)
         routemeter.refreshLevels()
       }
       console.log(`listening ${server.address().port}`)

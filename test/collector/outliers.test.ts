@@ -318,6 +318,16 @@ describe('level 2 outliers', () => {
     expect(byRoute.get('/fetch/:id')!.ctx.process.inFlight).toBeGreaterThanOrEqual(2)
   })
 
+  it('operations: false keeps outliers without their operations (no async context)', async () => {
+    const app = await startApp('express', { outliers: { operations: false } })
+    await warmUp(app, '/fetch')
+    await request(`${app.url}/fetch/1?slow=1`)
+    const [outlier] = await waitForOutliers(app, 1)
+    expect(outlier!.ctx.operations).toEqual([])
+    expect(outlier!.cause).toBe('wait')
+    expect(outlier!.caught_us).toBeLessThan(outlier!.duration_us)
+  })
+
   it('headers and query parameters that carry secrets are stored redacted', async () => {
     const app = await startApp('koa', { outliers: { redact: ['X-Tenant-Secret', 'token'] } })
     await warmUp(app, '/timer')
@@ -373,6 +383,7 @@ describe('level 2 outliers', () => {
       [{ maxPerMinute: 1.5 }, /"outliers.maxPerMinute" must be a positive integer/],
       [{ redact: 'authorization' }, /"outliers.redact" must be an array of names/],
       [{ channels: [''] }, /"outliers.channels"/],
+      [{ operations: 'no' }, /"outliers.operations" must be a boolean/],
       [{ sweepInterval: 5 }, /"outliers.sweepInterval" must be an integer number of milliseconds/],
       [{ factr: 2 }, /unknown option "outliers.factr"/],
       ['yes', /option "outliers" must be an object/],

@@ -300,7 +300,7 @@ export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): Route
       discover()
     }
     collector.track(req, res)
-    if (collector.watching) {
+    if (collector.attributing) {
       return collector.inRequestContext(res, () => handle.call(this, req, res, next))
     }
     return handle.call(this, req, res, next)
@@ -348,7 +348,7 @@ export function expressMiddleware(options?: RoutemeterOptions): ExpressMiddlewar
       walk(req)
     }
     collector.track(req, res)
-    if (collector.watching) collector.inRequestContext(res, next)
+    if (collector.attributing) collector.inRequestContext(res, next)
     else next()
   }
   return Object.assign(middleware, handleOf(collector))

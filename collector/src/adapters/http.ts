@@ -67,7 +67,7 @@ export function createCollector(options?: RoutemeterOptions): HttpCollector {
       if (remote?.matches(req)) return
       collector.track(req, res)
       // The handling goes on after track() returns: the request's context is entered here.
-      if (collector.watching) collector.enterRequestContext(res)
+      if (collector.attributing) collector.enterRequestContext(res)
     },
     handleRemote: (req, res) => {
       if (remote === undefined || !remote.matches(req)) return false

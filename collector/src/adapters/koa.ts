@@ -129,7 +129,7 @@ export function bindKoa(app: KoaApp, options?: RoutemeterOptions): RoutemeterHan
       discover()
     }
     collector.track(ctx.req, ctx.res, ctx)
-    if (collector.watching) {
+    if (collector.attributing) {
       return collector.inRequestContext(ctx.res, () => handleRequest.call(this, ctx, fnMiddleware))
     }
     return handleRequest.call(this, ctx, fnMiddleware)
@@ -163,7 +163,7 @@ export function koaMiddleware(options?: RoutemeterOptions): KoaMiddleware {
       collector.discoverFrom(() => koaRoutes(app))
     }
     collector.track(ctx.req, ctx.res, ctx)
-    return collector.watching ? collector.inRequestContext(ctx.res, next) : next()
+    return collector.attributing ? collector.inRequestContext(ctx.res, next) : next()
   }
   return Object.assign(middleware, handleOf(collector))
 }

@@ -330,9 +330,13 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (this.watch.active) this.watch.enter(tracked)
   }
 
-  /** Whether some endpoint is at level 2 or 3: adapters then run requests through inRequestContext. */
-  get watching(): boolean {
-    return this.watch.active
+  /**
+   * Whether requests run in an async context that ties outgoing operations to
+   * them (some endpoint at level 2 or 3, outliers.operations on): adapters then
+   * run a request's handling through inRequestContext.
+   */
+  get attributing(): boolean {
+    return this.watch.attributing
   }
 
   /**

@@ -26,6 +26,14 @@ export interface OutlierOptions {
    * caught at most this long after it passed its threshold. Default 50.
    */
   sweepInterval?: number
+  /**
+   * Whether outliers list their outgoing operations. This needs each request
+   * to run in an AsyncLocalStorage context, which on Node 20 costs every
+   * promise of the process while some endpoint is at level 2 or 3 (README,
+   * Performance). false: outliers keep the rest (cause: the event loop, or a
+   * wait) at no such cost. Default true.
+   */
+  operations?: boolean
 }
 
 export interface ResolvedOutliers {
@@ -37,6 +45,7 @@ export interface ResolvedOutliers {
   redact: ReadonlySet<string>
   channels: readonly string[]
   sweepIntervalMs: number
+  operations: boolean
 }
 
 /** Always redacted: what carries credentials in every HTTP API. */
@@ -49,6 +58,7 @@ export const SECRET_NAMES = [
 ] as const
 
 const KNOWN = new Set([
+  'operations',
   'factor',
   'minDuration',
   'maxPerMinute',
@@ -78,7 +88,7 @@ export function resolveOutliers(value: unknown): ResolvedOutliers {
   if (value === undefined) value = {}
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(
-      `routemeter: option "outliers" must be an object { factor?, minDuration?, maxPerMinute?, redact?, channels?, sweepInterval? }, got ${describeValue(value)}`,
+      `routemeter: option "outliers" must be an object { factor?, minDuration?, maxPerMinute?, redact?, channels?, sweepInterval?, operations? }, got ${describeValue(value)}`,
     )
   }
   const o = value as Record<string, unknown>
@@ -106,6 +116,8 @@ export function resolveOutliers(value: unknown): ResolvedOutliers {
   ) {
     throw bad('sweepInterval', 'an integer number of milliseconds from 10 to 60000', sweepInterval)
   }
+  const operations = o.operations ?? true
+  if (typeof operations !== 'boolean') throw bad('operations', 'a boolean', operations)
   const redact = new Set<string>(SECRET_NAMES)
   for (const name of names(o, 'redact')) redact.add(name.toLowerCase())
   return {
@@ -115,5 +127,6 @@ export function resolveOutliers(value: unknown): ResolvedOutliers {
     redact,
     channels: names(o, 'channels'),
     sweepIntervalMs: sweepInterval,
+    operations,
   }
 }

@@ -129,12 +129,17 @@ export class OutlierWatch {
     return this.timer !== undefined
   }
 
+  /** Whether requests run in an async context that ties operations to them (watching, and `operations`). */
+  get attributing(): boolean {
+    return this.timer !== undefined && this.options.operations
+  }
+
   /** Starts or stops watching. */
   setActive(active: boolean): void {
     if (active === this.active) return
     if (active) {
       this.sampler.start(performance.now())
-      this.operations.start(this.options.channels)
+      if (this.options.operations) this.operations.start(this.options.channels)
       this.timer = setInterval(() => this.sweepSafely(), this.options.sweepIntervalMs).unref()
       return
     }

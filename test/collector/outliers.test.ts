@@ -123,7 +123,8 @@ async function startApp(
     defaultLevel: 2,
     groupBy: () => 'tester',
     ...options,
-    outliers: { minDuration: 30, ...options.outliers },
+    // A floor well above a fast request's worst case on a loaded machine, well below SLOW_MS.
+    outliers: { minDuration: 100, ...options.outliers },
   }
   let handle: ReturnType<typeof bind>
   let app: unknown
@@ -196,7 +197,7 @@ for (const framework of ['koa', 'express'] as const) {
       // Caught while running: past the threshold, before the end.
       expect(outlier!.caught_us).toBeGreaterThan(outlier!.threshold_us)
       expect(outlier!.caught_us).toBeLessThan(outlier!.duration_us)
-      expect(outlier!.threshold_us).toBeGreaterThanOrEqual(30_000)
+      expect(outlier!.threshold_us).toBeGreaterThanOrEqual(100_000)
       expect(outlier!.url).toBe('/fetch/7?slow=1&q=x')
       expect(outlier!.status).toBe(200)
       expect(outlier!.method).toBe('GET')
@@ -284,22 +285,22 @@ describe('level 2 outliers', () => {
   })
 
   it('an endpoint needs 20 requests before anything of it is an outlier, and a floor of minDuration', async () => {
-    // A floor of 50 ms: fast requests take about 1 ms, so 2.5 x the median is far below it.
-    const app = await startApp('koa', { outliers: { minDuration: 50 } })
+    // A floor of 150 ms: fast requests take about 1 ms, so 2.5 x the median is far below it.
+    const app = await startApp('koa', { outliers: { minDuration: 150 } })
     for (let i = 0; i < 10; i++) await request(`${app.url}/timer/${i}`)
     await new Promise((resolve) => setTimeout(resolve, 150))
     // Ten requests: no threshold yet, even for a slow one.
     await request(`${app.url}/timer/1?slow=1`)
     await warmUp(app, '/timer')
     // Past 2.5 x the median but under the floor: not an outlier.
-    await request(`${app.url}/timer/3?slow=20`)
+    await request(`${app.url}/timer/3?slow=40`)
     await new Promise((resolve) => setTimeout(resolve, 150))
     app.handle.flush()
     expect(outliers(app.database)).toEqual([])
     await request(`${app.url}/timer/2?slow=1`)
     const [outlier] = await waitForOutliers(app, 1)
     expect(outlier!.url).toBe('/timer/2?slow=1')
-    expect(outlier!.threshold_us).toBe(50_000)
+    expect(outlier!.threshold_us).toBe(150_000)
   })
 
   it('two concurrent slow requests of different endpoints keep their own operations', async () => {
@@ -352,6 +353,10 @@ describe('level 2 outliers', () => {
   })
 
   it('at most maxPerMinute outliers are captured per endpoint', async () => {
+    // The limit counts per minute of the clock: start well inside one.
+    const intoMinute = Date.now() % 60_000
+    if (intoMinute > 50_000)
+      await new Promise((resolve) => setTimeout(resolve, 60_500 - intoMinute))
     const app = await startApp('koa', { outliers: { maxPerMinute: 2 } })
     await warmUp(app, '/timer')
     await Promise.all([1, 2, 3, 4, 5].map((i) => request(`${app.url}/timer/${i}?slow=1`)))
@@ -435,7 +440,7 @@ describe('createCollector at level 2', () => {
     const collector = createCollector({
       database,
       defaultLevel: 2,
-      outliers: { minDuration: 30 },
+      outliers: { minDuration: 100 },
     })
     defer(() => collector.close())
     const { url } = await listen((req: IncomingMessage, res: ServerResponse) => {

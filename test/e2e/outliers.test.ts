@@ -109,7 +109,7 @@ beforeAll(async () => {
     groupBy: () => 'alice',
     flushOnExit: false,
     levelPollInterval: 200,
-    outliers: { minDuration: 30 },
+    outliers: { minDuration: 100 },
   })
   server = app.listen(0, '127.0.0.1')
   origin = await listening(server)

@@ -259,7 +259,7 @@ describe('outliers of several files', () => {
     const app = new Koa()
     const router = new Router()
     router.get('/slow', async (ctx) => {
-      if (ctx.query.slow === '1') await new Promise((resolve) => setTimeout(resolve, 120))
+      if (ctx.query.slow === '1') await new Promise((resolve) => setTimeout(resolve, 250))
       ctx.body = 'ok'
     })
     app.use(router.routes())
@@ -269,7 +269,7 @@ describe('outliers of several files', () => {
       version: '1.0.0',
       defaultLevel: 2,
       flushOnExit: false,
-      outliers: { minDuration: 30 },
+      outliers: { minDuration: 100 },
     })
     const server = app.listen(0, '127.0.0.1')
     await new Promise<void>((resolve) => server.once('listening', resolve))

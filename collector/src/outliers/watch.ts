@@ -24,8 +24,11 @@ import { RecentDurations } from './threshold.js'
 
 /** Outliers waiting for the sweep that completes them, at most (the rest are not kept). */
 const MAX_ENDING = 1000
-/** Requests in flight counted for "this endpoint's", at most (counting resolves each one's route). */
-const MAX_COUNTED = 10_000
+/**
+ * Requests in flight looked at for "this endpoint's", at most, the oldest
+ * first: counting resolves each one's route, and a capture must stay cheap.
+ */
+const MAX_COUNTED = 1000
 
 /** What the watch keeps per endpoint (the collector's endpoint carries it). */
 export interface WatchedEndpoint {

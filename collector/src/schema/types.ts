@@ -191,7 +191,7 @@ export interface OutlierProcessState {
   loopDelayP99Ms: number
   /** share of the last second the event loop was busy, 0 to 1 */
   loopUtilization: number
-  /** requests in flight: all of the process's, and this endpoint's */
+  /** requests in flight: all of the process's, and this endpoint's (among the oldest 1,000) */
   inFlight: number
   inFlightEndpoint: number
 }

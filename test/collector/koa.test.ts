@@ -441,3 +441,38 @@ describe('Koa 2', () => {
     ])
   })
 })
+
+describe('koa-router 7', () => {
+  // koa-router 7 sets ctx._matchedRoute to the last route matching the path before any runs.
+  const OldRouter = require('koa-router7') as typeof Router
+
+  it('files a request under the route that answered it, not a later one that also matches', async () => {
+    expect((require('koa-router7/package.json') as { version: string }).version).toBe('7.4.0')
+    const database = tempDatabase()
+    const app = new Koa2()
+    app.silent = true
+    const handle = bind(app, { database, version: 'koa-router7' })
+    defer(() => handle.close())
+    const articles = new OldRouter()
+    articles.get('/articles/feed', (ctx) => {
+      ctx.body = 'feed'
+    })
+    articles.get('/articles/:slug', (ctx) => {
+      ctx.body = `article ${ctx.params.slug}`
+    })
+    const api = new OldRouter({ prefix: '/api' })
+    api.use(articles.routes())
+    app.use(api.routes())
+    const { url } = await listen(app)
+
+    expect((await request(`${url}/api/articles/feed`)).body).toBe('feed')
+    expect((await request(`${url}/api/articles/hello`)).body).toBe('article hello')
+    expect((await request(`${url}/api/articles/feed`)).body).toBe('feed')
+    handle.flush()
+    expect(readRequests(database).map((r) => `${r.method} ${r.route} ${r.status}`)).toEqual([
+      'GET /api/articles/feed 200',
+      'GET /api/articles/:slug 200',
+      'GET /api/articles/feed 200',
+    ])
+  })
+})

@@ -17,6 +17,8 @@ import { remoteOf } from '../remote/index.js'
 interface RouterLayer {
   path: string | RegExp
   methods: string[]
+  /** the path's captures by this layer's pattern */
+  captures?(path: string): string[]
 }
 
 interface KoaContext {
@@ -28,6 +30,10 @@ interface KoaContext {
   _matchedRoute?: string | RegExp
   /** @koa/router: the layers whose path matched, routes and router.use() middleware */
   matched?: RouterLayer[]
+  /** the router: the captures of the last layer that ran */
+  captures?: string[]
+  path?: string
+  routerPath?: string
   /** false: Koa leaves the response to the middleware (the remote API answers it) */
   respond?: boolean
   /** @koa/router: the matched route's parameters */
@@ -84,11 +90,60 @@ function koaRouteOf(ctx: KoaContext | undefined): string | RegExp | undefined {
   if (ctx === undefined) return undefined
   const { _matchedRoute: route, matched, method } = ctx
   if (route === undefined || !Array.isArray(matched) || method === undefined) return route
+  if (matched.length > 1) {
+    const ran = routeThatRan(ctx, matched, route, method)
+    if (ran !== undefined) return ran
+  }
   if (matched.some((layer) => layer.path === route && layer.methods.length > 0)) return route
   for (let i = matched.length - 1; i >= 0; i--) {
     if (matched[i]!.methods.includes(method)) return matched[i]!.path
   }
   return route
+}
+
+/**
+ * koa-router 7 sets ctx._matchedRoute to the last route whose path matches
+ * before any of them runs: when an earlier one answers (`/articles/feed`
+ * before `/articles/:slug`), that is the wrong one. Each layer that runs
+ * leaves its captures in ctx.captures, so the route that ran last is the last
+ * one whose captures of the path are those. Newer routers set _matchedRoute
+ * as each layer runs, and pass the first check. Undefined: not decided here.
+ */
+function routeThatRan(
+  ctx: KoaContext,
+  matched: RouterLayer[],
+  route: string | RegExp,
+  method: string,
+): string | RegExp | undefined {
+  const captures = ctx.captures
+  const path = ctx.routerPath ?? ctx.path
+  if (!Array.isArray(captures) || typeof path !== 'string') return undefined
+  const same = (layer: RouterLayer): boolean => {
+    let theirs: unknown
+    try {
+      // koa-router 7's throws when the path no longer matches (rewritten after routing).
+      theirs = layer.captures?.(path)
+    } catch {
+      return false
+    }
+    return (
+      Array.isArray(theirs) &&
+      theirs.length === captures.length &&
+      theirs.every((value, i) => value === captures[i])
+    )
+  }
+  let named = false
+  for (const layer of matched) {
+    if (layer.path !== route || !layer.methods.includes(method)) continue
+    named = true
+    if (same(layer)) return route
+  }
+  if (!named) return undefined
+  for (let i = matched.length - 1; i >= 0; i--) {
+    const layer = matched[i]!
+    if (layer.methods.includes(method) && same(layer)) return layer.path
+  }
+  return undefined
 }
 
 const koaHooks = {

@@ -249,8 +249,9 @@ for (const framework of ['koa', 'express'] as const) {
       expect(outlier!.cause).toBe('event-loop')
       expect(outlier!.ctx.loopBlockedMs).toBeGreaterThanOrEqual(SLOW_MS / 2)
       expect(outlier!.ctx.operations).toEqual([])
-      // Caught as it ended (no sweep ran meanwhile): it still counts as in flight.
-      expect(outlier!.caught_us).toBe(outlier!.duration_us)
+      // No sweep ran while the loop was blocked: caught as it ended (or by a sweep in the
+      // moment between the loop's end and the response's), and counted as in flight.
+      expect(outlier!.caught_us).toBeGreaterThan(outlier!.duration_us - 20_000)
       expect(outlier!.ctx.process.inFlightEndpoint).toBe(1)
     })
 

@@ -115,6 +115,10 @@ function routeThatRan(
   route: string | RegExp,
   method: string,
 ): string | RegExp | undefined {
+  // Only two routes of the method can be confused: no pattern is run otherwise.
+  let routes = 0
+  for (const layer of matched) if (layer.methods.includes(method)) routes++
+  if (routes < 2) return undefined
   const captures = ctx.captures
   const path = ctx.routerPath ?? ctx.path
   if (!Array.isArray(captures) || typeof path !== 'string') return undefined

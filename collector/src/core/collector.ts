@@ -480,7 +480,8 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       }
       this.slots.push(endpoint)
       routes.set(route, endpoint)
-      if (endpoint.level >= 2) this.updateWatch()
+      // Only with defaultLevel 2 or 3, when the watch is on already.
+      if (endpoint.level >= 2) this.watched.push(endpoint)
     }
     return endpoint
   }

@@ -130,13 +130,7 @@ export class OperationTracker {
 
   /** Subscribes a handler that never throws into the publisher (the app's code). */
   private on(name: string, handler: (message: unknown) => void): void {
-    const listener = (message: unknown): void => {
-      try {
-        handler(message)
-      } catch (error) {
-        this.report(error)
-      }
-    }
+    const listener = (message: unknown): void => this.guard(() => handler(message))
     dc.subscribe(name, listener)
     this.unsubscribers.push(() => dc.unsubscribe(name, listener))
   }

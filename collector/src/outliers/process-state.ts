@@ -102,11 +102,6 @@ export class ProcessSampler {
     }
     return Math.round(blocked)
   }
-
-  /** Time of the last tick: stretches after it are not known yet. */
-  get lastTickAt(): number {
-    return this.lastTick
-  }
 }
 
 function round1(value: number): number {

@@ -160,8 +160,6 @@ export type OutlierCause =
   /** waiting on nothing the collector sees: a timer, or a client without a tracing channel */
   | 'wait'
 
-export const OUTLIER_CAUSES: readonly OutlierCause[] = ['operation', 'event-loop', 'wait']
-
 /** An outgoing operation that ran during an outlier request (context.operations). */
 export interface OutlierOperation {
   /** 'http' (http.request, fetch), or the tracing channel's name, e.g. 'ioredis:command' */

@@ -164,14 +164,15 @@ export class DurationSummary {
   }
 
   /** Adds one request. */
-  addRequest(durationUs: number, status: number): void {
-    this.count++
-    if (status >= 400 && status < 500) this.errors4xx++
-    else if (status >= 500 && status < 600) this.errors5xx++
-    this.sumUs += durationUs
+  /** One request row; `weight`: the requests it stands for (sampling). */
+  addRequest(durationUs: number, status: number, weight = 1): void {
+    this.count += weight
+    if (status >= 400 && status < 500) this.errors4xx += weight
+    else if (status >= 500 && status < 600) this.errors5xx += weight
+    this.sumUs += durationUs * weight
     if (durationUs < this.minUs) this.minUs = durationUs
     if (durationUs > this.maxUs) this.maxUs = durationUs
-    if (this.histogram !== undefined) this.histogram[bucketOf(durationUs)]!++
+    if (this.histogram !== undefined) this.histogram[bucketOf(durationUs)]! += weight
   }
 
   /** The durations a bucket stands for, clipped to the summary's min and max. */

@@ -70,6 +70,7 @@ const COLUMNS: Record<string, string[]> = {
     'client_ip_id',
     'aborted',
     'node_id',
+    'weight',
   ] satisfies (keyof RequestRow)[],
   [TABLES.meta]: ['key', 'value'] satisfies (keyof MetaRow)[],
   [TABLES.node]: ['id', 'name', 'first_seen'] satisfies (keyof NodeRow)[],
@@ -88,6 +89,8 @@ describe('schema', () => {
     expect(db.pragma('application_id', { simple: true })).toBe(APPLICATION_ID)
     expect(APPLICATION_ID).toBe(0x524d5452)
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+    // 2: incremental, so that the space of pruned rows can go back to the disk
+    expect(db.pragma('auto_vacuum', { simple: true })).toBe(2)
     for (const [table, columns] of Object.entries(COLUMNS)) {
       const actual = (db.pragma(`table_info(${table})`) as Array<{ name: string }>).map(
         (c) => c.name,

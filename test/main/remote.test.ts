@@ -219,7 +219,7 @@ describe.each([
     const copy = new Database(files.path!)
     copy
       .prepare(
-        'INSERT INTO request SELECT id + 1000000, endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id FROM request ORDER BY id DESC LIMIT 1',
+        'INSERT INTO request (id, endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id) SELECT id + 1000000, endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id FROM request ORDER BY id DESC LIMIT 1',
       )
       .run()
     copy.close()

@@ -20,6 +20,7 @@ import {
   type WatchedRequest,
 } from '../outliers/watch.js'
 import type { OpenOperation } from '../outliers/operations.js'
+import { ROW_ABORTED, ROW_OUTLIER } from '../retention/sampler.js'
 
 /** What an adapter tells the core about its framework. */
 export interface FrameworkHooks<Ctx = unknown> {
@@ -289,6 +290,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
         version: { name: this.version.name, source: this.version.source },
         node: options.node,
         maxNewClients: options.maxNewClients,
+        retention: options.retention,
         flushInterval: options.flushInterval,
         levelPollInterval: options.levelPollInterval,
         thread: internals.thread ?? true,
@@ -403,6 +405,9 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       : 0
     const group = this.groupOf(req, ctx)
     const ip = this.ipOf(tracked, ctx)
+    const outlier =
+      endpoint.level >= 2 &&
+      this.watch.finished(tracked, endpoint, time, durationUs, status, group, ip)
     this.batch.push(
       endpoint.slot,
       time,
@@ -410,10 +415,8 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       status,
       group,
       ip,
-      writableFinished(res) ? 0 : 1,
+      (writableFinished(res) ? 0 : ROW_ABORTED) | (outlier ? ROW_OUTLIER : 0),
     )
-    if (endpoint.level >= 2)
-      this.watch.finished(tracked, endpoint, time, durationUs, status, group, ip)
   }
 
   private groupOf(req: IncomingMessage, ctx: Ctx | undefined): string | null {

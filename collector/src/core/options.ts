@@ -4,6 +4,12 @@ import type { MonitorLevel } from '../schema/types.js'
 import { resolveRemote, type RemoteOptions, type ResolvedRemote } from '../remote/options.js'
 import { resolveOutliers, type OutlierOptions, type ResolvedOutliers } from '../outliers/options.js'
 import { describeValue } from './describe.js'
+import {
+  resolveRetention,
+  type ExplicitPolicy,
+  type RetentionOptions,
+  type SamplingOptions,
+} from '../retention/policy.js'
 
 export { describeValue }
 
@@ -66,6 +72,14 @@ export interface RoutemeterOptions {
    * level 2 or 3 only). See OutlierOptions for the defaults.
    */
   outliers?: OutlierOptions
+  /**
+   * How long raw rows and rollups are kept, and the file's size cap. The
+   * file keeps the policy in force (the desktop app can change it); options
+   * given here replace what they set when the app starts. See RetentionOptions.
+   */
+  retention?: RetentionOptions
+  /** Raw rows kept per endpoint and second before sampling (the rollups count every request), or false. */
+  sampling?: SamplingOptions | false
 }
 
 export interface ResolvedOptions {
@@ -86,6 +100,8 @@ export interface ResolvedOptions {
   node: string
   remote: ResolvedRemote | undefined
   outliers: ResolvedOutliers
+  /** what `retention` and `sampling` set explicitly; undefined: none */
+  retention: ExplicitPolicy | undefined
 }
 
 const KNOWN = new Set<string>([
@@ -106,6 +122,8 @@ const KNOWN = new Set<string>([
   'node',
   'remote',
   'outliers',
+  'retention',
+  'sampling',
 ])
 
 function bad(name: string, expected: string, value: unknown): TypeError {
@@ -198,5 +216,6 @@ export function resolveOptions(options: unknown = {}): ResolvedOptions {
     node: optionalString(o, 'node') ?? (hostname() || 'unknown'),
     remote: resolveRemote(o.remote),
     outliers: resolveOutliers(o.outliers),
+    retention: resolveRetention(o.retention, o.sampling),
   }
 }

@@ -192,6 +192,7 @@ export class OutlierWatch {
    * A request of an endpoint at level 2 or 3 ended. Its duration joins the
    * endpoint's recent ones; if it ran past the threshold, its outlier is
    * completed at the next sweep (which knows whether the loop was blocked).
+   * Returns whether it is an outlier (its raw row is then never sampled away).
    */
   finished(
     request: WatchedRequest,
@@ -201,7 +202,7 @@ export class OutlierWatch {
     status: number,
     group: string | null,
     ip: string | null,
-  ): void {
+  ): boolean {
     const durations = (endpoint.durations ??= new RecentDurations(
       this.options.factor,
       this.options.minDurationUs,
@@ -210,10 +211,10 @@ export class OutlierWatch {
     durations.add(durationUs)
     let capture = request.capture
     if (capture === undefined) {
-      if (!(durationUs > thresholdUs) || !this.active || !this.allowed(endpoint)) return
+      if (!(durationUs > thresholdUs) || !this.active || !this.allowed(endpoint)) return false
       capture = this.take(request, endpoint, thresholdUs, request.start + durationUs / 1000, true)
     }
-    if (this.ending.length >= MAX_ENDING) return
+    if (this.ending.length >= MAX_ENDING) return true
     this.ending.push({
       request,
       capture,
@@ -225,6 +226,7 @@ export class OutlierWatch {
       group,
       ip,
     })
+    return true
   }
 
   private sweepSafely(): void {

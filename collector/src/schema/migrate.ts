@@ -6,6 +6,7 @@ import { up as rollups } from './migrations/0003-rollups.js'
 import { up as ipRollups } from './migrations/0004-ip-rollups.js'
 import { up as requestSpans } from './migrations/0005-request-spans.js'
 import { up as outliers } from './migrations/0006-outliers.js'
+import { up as retention } from './migrations/0007-retention.js'
 
 /** The part of a better-sqlite3 connection that migrations use. */
 export type MigrationDb = Pick<
@@ -21,6 +22,7 @@ const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [
   ipRollups,
   requestSpans,
   outliers,
+  retention,
 ]
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) {

@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 6
+export const SCHEMA_VERSION = 7
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452
@@ -76,6 +76,8 @@ export interface RequestRow {
   aborted: 0 | 1
   /** node that served the request; null for requests written before schema 2 */
   node_id: number | null
+  /** requests this row stands for: 1, or more when the rows beside it were sampled away (schema 7) */
+  weight: number
 }
 
 /** Table `node`: the machines (host names, or the `node` option) that wrote requests. */

@@ -4,6 +4,7 @@
  * a second one (PostgreSQL, for many nodes) implements the same interface.
  */
 import type { VersionSource } from '../schema/types.js'
+import type { ExplicitPolicy } from '../retention/policy.js'
 import type { HeldRequests } from '../writer/held-requests.js'
 import type { FileState } from './file-header.js'
 import type { EndpointState, StoredEndpoint } from './metrics-store.js'
@@ -15,6 +16,8 @@ export interface StoreConfig {
   node: string
   /** most new users (and, apart, IPs) added per hour; default: no limit */
   maxNewClients?: number
+  /** what the `retention` and `sampling` options set (undefined: the file's policy, or the defaults) */
+  retention?: ExplicitPolicy | undefined
 }
 
 /** An open store the writer writes batches into. Every method is synchronous and may throw. */
@@ -38,6 +41,11 @@ export interface RequestStore {
   invalidRequestRows(): number
   /** a message when users or IPs were recorded as `(other)` since the last one (at most hourly) */
   takeClientLimitReport(): string | undefined
+  /**
+   * Applies the retention policy for at most about `budgetMs`, in short
+   * transactions; returns whether more remains to do. May throw (busy).
+   */
+  maintain(now?: number, budgetMs?: number): boolean
   /** writes what it holds in memory and closes */
   close(): void
   /** lets go of a store that was replaced by another one, writing nothing into it */

@@ -63,6 +63,8 @@ export type FileState = 'same' | 'gone' | 'moved' | 'overwritten'
  */
 export class FileIdentity {
   private pageCount: number
+  /** the file's count of incremental vacuums (meta `vacuums`) when pageCount was last lowered */
+  private vacuums = 0
 
   private constructor(
     readonly path: string,
@@ -71,19 +73,26 @@ export class FileIdentity {
     this.pageCount = header.pageCount
   }
 
-  /** The identity of the file at `path` now; undefined when it cannot be read. */
-  static of(path: string): FileIdentity | undefined {
+  /**
+   * The identity of the file at `path` now; undefined when it cannot be read.
+   * `vacuums`: the file's count of vacuums as of now (a later one explains a shrink).
+   */
+  static of(path: string, vacuums = 0): FileIdentity | undefined {
     const header = readDiskHeader(path)
-    return header === undefined ? undefined : new FileIdentity(path, header)
+    if (header === undefined) return undefined
+    const identity = new FileIdentity(path, header)
+    identity.vacuums = vacuums
+    return identity
   }
 
   /**
    * Compares the file at the path with the one opened. Overwritten in place:
    * not an SQLite file any more, another application's id, or fewer pages
-   * than a checkpoint has already written (an older copy: metrics files
-   * never shrink, as nothing vacuums them).
+   * than a checkpoint has already written (an older copy) unless a writer
+   * vacuumed the file since (retention frees pages: `vacuums` reads the
+   * file's count of vacuums, which such a writer raised).
    */
-  check(): FileState {
+  check(vacuums: () => number = () => 0): FileState {
     let now: DiskHeader | undefined
     try {
       now = readDiskHeader(this.path)
@@ -95,7 +104,17 @@ export class FileIdentity {
     // A new file's id reaches the disk with its first checkpoint: until then the header says 0.
     const ours =
       now.applicationId === APPLICATION_ID || now.applicationId === this.header.applicationId
-    if (!now.sqlite || !ours || now.pageCount < this.pageCount) return 'overwritten'
+    if (!now.sqlite || !ours) return 'overwritten'
+    if (now.pageCount < this.pageCount) {
+      let count: number
+      try {
+        count = vacuums()
+      } catch {
+        return 'overwritten'
+      }
+      if (count <= this.vacuums) return 'overwritten'
+      this.vacuums = count
+    }
     this.pageCount = now.pageCount
     return 'same'
   }

@@ -11,8 +11,18 @@ import {
   invalidRequestRows,
   RollupColumns,
   rollUpRequests,
+  rollUpUnstored,
   writePendingClientRollups,
 } from './rollups/index.js'
+import {
+  parsePolicy,
+  policyToWrite,
+  POLICY_KEY,
+  type ExplicitPolicy,
+  type RetentionPolicy,
+} from '../retention/policy.js'
+import { Pruner, VACUUMS_KEY } from '../retention/pruner.js'
+import { alwaysKept, Sampler } from '../retention/sampler.js'
 import { checkSchema, migrate } from '../schema/migrate.js'
 import { hourOf } from '../schema/rollup.js'
 import type { MonitorLevel, VersionSource } from '../schema/types.js'
@@ -106,7 +116,9 @@ export function openForWriting(
   try {
     // Refuse another application's file, or a newer one, before WAL mode changes its header
     // (in one read transaction: another process may be creating the file right now).
-    db.transaction(() => checkSchema(db))()
+    const version = db.transaction(() => checkSchema(db))()
+    // A new file frees the pages of pruned rows (retention); it must be set before any table.
+    if (version === 0) db.pragma('auto_vacuum = INCREMENTAL')
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     // better-sqlite3 turns foreign keys on: 5 lookups a request for ids a writer has just
@@ -130,7 +142,16 @@ export const openMetricsStore: OpenRequestStore = (config, now) =>
     undefined,
     config.node,
     config.maxNewClients,
+    { retention: config.retention, sample: true },
   )
+
+/** What a store does about retention and sampling. */
+export interface RetentionSetup {
+  /** the policy the collector's options set (written over the file's at open) */
+  retention?: ExplicitPolicy | undefined
+  /** whether raw rows are sampled as the file's policy says (the collector's writer; not tests or generators) */
+  sample?: boolean
+}
 
 /**
  * The collector's connection to the metrics file: opens and migrates it,
@@ -166,6 +187,18 @@ export class MetricsStore implements RequestStore {
   private readonly touchEndpoint: Database.Statement
   private readonly selectEndpoints: Database.Statement
   private readonly insertOutlier: Database.Statement
+  private readonly setWeight: Database.Statement
+  private readonly vacuums: Database.Statement
+  private readonly pruner: Pruner
+  private readonly sampler: Sampler | undefined
+  /** the file's retention policy, as last read */
+  private policy: RetentionPolicy | undefined
+  /** per held row: 0 sampled away, else the requests the row stands for */
+  private weights = new Int32Array(1024)
+  /** the rows of the transaction under way that are sampled away (ids 0), for the rollups */
+  private readonly unstored = new RollupColumns()
+  /** [id, weight] of the rows of the transaction under way that stand for more than one request */
+  private readonly weighted: number[] = []
   private readonly writeBatch: (
     requests: HeldRequests,
     touched: EndpointState[],
@@ -186,6 +219,7 @@ export class MetricsStore implements RequestStore {
     nativeBinding?: string,
     node: string = hostname() || 'unknown',
     maxNewClients = Number.POSITIVE_INFINITY,
+    retention: RetentionSetup = {},
   ) {
     this.path = resolve(path)
     mkdirSync(dirname(this.path), { recursive: true })
@@ -203,6 +237,22 @@ export class MetricsStore implements RequestStore {
       this.nodeId = (
         db.prepare('SELECT id FROM node WHERE name = ?').get(node) as { id: number }
       ).id
+      // The file's policy is every writer's; options given explicitly replace what they set.
+      this.policy = db
+        .transaction(() => {
+          const stored = parsePolicy(
+            db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(POLICY_KEY) as
+              string | undefined,
+          )
+          const next = policyToWrite(stored, retention.retention, now)
+          if (next === undefined) return stored
+          db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(
+            POLICY_KEY,
+            JSON.stringify(next),
+          )
+          return next
+        })
+        .immediate()
     } catch (error) {
       db.close()
       throw error
@@ -219,7 +269,11 @@ export class MetricsStore implements RequestStore {
       db.close()
       throw error
     }
-    this.identity = FileIdentity.of(this.path)
+    this.vacuums = db.prepare('SELECT value FROM meta WHERE key = ?').pluck()
+    this.identity = FileIdentity.of(this.path, this.vacuumCount())
+    this.pruner = new Pruner(db)
+    this.sampler = retention.sample === true ? new Sampler() : undefined
+    this.setWeight = db.prepare('UPDATE request SET weight = ? WHERE id = ?')
     // Writes run on the app's thread: while another process holds the lock, a write
     // gives up after this long and the collector retries later, rather than stall the app.
     this.setBusyTimeout(WRITE_BUSY_TIMEOUT_MS)
@@ -275,13 +329,20 @@ export class MetricsStore implements RequestStore {
         const ipIds = requests.ips.map((name) => this.nameId(name, this.ips, now))
         const inserted = this.inserted
         inserted.clear()
+        this.unstored.clear()
+        this.weighted.length = 0
+        const sampled = this.sample(requests, now)
         // Ids as SQLite will choose them (one more than the largest, in the write lock),
         // so that the rollups know them; the insert checks that SQLite did.
-        this.fillInserted(requests, groupIds, ipIds, this.maxRequestId.get() as number)
-        this.insertRequests.run(inserted, requests.aborted)
+        this.fillInserted(requests, groupIds, ipIds, this.maxRequestId.get() as number, sampled)
+        this.insertRequests.run(inserted, sampled ? this.keptFlags(requests) : requests.aborted)
+        for (let i = 0; i < this.weighted.length; i += 2) {
+          this.setWeight.run(this.weighted[i + 1], this.weighted[i])
+        }
         // The views read the rollups: they count this batch in the same transaction,
-        // from the rows just inserted rather than read back.
+        // from the rows just inserted rather than read back, and the rows sampled away too.
         rollUpRequests(db, undefined, { inserted })
+        rollUpUnstored(db, this.unstored)
         for (const { endpoint, record } of requests.outliers) {
           this.insertOutlier.run(
             this.ensureEndpoint(endpoint, now),
@@ -315,15 +376,19 @@ export class MetricsStore implements RequestStore {
     groupIds: readonly number[],
     ipIds: readonly number[],
     lastId: number,
+    sampled: boolean,
   ): void {
     const inserted = this.inserted
+    const weights = this.weights
     const { endpoint, time, durationUs, status, group, ip } = requests
     let id = lastId
     for (let i = 0; i < requests.count; i++) {
       const g = group[i]!
       const p = ip[i]!
-      inserted.push(
-        ++id,
+      const weight = sampled ? weights[i]! : 1
+      if (weight > 1) this.weighted.push(id + 1, weight)
+      ;(weight === 0 ? this.unstored : inserted).push(
+        weight === 0 ? 0 : ++id,
         this.ensureEndpoint(endpoint[i]!, time[i]!),
         time[i]!,
         durationUs[i]!,
@@ -334,6 +399,35 @@ export class MetricsStore implements RequestStore {
         p === -1 ? null : ipIds[p]!,
       )
     }
+  }
+
+  /**
+   * Chooses the held rows to store (this.weights) when the file's policy
+   * samples; false when every row is stored.
+   */
+  private sample(requests: HeldRequests, now: number): boolean {
+    const rate = this.policy?.sampleRowsPerSecond ?? null
+    if (this.sampler === undefined || rate === null) return false
+    if (this.weights.length < requests.count) this.weights = new Int32Array(requests.time.length)
+    const dropped = this.sampler.choose(
+      requests.count,
+      (i) => requests.endpoint[i]!,
+      (i) => alwaysKept(requests.status[i]!, requests.aborted[i]!),
+      rate,
+      now,
+      this.weights,
+    )
+    return dropped > 0
+  }
+
+  /** The flags of the stored rows only, in the order they are inserted. */
+  private keptFlags(requests: HeldRequests): Uint8Array {
+    const flags = new Uint8Array(this.inserted.count)
+    let n = 0
+    for (let i = 0; i < requests.count; i++) {
+      if (this.weights[i] !== 0) flags[n++] = requests.aborted[i]!
+    }
+    return flags
   }
 
   /** Inserts an endpoint the file does not have yet; the file's level wins over ours. */
@@ -460,7 +554,29 @@ export class MetricsStore implements RequestStore {
 
   /** Whether the file at the path is still the one opened, or was deleted, replaced or overwritten. */
   fileState(): FileState {
-    return this.identity?.check() ?? 'same'
+    return this.identity?.check(() => this.vacuumCount()) ?? 'same'
+  }
+
+  /** How many times a writer ran incremental vacuum on the file (meta `vacuums`). */
+  private vacuumCount(): number {
+    return Number(this.vacuums.get(VACUUMS_KEY) ?? 0)
+  }
+
+  /**
+   * Applies the file's retention policy for at most about `budgetMs` (see
+   * Pruner); re-reads the policy first, as the desktop app may have changed
+   * it. Returns whether pruning is under way. Throws what SQLite throws.
+   */
+  maintain(now = Date.now(), budgetMs = 50): boolean {
+    const policy = this.pruner.policy()
+    if (policy !== undefined && policy.setAt !== this.policy?.setAt) this.pruner.soon()
+    this.policy = policy
+    return this.pruner.run(now, budgetMs)
+  }
+
+  /** The retention policy in force, as last read from the file. */
+  retentionPolicy(): RetentionPolicy | undefined {
+    return this.policy
   }
 
   /**

@@ -17,6 +17,7 @@
 import type Database from 'better-sqlite3'
 import type { RollupColumns } from './rollups/index.js'
 import { NO_ID } from '../schema/rollup.js'
+import { ROW_ABORTED } from '../retention/sampler.js'
 
 /** The request columns of a batch (a RollupColumns, or its arrays after crossing threads). */
 export type RequestColumns = Pick<
@@ -93,8 +94,8 @@ export class RequestInsert {
    * them: one more than the largest in the table, then one more each (the
    * caller's transaction's; the ids its rollups count). Throws, having
    * inserted rows the caller's transaction then rolls back, if SQLite gave
-   * others. Ids of NO_ID are written as NULL. `aborted[i]` is row i's
-   * request.aborted. With constant columns, rows' versionId and nodeId are
+   * others. Ids of NO_ID are written as NULL. `aborted[i]` holds row i's
+   * flags (ROW_ABORTED is request.aborted). With constant columns, rows' versionId and nodeId are
    * not read.
    */
   run(rows: RequestColumns, aborted: Uint8Array): void {
@@ -125,7 +126,7 @@ export class RequestInsert {
     into[at + 3] = rows.status[i]!
     into[at + 4] = nullable(rows.userGroupId[i]!)
     into[at + 5] = nullable(rows.clientIpId[i]!)
-    into[at + 6] = aborted[i]!
+    into[at + 6] = aborted[i]! & ROW_ABORTED
     if (!this.rowsBindVersion) return
     into[at + 7] = rows.versionId[i]!
     into[at + 8] = nullable(rows.nodeId[i]!)

@@ -30,6 +30,9 @@ import {
   type WriterEvent,
 } from './protocol.js'
 
+/** Milliseconds of retention work per poll when the writer runs on the app's thread. */
+const INLINE_RETENTION_BUDGET_MS = 10
+
 export interface WriterLinkOptions extends WriterConfig {
   flushInterval: number
   levelPollInterval: number
@@ -94,6 +97,7 @@ export class WriterLink {
         version: this.options.version,
         node: this.options.node,
         maxNewClients: this.options.maxNewClients,
+        retention: this.options.retention,
       },
       flushInterval: this.options.flushInterval,
       levelPollInterval: this.options.levelPollInterval,
@@ -140,10 +144,11 @@ export class WriterLink {
         if (wrote) control[GOOD_WRITES]!++
       },
     })
-    this.pollTimer = setInterval(
-      () => this.inline?.pollLevels(),
-      this.options.levelPollInterval,
-    ).unref()
+    this.pollTimer = setInterval(() => {
+      this.inline?.pollLevels()
+      // On the app's thread: little at a time, as it holds up the app's requests.
+      this.inline?.maintain(INLINE_RETENTION_BUDGET_MS)
+    }, this.options.levelPollInterval).unref()
     this.inline.openStore()
   }
 

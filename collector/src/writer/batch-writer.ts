@@ -226,6 +226,21 @@ export class BatchWriter {
     }
   }
 
+  /**
+   * Applies the file's retention policy for about `budgetMs` (short
+   * transactions, between writes). Another connection's lock only defers
+   * it; anything else is reported. Never throws.
+   */
+  maintain(budgetMs: number): void {
+    const store = this.store
+    if (store === undefined || this.closed) return
+    try {
+      store.maintain(Date.now(), budgetMs)
+    } catch (error) {
+      if (!isLock(error)) this.events.error(error, 'retention')
+    }
+  }
+
   /** Applies monitoring levels changed in the file by another connection (the desktop app). */
   pollLevels(force = false): void {
     const store = this.openStore()

@@ -90,7 +90,8 @@ export class RowBatch {
     status: number,
     group: string | null,
     ip: string | null,
-    aborted: 0 | 1,
+    /** ROW_ABORTED, ROW_OUTLIER (retention/sampler.ts) */
+    flags: number,
   ): void {
     if (this.count === this.capacity) this.grow()
     const i = this.count++
@@ -99,7 +100,7 @@ export class RowBatch {
     c.duration[i] = durationUs
     c.endpoint[i] = slot
     c.status[i] = status
-    c.aborted[i] = aborted
+    c.aborted[i] = flags
     c.group[i] = group === null ? -1 : intern(group, this.groupIndex, this.groups)
     c.ip[i] = ip === null ? -1 : intern(ip, this.ipIndex, this.ips)
   }

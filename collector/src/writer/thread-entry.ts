@@ -45,6 +45,9 @@ const writer = new BatchWriter(
   { backOff: false },
 )
 
+/** Milliseconds of retention work per flush interval, so that batches never wait long. */
+const RETENTION_BUDGET_MS = 50
+
 /** Marks command `seq` finished; the collector may be blocked on it. */
 function done(seq: number, result: boolean): void {
   if (seq <= 0) return
@@ -56,6 +59,7 @@ function done(seq: number, result: boolean): void {
 // Rows kept after a failed write are retried without waiting for the next batch.
 const retryTimer = setInterval(() => {
   if (writer.hasWork) writer.write()
+  writer.maintain(RETENTION_BUDGET_MS)
 }, data.flushInterval)
 const pollTimer = setInterval(() => writer.pollLevels(), data.levelPollInterval)
 

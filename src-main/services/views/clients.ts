@@ -27,8 +27,12 @@ export function clients(ctx: ViewContext, args: ClientArgs): ClientBreakdown {
     id === null ? NO_CLIENT : (reader.clientName(kind, id) ?? `#${id}`)
 
   const scope = ctx.scopeOf([ctx.endpointRow(args.endpointId)], args)
-  const firstDay = Math.ceil(args.from / MS_PER_DAY)
-  const endDay = Math.floor(args.to / MS_PER_DAY)
+  // An end of the range before the raw rows kept is read as its whole day.
+  const rawSince = reader.rawSince()
+  const firstDay = (args.from < rawSince ? Math.floor : Math.ceil)(args.from / MS_PER_DAY)
+  const endDay = (Math.floor(args.to / MS_PER_DAY) * MS_PER_DAY < rawSince ? Math.ceil : Math.floor)(
+    args.to / MS_PER_DAY,
+  )
   const rollupDays: Array<[number, number]> =
     reader.hasClientRollups(kind) && firstDay < endDay ? [[firstDay, endDay]] : []
   const rawParts: Array<[number, number]> = []
@@ -49,25 +53,28 @@ export function clients(ctx: ViewContext, args: ClientArgs): ClientBreakdown {
   const rawClients: number[] = []
   const rawVersions: number[] = []
   const rawDurations: number[] = []
-  const keep = (rows: Iterable<[number, number, number]>): void => {
-    for (const [client, versionId, duration] of rows) {
+  const rawWeights: number[] = []
+  const keep = (rows: Iterable<[number, number, number, number?]>): void => {
+    for (const [client, versionId, duration, weight = 1] of rows) {
       rawClients.push(client)
       rawVersions.push(versionId)
       rawDurations.push(duration)
-      totalOf.set(client, (totalOf.get(client) ?? 0) + 1)
+      rawWeights.push(weight)
+      totalOf.set(client, (totalOf.get(client) ?? 0) + weight)
     }
   }
   const column = kind === 'user' ? 'user_group_id' : 'client_ip_id'
   for (const [from, to] of rawParts) {
     keep(
-      reader.requests<[number, number, number]>(
-        [column, 'version_id', 'duration_us'],
+      reader.requests<[number, number, number, number]>(
+        [column, 'version_id', 'duration_us', 'weight'],
         scope,
         from,
         to,
       ),
     )
   }
+  // Not weighted: the per-client rollups already count the requests sampled away beside them.
   for (const [from, to] of rollupDays) {
     keep(reader.uncountedClientRequests(kind, scope, from * MS_PER_DAY, to * MS_PER_DAY))
   }
@@ -119,7 +126,7 @@ export function clients(ctx: ViewContext, args: ClientArgs): ClientBreakdown {
   for (let i = 0; i < rawClients.length; i++) {
     const client = rawClients[i]!
     if (wantedIds.has(client))
-      summaryOf(asClient(client), rawVersions[i]!).addRequest(rawDurations[i]!, 0)
+      summaryOf(asClient(client), rawVersions[i]!).addRequest(rawDurations[i]!, 0, rawWeights[i])
   }
 
   const versions = ctx.versionList(shown.flatMap((id) => [...perClient.get(id)!.keys()]))

@@ -48,13 +48,15 @@ export function outlierTimeline(ctx: ViewContext, args: EndpointArgs): OutlierTi
   const endpoint = ctx.endpointRow(args.endpointId)
   const scope = ctx.scopeOf([endpoint], args)
   const all: Array<[number, number]> = []
-  for (const row of ctx.reader.requests<[number, number]>(
-    ['time', 'duration_us'],
+  let requestCount = 0
+  for (const row of ctx.reader.requests<[number, number, number]>(
+    ['time', 'duration_us', 'weight'],
     scope,
     args.from,
     args.to,
   )) {
     all.push([row[0], row[1]])
+    requestCount += row[2]
   }
   all.sort((a, b) => a[0] - b[0])
   const step = Math.max(1, all.length / MAX_TIMELINE_POINTS)
@@ -67,7 +69,10 @@ export function outlierTimeline(ctx: ViewContext, args: EndpointArgs): OutlierTi
     .sort((a, b) => a.time - b.time)
   return {
     requests,
-    requestCount: all.length,
+    requestCount,
+    // Rows stand for more requests than themselves: the dots are a sample.
+    sampled: requestCount > all.length,
+    rawSince: ctx.reader.rawSince(),
     outliers: found.map((o) => [o.time, o.durationUs, o.id]),
     threshold: found.map((o) => [o.time, o.thresholdUs]),
   }

@@ -2,7 +2,8 @@
  * The range helper every view uses. A range [from, to) is cut into whole UTC
  * days (daily rollups), whole UTC hours at its ends (hourly rollups) and the
  * minutes before the first and after the last whole hour, read from the
- * requests themselves. So no range is snapped: counts are exact for any
+ * requests themselves. So no range is snapped (but
+ * an end before the raw rows kept, pruned by retention, is read as its whole hour): counts are exact for any
  * range, and quantiles come from the rollups' duration histograms, within
  * QUANTILE_RELATIVE_ERROR of the exact value (stats.ts, DurationSummary).
  *
@@ -28,9 +29,17 @@ export interface RangeParts {
   raw: Array<[number, number]>
 }
 
-export function rangeParts(from: number, to: number, hoursPerDay = 24): RangeParts {
+export function rangeParts(
+  from: number,
+  to: number,
+  hoursPerDay = 24,
+  /** raw rows before this were pruned: an end of the range there is read as its whole hour */
+  rawSince = 0,
+): RangeParts {
   const parts: RangeParts = { days: [], hours: [], raw: [] }
   if (to <= from) return parts
+  if (from < rawSince) from = Math.floor(from / MS_PER_HOUR) * MS_PER_HOUR
+  if (Math.floor(to / MS_PER_HOUR) * MS_PER_HOUR < rawSince) to = Math.ceil(to / MS_PER_HOUR) * MS_PER_HOUR
   const firstHour = Math.ceil(from / MS_PER_HOUR)
   const endHour = Math.floor(to / MS_PER_HOUR)
   if (firstHour >= endHour) {
@@ -69,7 +78,7 @@ export function collect(
   target: Target,
   histograms = true,
 ): void {
-  const parts = rangeParts(from, to)
+  const parts = rangeParts(from, to, 24, reader.rawSince())
   for (const [unit, ranges] of [
     ['day', parts.days],
     ['hour', parts.hours],
@@ -87,14 +96,14 @@ export function collect(
     }
   }
   for (const [first, end] of parts.raw) {
-    const rows = reader.requests<[number, number, number, number, number]>(
-      ['endpoint_id', 'version_id', 'node_id', 'duration_us', 'status'],
+    const rows = reader.requests<[number, number, number, number, number, number]>(
+      ['endpoint_id', 'version_id', 'node_id', 'duration_us', 'status', 'weight'],
       scope,
       first,
       end,
     )
-    for (const [endpointId, versionId, nodeId, duration, status] of rows) {
-      target(endpointId, versionId, nodeId, NO_ID)?.addRequest(duration, status)
+    for (const [endpointId, versionId, nodeId, duration, status, weight] of rows) {
+      target(endpointId, versionId, nodeId, NO_ID)?.addRequest(duration, status, weight)
     }
   }
 }
@@ -144,7 +153,7 @@ export function localCounts(
   allEndpoints = false,
 ): void {
   const offset = offsetMs(range.utcOffsetMinutes)
-  const parts = rangeParts(range.from, range.to, 1)
+  const parts = rangeParts(range.from, range.to, 1, reader.rawSince())
   for (const [first, end] of parts.days) {
     const rows = reader.hourlyCounts(
       scope,
@@ -157,15 +166,15 @@ export function localCounts(
     for (const [bucket, endpointId, code, n] of rows) add(bucket, endpointId, code, n)
   }
   for (const [first, end] of parts.raw) {
-    const rows = reader.requests<[number, number, number]>(
-      ['time', 'endpoint_id', 'status'],
+    const rows = reader.requests<[number, number, number, number]>(
+      ['time', 'endpoint_id', 'status', 'weight'],
       scope,
       first,
       end,
     )
-    for (const [time, endpointId, code] of rows) {
+    for (const [time, endpointId, code, weight] of rows) {
       const bucket = Math.floor((Math.floor(time / MS_PER_HOUR) * MS_PER_HOUR + offset) / unitMs)
-      add(bucket, by.endpoint ? endpointId : 0, by.status ? code : 0, 1)
+      add(bucket, by.endpoint ? endpointId : 0, by.status ? code : 0, weight)
     }
   }
 }

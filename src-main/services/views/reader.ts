@@ -43,6 +43,8 @@ export type RequestColumn =
   | 'client_ip_id'
   | 'duration_us'
   | 'status'
+  /** the requests a row stands for: more than 1 when rows beside it were sampled away (1 before schema 7) */
+  | 'weight'
 
 /** Users (`user`) or client IPs (`ip`). */
 export type ClientKind = 'user' | 'ip'
@@ -83,6 +85,11 @@ export interface MetricsReader {
   meta(): Map<string, string>
   /** every request counted in the rollups */
   requestCount(): number
+  /**
+   * From when raw rows (requests) are kept, ms since the epoch: older ones
+   * were pruned by the retention policy (0: none were).
+   */
+  rawSince(): number
   /** the first and last UTC hour with requests of these endpoints; null when none */
   hourBounds(endpointIds: readonly number[]): { first: number | null; last: number | null }
 

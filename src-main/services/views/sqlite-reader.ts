@@ -50,7 +50,11 @@ const COLUMN_SQL: Record<RequestColumn, string> = {
   client_ip_id: `coalesce(client_ip_id, ${NO_ID})`,
   duration_us: 'duration_us',
   status: 'status',
+  weight: 'weight',
 }
+
+/** Schema 7 added request.weight; older requests each stand for one. */
+const WEIGHT_SINCE = 7
 
 const CLIENT_SQL: Record<
   ClientKind,
@@ -162,6 +166,13 @@ export class SqliteReader implements MetricsReader {
     return new Map(rows.map((row) => [row.key, row.value]))
   }
 
+  rawSince(): number {
+    const value = this.sql("SELECT value FROM meta WHERE key = 'requests_kept_since'")
+      .pluck()
+      .get() as string | undefined
+    return value === undefined ? 0 : Number(value) || 0
+  }
+
   requestCount(): number {
     return this.sql('SELECT coalesce(sum(requests), 0) FROM rollup_day').pluck().get() as number
   }
@@ -240,7 +251,11 @@ export class SqliteReader implements MetricsReader {
     from: number,
     to: number,
   ): Iterable<Row> {
-    const selected = columns.map((column) => COLUMN_SQL[column]).join(', ')
+    const selected = columns
+      .map((column) =>
+        column === 'weight' && this.schemaVersion < WEIGHT_SINCE ? '1' : COLUMN_SQL[column],
+      )
+      .join(', ')
     const where = `${IN_ENDPOINTS} AND time >= @from AND time < @to
       AND ${NODES(`coalesce(node_id, ${NO_ID})`)}`
     const args = { ...params(scope), from, to }

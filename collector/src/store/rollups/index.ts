@@ -27,6 +27,7 @@ export {
   rollUpAfter,
   userRollupWatermark,
   rollUpRequests,
+  rollUpUnstored,
   writePendingClientRollups,
   backfillIpRollups,
   rebuildRollups,

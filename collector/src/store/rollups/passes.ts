@@ -97,9 +97,12 @@ export function countRows(
     if (hours === undefined || hourList === undefined) continue
     const hour = hours.of(hourOf(time), endpointId, versionId, node)
     hourList.count(hour, durationUs, status, bucket)
+    // Id 0: a request sampled away, counted but not stored (no id to find it by).
     const id = rows.id[i]!
-    if (id < hour.firstId) hour.firstId = id
-    if (id > hour.lastId) hour.lastId = id
+    if (id > 0) {
+      if (id < hour.firstId) hour.firstId = id
+      if (id > hour.lastId) hour.lastId = id
+    }
     const statuses = hour.statuses
     let s = 0
     while (s < statuses.length && statuses[s] !== status) s += 2
@@ -382,6 +385,15 @@ export function writePendingClientRollups(db: RollupDb): boolean {
     statements.setWatermark.run(USER_ROLLUP_WATERMARK_KEY, String(pending.through))
     return true
   })()
+}
+
+/**
+ * Counts requests that are not stored (sampled away: their ids are 0) into
+ * every rollup, users and IPs included, in the caller's transaction: no
+ * watermark covers them, as no reader will find them in the table.
+ */
+export function rollUpUnstored(db: RollupDb, rows: RollupColumns): void {
+  if (rows.count > 0) rollUpChunk(statementsOf(db), rows, 'all')
 }
 
 /**

@@ -71,8 +71,8 @@ export function statementsOf(db: RollupDb): Statements {
            histogram = ${MERGE_FUNCTION}(histogram, excluded.histogram)${
              withSpans
                ? `,
-           first_id = min(coalesce(first_id, excluded.first_id), excluded.first_id),
-           last_id = max(coalesce(last_id, excluded.last_id), excluded.last_id)`
+           first_id = coalesce(min(first_id, excluded.first_id), first_id, excluded.first_id),
+           last_id = coalesce(max(last_id, excluded.last_id), last_id, excluded.last_id)`
                : ''
            }`,
     )
@@ -163,8 +163,13 @@ export function paramsOf(
     agg.minUs,
     agg.maxUs,
     histogram,
-    ...(spans ? [(agg as HourAggregate).firstId, (agg as HourAggregate).lastId] : []),
+    // An hour of sampled-away requests only has no span (infinite bounds): NULL.
+    ...(spans ? [finiteOrNull((agg as HourAggregate).firstId), finiteOrNull((agg as HourAggregate).lastId)] : []),
   ]
+}
+
+function finiteOrNull(id: number): number | null {
+  return Number.isFinite(id) ? id : null
 }
 
 /** A list's aggregates as upsert parameters. */

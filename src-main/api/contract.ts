@@ -90,6 +90,36 @@ export interface FileInfo {
   nodes: string[]
   /** what is damaged in the file, naming it, when reading it met damaged pages; else null */
   damaged: string | null
+  /** from when raw request rows are kept (older ones were pruned), ms since the epoch; 0: from the start */
+  rawSince: number
+}
+
+/** A retention policy as the app shows and sets it; null: no limit (keep forever, no cap, no sampling). */
+export interface RetentionSettings {
+  requestsMs: number | null
+  outliersMs: number | null
+  profilesMs: number | null
+  rollupsMs: number | null
+  maxFileSizeBytes: number | null
+  sampleRowsPerSecond: number | null
+}
+
+/** What the "About this file" panel shows. */
+export interface AboutFile {
+  path: string
+  /** the file and its -wal on disk */
+  sizeBytes: number
+  /** pages in use and free pages (freed by pruning, reused or given back) */
+  usedBytes: number
+  freeBytes: number
+  /** whether freed pages go back to the disk (files created since schema 7; `routemeter vacuum` converts others) */
+  incrementalVacuum: boolean
+  /** the policy in force; null: the file has none yet (no collector of schema 7 opened it) */
+  policy: (RetentionSettings & { setBy: 'option' | 'default' | 'app'; setAt: number }) | null
+  /** from when each kind is kept whole, ms since the epoch; null: from the start */
+  keptSince: { requests: number | null; outliers: number | null; rollups: number | null }
+  /** space per table (its indexes included) and its rows, largest first */
+  tables: Array<{ name: string; bytes: number; rows: number }>
 }
 
 export interface Endpoint {
@@ -276,8 +306,12 @@ export interface OutlierDetail extends OutlierSummary {
 export interface OutlierTimeline {
   /** [time, durationUs] of requests in range, evenly thinned to at most 2,000 */
   requests: Array<[number, number]>
-  /** requests in range before thinning */
+  /** requests in range before thinning (the rows' weights: sampled rows stand for more) */
   requestCount: number
+  /** whether the raw rows are a sample (some stand for requests sampled away) */
+  sampled: boolean
+  /** from when raw rows are kept, ms since the epoch (0: from the start) */
+  rawSince: number
   /** [time, durationUs, outlier id] */
   outliers: Array<[number, number, number]>
   /** [time, thresholdUs]: the threshold each outlier passed, in time order */
@@ -356,7 +390,11 @@ export interface DashboardApi {
   outlier(args: { id: number }): Promise<OutlierDetail>
   /** an endpoint's durations in range with its outliers marked */
   outlierTimeline(args: EndpointArgs): Promise<OutlierTimeline>
+  /** the file's size, its retention policy and the space each table takes */
+  aboutFile(args: Record<string, never>): Promise<AboutFile>
   setLevel(args: SetLevelArgs): Promise<Endpoint>
+  /** writes a retention policy into the file; running collectors apply it within seconds */
+  setRetention(args: RetentionSettings): Promise<AboutFile>
 }
 
 export type ApiMethod = keyof DashboardApi
@@ -364,7 +402,7 @@ export type ApiArgs<M extends ApiMethod> = Parameters<DashboardApi[M]>[0]
 export type ApiResult<M extends ApiMethod> = Awaited<ReturnType<DashboardApi[M]>>
 
 /** Methods that change the file (POST in web mode). */
-export const WRITE_METHODS: readonly ApiMethod[] = ['setLevel', 'openFile']
+export const WRITE_METHODS: readonly ApiMethod[] = ['setLevel', 'openFile', 'setRetention']
 
 /**
  * What the desktop preload exposes as `window.routemeter`: the API's named

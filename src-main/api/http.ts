@@ -35,7 +35,9 @@ export const QUERY_FIELDS: { readonly [M in ApiMethod]: Readonly<Record<string, 
   outliers: { ...RANGE, endpointId: 'number', offset: 'number', limit: 'number' },
   outlier: { id: 'number' },
   outlierTimeline: { ...RANGE, endpointId: 'number' },
+  aboutFile: {},
   setLevel: { endpointId: 'number', level: 'number' },
+  setRetention: {},
 }
 
 export function isWriteMethod(method: ApiMethod): boolean {

@@ -16,6 +16,7 @@ import type {
   NodeArgs,
   OutlierArgs,
   RangeArgs,
+  RetentionSettings,
   SetLevelArgs,
   SourceRef,
   SourcesArgs,
@@ -23,6 +24,7 @@ import type {
   StatusArgs,
 } from './contract.js'
 import { badArgument } from './errors.js'
+import { MIN_FILE_SIZE_BYTES, MIN_RETENTION_MS } from 'routemeter/schema'
 
 type Fields = Record<string, unknown>
 
@@ -219,9 +221,30 @@ export const VALIDATORS: Validators = {
     ),
   }),
   outlierTimeline: (args) => withEndpoint('outlierTimeline', fieldsOf('outlierTimeline', args)),
+  aboutFile: () => ({}),
   setLevel: (args): SetLevelArgs => {
     const fields = fieldsOf('setLevel', args)
     return { endpointId: endpointId('setLevel', fields), level: monitorLevel('setLevel', fields) }
+  },
+  setRetention: (args): RetentionSettings => {
+    const fields = fieldsOf('setRetention', args)
+    // Each field is required: null says "no limit" explicitly.
+    const limit = (name: keyof RetentionSettings, min: number, what: string): number | null => {
+      const value = fields[name]
+      if (value === null) return null
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_TIME) {
+        throw badArgument(`setRetention: "${name}" must be null or ${what}, got ${describe(value)}`)
+      }
+      return value
+    }
+    return {
+      requestsMs: limit('requestsMs', MIN_RETENTION_MS, 'at least 1 hour in ms'),
+      outliersMs: limit('outliersMs', MIN_RETENTION_MS, 'at least 1 hour in ms'),
+      profilesMs: limit('profilesMs', MIN_RETENTION_MS, 'at least 1 hour in ms'),
+      rollupsMs: limit('rollupsMs', MIN_RETENTION_MS, 'at least 1 hour in ms'),
+      maxFileSizeBytes: limit('maxFileSizeBytes', MIN_FILE_SIZE_BYTES, 'at least 10 MB in bytes'),
+      sampleRowsPerSecond: limit('sampleRowsPerSecond', 0.001, 'a positive number of rows'),
+    }
   },
 }
 

@@ -79,7 +79,9 @@ const bridge: DashboardBridge = {
   outliers: (args) => invoke('outliers', args),
   outlier: (args) => invoke('outlier', args),
   outlierTimeline: (args) => invoke('outlierTimeline', args),
+  aboutFile: (args) => invoke('aboutFile', args),
   setLevel: (args) => invoke('setLevel', args),
+  setRetention: (args) => invoke('setRetention', args),
   onFileEvent(listener) {
     const handler = (_event: Electron.IpcRendererEvent, fileEvent: FileEvent): void =>
       listener(fileEvent)

@@ -16,12 +16,18 @@ import type {
   ApiMethod,
   DashboardApi,
   Endpoint,
+  AboutFile,
   FileEvent,
   FileInfo,
 } from '../api/contract.js'
 import { DashboardError, isCorruption, toApiError } from '../api/errors.js'
 import { API_METHODS } from '../api/validate.js'
-import { MetricsConnection, writeMonitorLevel, type OpenOptions } from './database.js'
+import {
+  MetricsConnection,
+  writeMonitorLevel,
+  writeRetentionPolicy,
+  type OpenOptions,
+} from './database.js'
 import { MetricsQueries } from './queries.js'
 import { watchMetricsFile, type FileWatcher, type WatchOptions } from './watcher.js'
 
@@ -51,7 +57,7 @@ interface OpenFile {
 }
 
 /** The API methods with logic of their own; every other one is a view of the open file's queries. */
-const NOT_VIEWS = ['info', 'openFile', 'setLevel'] as const
+const NOT_VIEWS = ['info', 'openFile', 'setLevel', 'setRetention'] as const
 type ViewMethod = Exclude<ApiMethod, (typeof NOT_VIEWS)[number]>
 const VIEW_METHODS = API_METHODS.filter(
   (method): method is ViewMethod => !(NOT_VIEWS as readonly string[]).includes(method),
@@ -266,6 +272,19 @@ export class DashboardService implements DashboardApi {
     // Tell subscribers now rather than at the next poll.
     this.check()
     return endpoint
+  }
+
+  async setRetention(args: ApiArgs<'setRetention'>): Promise<AboutFile> {
+    const file = this.current()
+    if (file.deleted || file.connection.fileState() === 'missing') {
+      throw new DashboardError(
+        'FILE_MISSING',
+        `The metrics file ${file.connection.path} was deleted: the retention policy cannot be saved.`,
+      )
+    }
+    writeRetentionPolicy(file.connection.path, args, Date.now())
+    this.check()
+    return this.runQuery((q) => q.aboutFile())
   }
 
   /** Stops watching and closes the file; the service answers nothing afterwards. */

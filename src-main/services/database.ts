@@ -13,8 +13,10 @@ import {
   checkSchema,
   NotRoutemeterFileError,
   SchemaTooNewError,
+  POLICY_KEY,
   type EndpointRow,
   type MonitorLevel,
+  type RetentionPolicy,
 } from 'routemeter/schema'
 import {
   ipRollupTableSql,
@@ -22,7 +24,7 @@ import {
   rollupTablesSql,
   userRollupWatermark,
 } from 'routemeter/writer'
-import type { Endpoint } from '../api/contract.js'
+import type { Endpoint, RetentionSettings } from '../api/contract.js'
 import { badArgument, DashboardError, isCorruption } from '../api/errors.js'
 
 let nativeBinding: string | undefined
@@ -473,6 +475,30 @@ export function writeMonitorLevel(path: string, endpointId: number, level: Monit
     return toEndpoint(row)
   })
 }
+
+/**
+ * Writes a retention policy into a metrics file (meta `retention_policy`,
+ * set by the app): the collectors writing it re-read it within a flush and
+ * prune by it. A file before schema 7 has no collector that would: refused.
+ */
+export function writeRetentionPolicy(path: string, settings: RetentionSettings, now: number): void {
+  withWriteConnection(path, (db) => {
+    const version = Number(db.pragma('user_version', { simple: true }))
+    if (version < RETENTION_SINCE) {
+      throw badArgument(
+        `${path} has schema ${version}: retention needs a collector of schema ${RETENTION_SINCE} or later writing it`,
+      )
+    }
+    const policy: RetentionPolicy = { ...settings, setBy: 'app', setAt: now }
+    db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(
+      POLICY_KEY,
+      JSON.stringify(policy),
+    )
+  })
+}
+
+/** Schema 7 brought retention. */
+const RETENTION_SINCE = 7
 
 /** Meta key that marks the generated demo database. */
 export const DEMO_META_KEY = 'routemeter_desktop_demo'

@@ -4,6 +4,7 @@
  * second storage engine implements). Arguments arrive validated.
  */
 import type {
+  AboutFile,
   ClientArgs,
   ClientBreakdown,
   EndpointArgs,
@@ -35,6 +36,7 @@ import type { MetricsReader } from './views/reader.js'
 import { SqliteReader } from './views/sqlite-reader.js'
 import { versionEvolution, versionUtilization } from './views/versions.js'
 import { outlier, outliers, outlierTimeline } from './views/outliers.js'
+import { aboutFile } from './views/about.js'
 
 export class MetricsQueries {
   private readonly ctx: ViewContext
@@ -86,5 +88,8 @@ export class MetricsQueries {
   }
   outlierTimeline(args: EndpointArgs): OutlierTimeline {
     return outlierTimeline(this.ctx, args)
+  }
+  aboutFile(): AboutFile {
+    return aboutFile(this.ctx)
   }
 }

@@ -151,7 +151,9 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
     outliers: (args) => call('outliers', args),
     outlier: (args) => call('outlier', args),
     outlierTimeline: (args) => call('outlierTimeline', args),
+    aboutFile: (args) => call('aboutFile', args),
     setLevel: (args) => call('setLevel', args),
+    setRetention: (args) => call('setRetention', args),
     onFileEvent(listener) {
       listeners.add(listener)
       if (source === null) connect()

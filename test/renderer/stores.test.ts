@@ -38,6 +38,7 @@ function info(overrides: Partial<FileInfo> = {}): FileInfo {
     endpointCount: 1,
     firstRequest: NOW - 20 * DAY,
     lastRequest: NOW - 1000,
+    rawSince: 0,
     createdAt: NOW - 20 * DAY,
     demo: false,
     nodes: [],
@@ -82,7 +83,9 @@ function fakeBridge() {
     outliers: vi.fn<DashboardBridge['outliers']>(fail),
     outlier: vi.fn<DashboardBridge['outlier']>(fail),
     outlierTimeline: vi.fn<DashboardBridge['outlierTimeline']>(fail),
+    aboutFile: vi.fn<DashboardBridge['aboutFile']>(fail),
     setLevel: vi.fn<DashboardBridge['setLevel']>(fail),
+    setRetention: vi.fn<DashboardBridge['setRetention']>(fail),
     onFileEvent: vi.fn<DashboardBridge['onFileEvent']>(() => () => undefined),
     chooseFile: vi.fn<DashboardBridge['chooseFile']>(() => Promise.resolve(null)),
   } satisfies DashboardBridge

@@ -45,6 +45,13 @@ export interface RetentionPolicy {
 /** The meta key that holds the policy in force. */
 export const POLICY_KEY = 'retention_policy'
 
+/** Meta keys: from when each kind of data is kept whole (ms since the epoch; absent: from the start). */
+export const KEPT_SINCE_KEYS = {
+  requests: 'requests_kept_since',
+  outliers: 'outliers_kept_since',
+  rollups: 'rollups_kept_since',
+} as const
+
 const UNIT_MS: Record<string, number> = {
   m: 60_000,
   h: 3_600_000,

@@ -9,14 +9,9 @@
 import type Database from 'better-sqlite3'
 import { hourOf } from '../schema/rollup.js'
 import { rollupWatermark, userRollupWatermark } from '../store/rollups/index.js'
-import { parsePolicy, POLICY_KEY, type RetentionPolicy } from './policy.js'
+import { KEPT_SINCE_KEYS, parsePolicy, POLICY_KEY, type RetentionPolicy } from './policy.js'
 
 /** Meta keys the pruner keeps (SCHEMA.md). */
-export const KEPT_SINCE_KEYS = {
-  requests: 'requests_kept_since',
-  outliers: 'outliers_kept_since',
-  rollups: 'rollups_kept_since',
-} as const
 export const PRUNED_THROUGH_KEY = 'pruned_through_request'
 export const ROUND_KEY = 'prune_round_at'
 export const VACUUMS_KEY = 'vacuums'

@@ -59,6 +59,7 @@ export function info(ctx: ViewContext): FileInfo {
     createdAt: Number.isFinite(createdAt) && meta.has('created_at') ? createdAt : null,
     demo: meta.get(DEMO_META_KEY) === '1',
     nodes: ctx.nodeNames(),
+    rawSince: reader.rawSince(),
     damaged:
       ctx.damage === undefined
         ? null

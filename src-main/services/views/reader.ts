@@ -85,6 +85,13 @@ export interface MetricsReader {
   meta(): Map<string, string>
   /** every request counted in the rollups */
   requestCount(): number
+  /** pages of the store in use and free, whether free ones go back to the disk, and the space per table */
+  storage(): {
+    usedBytes: number
+    freeBytes: number
+    incrementalVacuum: boolean
+    tables: Array<{ name: string; bytes: number; rows: number }>
+  }
   /**
    * From when raw rows (requests) are kept, ms since the epoch: older ones
    * were pruned by the retention policy (0: none were).

@@ -166,6 +166,26 @@ export class SqliteReader implements MetricsReader {
     return new Map(rows.map((row) => [row.key, row.value]))
   }
 
+  storage(): ReturnType<MetricsReader['storage']> {
+    const pragma = (name: string) => Number(this.db.pragma(name, { simple: true }))
+    const pageSize = pragma('page_size')
+    const free = pragma('freelist_count')
+    // dbstat reads every page: fine for a panel opened on demand, not for the live views.
+    const tables = this.sql(
+      `SELECT coalesce(s.tbl_name, d.name) AS name, sum(d.pgsize) AS bytes,
+              sum(CASE WHEN d.pagetype = 'leaf' AND d.name = coalesce(s.tbl_name, d.name)
+                       THEN d.ncell ELSE 0 END) AS rows
+       FROM dbstat d LEFT JOIN sqlite_schema s ON s.name = d.name
+       GROUP BY 1 ORDER BY bytes DESC`,
+    ).all() as Array<{ name: string; bytes: number; rows: number }>
+    return {
+      usedBytes: (pragma('page_count') - free) * pageSize,
+      freeBytes: free * pageSize,
+      incrementalVacuum: pragma('auto_vacuum') === 2,
+      tables,
+    }
+  }
+
   rawSince(): number {
     const value = this.sql("SELECT value FROM meta WHERE key = 'requests_kept_since'")
       .pluck()

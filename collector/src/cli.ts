@@ -17,7 +17,8 @@ const USAGE = `usage: routemeter vacuum <metrics.db>
 
 function sizeOf(path: string): number {
   let bytes = 0
-  for (const suffix of ['', '-wal']) bytes += statSync(path + suffix, { throwIfNoEntry: false })?.size ?? 0
+  for (const suffix of ['', '-wal'])
+    bytes += statSync(path + suffix, { throwIfNoEntry: false })?.size ?? 0
   return bytes
 }
 

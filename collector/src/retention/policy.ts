@@ -84,7 +84,9 @@ export const DEFAULT_POLICY: Omit<RetentionPolicy, 'setBy' | 'setAt'> = {
 }
 
 function bad(name: string, expected: string, value: unknown): TypeError {
-  return new TypeError(`routemeter: option "${name}" must be ${expected}, got ${describeValue(value)}`)
+  return new TypeError(
+    `routemeter: option "${name}" must be ${expected}, got ${describeValue(value)}`,
+  )
 }
 
 /** `'30d'` as milliseconds; false as null. Throws a TypeError naming `name` otherwise. */
@@ -92,7 +94,11 @@ export function parseDuration(value: unknown, name: string): number | null {
   if (value === false) return null
   const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([mhdwy])\s*$/.exec(value) : null
   if (match === null) {
-    throw bad(name, "a duration such as '30d', '12h', '2w' or '1y' (m, h, d, w, y), or false", value)
+    throw bad(
+      name,
+      "a duration such as '30d', '12h', '2w' or '1y' (m, h, d, w, y), or false",
+      value,
+    )
   }
   const ms = Math.round(Number(match[1]) * UNIT_MS[match[2]!]!)
   if (ms < MIN_RETENTION_MS) throw bad(name, 'at least 1 hour', value)
@@ -108,7 +114,8 @@ export function parseSize(value: unknown, name: string): number | null {
     const match = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)\s*$/i.exec(value)
     if (match !== null) bytes = Math.round(Number(match[1]) * UNIT_BYTES[match[2]!.toUpperCase()]!)
   }
-  if (bytes === undefined) throw bad(name, "a size such as '2GB' or '500MB', a number of bytes, or false", value)
+  if (bytes === undefined)
+    throw bad(name, "a size such as '2GB' or '500MB', a number of bytes, or false", value)
   if (bytes < MIN_FILE_SIZE_BYTES) throw bad(name, 'at least 10MB', value)
   return bytes
 }
@@ -117,7 +124,10 @@ export function parseSize(value: unknown, name: string): number | null {
 export type ExplicitPolicy = Partial<Omit<RetentionPolicy, 'setBy' | 'setAt'>>
 
 /** Validates the `retention` and `sampling` options; returns only what they set. */
-export function resolveRetention(retention: unknown, sampling: unknown): ExplicitPolicy | undefined {
+export function resolveRetention(
+  retention: unknown,
+  sampling: unknown,
+): ExplicitPolicy | undefined {
   const policy: ExplicitPolicy = {}
   if (retention !== undefined) {
     if (retention === null || typeof retention !== 'object' || Array.isArray(retention)) {
@@ -132,7 +142,8 @@ export function resolveRetention(retention: unknown, sampling: unknown): Explici
     } as const
     for (const key of Object.keys(o)) {
       if (key === 'maxFileSize') {
-        if (o[key] !== undefined) policy.maxFileSizeBytes = parseSize(o[key], 'retention.maxFileSize')
+        if (o[key] !== undefined)
+          policy.maxFileSizeBytes = parseSize(o[key], 'retention.maxFileSize')
       } else if (key in fields) {
         if (o[key] !== undefined)
           policy[fields[key as keyof typeof fields]] = parseDuration(o[key], `retention.${key}`)
@@ -150,7 +161,8 @@ export function resolveRetention(retention: unknown, sampling: unknown): Explici
     } else {
       const o = sampling as Record<string, unknown>
       for (const key of Object.keys(o)) {
-        if (key !== 'rowsPerSecond') throw new TypeError(`routemeter: unknown option "sampling.${key}"`)
+        if (key !== 'rowsPerSecond')
+          throw new TypeError(`routemeter: unknown option "sampling.${key}"`)
       }
       const rate = o.rowsPerSecond
       if (rate !== undefined) {

@@ -23,6 +23,8 @@ const REQUEST_WINDOW = 4096
 const OUTLIER_CHUNK = 1000
 /** Pages freed per transaction by incremental vacuum (4 MB of 4 KB pages). */
 const VACUUM_PAGES = 1024
+/** Fewer free pages than this (1 MB of 4 KB pages) are left for new rows. */
+const MIN_VACUUM_PAGES = 256
 /** Under the cap the file is pruned down to this share of it, so that pruning is not every round. */
 const CAP_LOW_WATER = 0.9
 
@@ -84,14 +86,16 @@ export class Pruner {
    * ROUND_INTERVAL_MS ago and the policy did not change since.
    */
   private claimRound(now: number): RetentionPolicy | undefined {
-    return this.db.transaction(() => {
-      const policy = this.policy()
-      if (policy === undefined) return undefined
-      const last = Number(this.meta.get(ROUND_KEY) ?? 0)
-      if (now - last < ROUND_INTERVAL_MS && policy.setAt <= last) return undefined
-      this.setMeta.run(ROUND_KEY, String(now))
-      return policy
-    }).immediate()
+    return this.db
+      .transaction(() => {
+        const policy = this.policy()
+        if (policy === undefined) return undefined
+        const last = Number(this.meta.get(ROUND_KEY) ?? 0)
+        if (now - last < ROUND_INTERVAL_MS && policy.setAt <= last) return undefined
+        this.setMeta.run(ROUND_KEY, String(now))
+        return policy
+      })
+      .immediate()
   }
 
   private *round(policy: RetentionPolicy, now: number): Generator<void, void, void> {
@@ -102,7 +106,8 @@ export class Pruner {
     }
     if (policy.outliersMs !== null) yield* this.pruneOutliers(now - policy.outliersMs)
     if (policy.rollupsMs !== null) yield* this.pruneRollups(now - policy.rollupsMs)
-    if (policy.maxFileSizeBytes !== null) yield* this.capSize(policy.maxFileSizeBytes, countedThrough)
+    if (policy.maxFileSizeBytes !== null)
+      yield* this.capSize(policy.maxFileSizeBytes, countedThrough)
     yield* this.vacuum()
   }
 
@@ -122,12 +127,14 @@ export class Pruner {
       if (first === null || first > countedThrough) break
       from = Math.max(from, first - 1)
       const to = Math.min(from + REQUEST_WINDOW, countedThrough)
-      const allOld = this.db.transaction(() => {
-        const rows = count.get(from, to) as number
-        const deleted = remove.run(from, to, cutoff).changes
-        if (deleted === rows) this.setMeta.run(PRUNED_THROUGH_KEY, String(to))
-        return deleted === rows
-      }).immediate()
+      const allOld = this.db
+        .transaction(() => {
+          const rows = count.get(from, to) as number
+          const deleted = remove.run(from, to, cutoff).changes
+          if (deleted === rows) this.setMeta.run(PRUNED_THROUGH_KEY, String(to))
+          return deleted === rows
+        })
+        .immediate()
       yield
       if (!allOld) break
       from = to
@@ -139,7 +146,8 @@ export class Pruner {
     const remove = this.db.prepare(
       `DELETE FROM outlier WHERE id IN (SELECT id FROM outlier WHERE time < ? ORDER BY time LIMIT ${OUTLIER_CHUNK})`,
     )
-    while (this.db.transaction(() => remove.run(cutoff).changes).immediate() === OUTLIER_CHUNK) yield
+    while (this.db.transaction(() => remove.run(cutoff).changes).immediate() === OUTLIER_CHUNK)
+      yield
     this.keptSince(KEPT_SINCE_KEYS.outliers, cutoff)
     yield
   }
@@ -154,7 +162,10 @@ export class Pruner {
   private *deleteRollupsBefore(hour: number, day: number): Generator<void, void, void> {
     const tables = this.tables()
     // Keys start with the endpoint: one range of each per endpoint (0: all endpoints' statuses).
-    const endpoints = this.db.prepare('SELECT id FROM endpoint UNION ALL SELECT 0').pluck().all() as number[]
+    const endpoints = this.db
+      .prepare('SELECT id FROM endpoint UNION ALL SELECT 0')
+      .pluck()
+      .all() as number[]
     const statements = [
       ...HOUR_TABLES.filter((t) => tables.has(t)).map((t) =>
         this.db.prepare(`DELETE FROM ${t} WHERE endpoint_id = ? AND hour < ${hour}`),
@@ -164,9 +175,11 @@ export class Pruner {
       ),
     ]
     for (const endpoint of endpoints) {
-      this.db.transaction(() => {
-        for (const statement of statements) statement.run(endpoint)
-      }).immediate()
+      this.db
+        .transaction(() => {
+          for (const statement of statements) statement.run(endpoint)
+        })
+        .immediate()
       yield
     }
   }
@@ -175,9 +188,7 @@ export class Pruner {
   private *capSize(cap: number, countedThrough: number): Generator<void, void, void> {
     const target = cap * CAP_LOW_WATER
     if (this.usedBytes() <= cap) return
-    const window = this.db.prepare(
-      'SELECT max(time) FROM request WHERE id > ? AND id <= ?',
-    ).pluck()
+    const window = this.db.prepare('SELECT max(time) FROM request WHERE id > ? AND id <= ?').pluck()
     const remove = this.db.prepare('DELETE FROM request WHERE id > ? AND id <= ?')
     const first = this.db.prepare('SELECT min(id) FROM request').pluck()
     let newest = 0
@@ -186,11 +197,13 @@ export class Pruner {
       if (low === null || low > countedThrough) break
       const from = low - 1
       const to = Math.min(from + REQUEST_WINDOW, countedThrough)
-      this.db.transaction(() => {
-        newest = Math.max(newest, (window.get(from, to) as number | null) ?? 0)
-        remove.run(from, to)
-        this.setMeta.run(PRUNED_THROUGH_KEY, String(to))
-      }).immediate()
+      this.db
+        .transaction(() => {
+          newest = Math.max(newest, (window.get(from, to) as number | null) ?? 0)
+          remove.run(from, to)
+          this.setMeta.run(PRUNED_THROUGH_KEY, String(to))
+        })
+        .immediate()
       yield
     }
     if (newest > 0) this.keptSince(KEPT_SINCE_KEYS.requests, newest + 1)
@@ -223,13 +236,15 @@ export class Pruner {
     const pages = () => Number(this.db.pragma('page_count', { simple: true }))
     const free = () => Number(this.db.pragma('freelist_count', { simple: true }))
     // Pages freed by a day's pruning are reused by the next day's rows: give back only a large share.
-    if (free() < VACUUM_PAGES || free() * 8 < pages()) return
+    if (free() < MIN_VACUUM_PAGES || free() * 8 < pages()) return
     while (free() > 0) {
-      this.db.transaction(() => {
-        // Writers that watch the file's size (file-header.ts) learn from this that it may shrink.
-        this.setMeta.run(VACUUMS_KEY, String(Number(this.meta.get(VACUUMS_KEY) ?? 0) + 1))
-        this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`)
-      }).immediate()
+      this.db
+        .transaction(() => {
+          // Writers that watch the file's size (file-header.ts) learn from this that it may shrink.
+          this.setMeta.run(VACUUMS_KEY, String(Number(this.meta.get(VACUUMS_KEY) ?? 0) + 1))
+          this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`)
+        })
+        .immediate()
       yield
     }
   }
@@ -243,15 +258,20 @@ export class Pruner {
   }
 
   private keptSince(key: string, time: number): void {
-    this.db.transaction(() => {
-      const before = Number(this.meta.get(key) ?? 0)
-      if (time > before) this.setMeta.run(key, String(Math.floor(time)))
-    }).immediate()
+    this.db
+      .transaction(() => {
+        const before = Number(this.meta.get(key) ?? 0)
+        if (time > before) this.setMeta.run(key, String(Math.floor(time)))
+      })
+      .immediate()
   }
 
   private tables(): Set<string> {
     return new Set(
-      this.db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[],
+      this.db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        .pluck()
+        .all() as string[],
     )
   }
 }

@@ -39,7 +39,8 @@ export function rangeParts(
   const parts: RangeParts = { days: [], hours: [], raw: [] }
   if (to <= from) return parts
   if (from < rawSince) from = Math.floor(from / MS_PER_HOUR) * MS_PER_HOUR
-  if (Math.floor(to / MS_PER_HOUR) * MS_PER_HOUR < rawSince) to = Math.ceil(to / MS_PER_HOUR) * MS_PER_HOUR
+  if (Math.floor(to / MS_PER_HOUR) * MS_PER_HOUR < rawSince)
+    to = Math.ceil(to / MS_PER_HOUR) * MS_PER_HOUR
   const firstHour = Math.ceil(from / MS_PER_HOUR)
   const endHour = Math.floor(to / MS_PER_HOUR)
   if (firstHour >= endHour) {

@@ -164,7 +164,9 @@ export function paramsOf(
     agg.maxUs,
     histogram,
     // An hour of sampled-away requests only has no span (infinite bounds): NULL.
-    ...(spans ? [finiteOrNull((agg as HourAggregate).firstId), finiteOrNull((agg as HourAggregate).lastId)] : []),
+    ...(spans
+      ? [finiteOrNull((agg as HourAggregate).firstId), finiteOrNull((agg as HourAggregate).lastId)]
+      : []),
   ]
 }
 

@@ -24,6 +24,9 @@ export const useFileStore = defineStore('file', () => {
   /** when the views last learnt of a change (ms since the epoch) */
   const updatedAt = ref<number | null>(null)
 
+  /** whether the "About this file" dialog is open */
+  const aboutOpen = ref(false)
+
   /** true when views can query the file */
   const ready = computed(() => info.value !== null && error.value === null)
 
@@ -134,6 +137,7 @@ export const useFileStore = defineStore('file', () => {
     revision,
     deleted,
     updatedAt,
+    aboutOpen,
     ready,
     load,
     open,

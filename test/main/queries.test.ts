@@ -186,6 +186,7 @@ test('info', async () => {
     demo: true,
     nodes: reference.prepare('SELECT name FROM node ORDER BY name').pluck().all(),
     damaged: null,
+    rawSince: 0,
   })
 })
 

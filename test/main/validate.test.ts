@@ -23,6 +23,7 @@ describe('validators', () => {
   test('one per method of the contract', () => {
     expect(API_METHODS.sort()).toEqual(
       [
+        'aboutFile',
         'clients',
         'endpoints',
         'hourHeatmap',
@@ -35,6 +36,7 @@ describe('validators', () => {
         'outliers',
         'performance',
         'setLevel',
+        'setRetention',
         'statusCodes',
         'utilization',
         'versionEvolution',
@@ -176,6 +178,28 @@ describe('validators', () => {
     expect(rejection('setLevel', { level: 2 })).toMatch(/"endpointId"/)
   })
 
+  test('setRetention: every limit given, null for none, each above its minimum', () => {
+    const policy = {
+      requestsMs: 7 * 86_400_000,
+      outliersMs: null,
+      profilesMs: 3_600_000,
+      rollupsMs: null,
+      maxFileSizeBytes: 2 * 1024 ** 3,
+      sampleRowsPerSecond: 5,
+    }
+    expect(validateArgs('setRetention', { ...policy, extra: 1 })).toEqual(policy)
+    expect(rejection('setRetention', { ...policy, requestsMs: 60_000 })).toMatch(
+      /"requestsMs" must be null or at least 1 hour/,
+    )
+    expect(rejection('setRetention', { ...policy, maxFileSizeBytes: 1000 })).toMatch(
+      /"maxFileSizeBytes" must be null or at least 10 MB/,
+    )
+    expect(rejection('setRetention', { ...policy, sampleRowsPerSecond: undefined })).toMatch(
+      /"sampleRowsPerSecond"/,
+    )
+    expect(rejection('setRetention', { ...policy, rollupsMs: '30d' })).toMatch(/"rollupsMs"/)
+  })
+
   test('openFile: a path', () => {
     expect(validateArgs('openFile', { path: '/tmp/m.db' })).toEqual({ path: '/tmp/m.db' })
     expect(rejection('openFile', { path: '' })).toMatch(/"path" must be the path of a file/)
@@ -278,7 +302,7 @@ describe('HTTP query strings', () => {
   })
 
   test('write methods are POST; statuses', () => {
-    expect([...WRITE_METHODS].sort()).toEqual(['openFile', 'setLevel'])
+    expect([...WRITE_METHODS].sort()).toEqual(['openFile', 'setLevel', 'setRetention'])
     expect(httpStatus({ code: 'BAD_ARGUMENT', message: '' })).toBe(400)
     expect(httpStatus({ code: 'NO_FILE', message: '' })).toBe(409)
     expect(httpStatus({ code: 'TOO_NEW', message: '' })).toBe(422)

@@ -92,6 +92,8 @@ function requestBounds(ctx: ViewContext): { first: number | null; last: number |
       ctx.damage = (error as Error).message
       return pick === Math.min ? hour * MS_PER_HOUR : (hour + 1) * MS_PER_HOUR - 1
     }
+    // The hour's raw rows were pruned (retention): the rollups know the hour, not the minute.
+    if (found === null) return pick === Math.min ? hour * MS_PER_HOUR : (hour + 1) * MS_PER_HOUR - 1
     return found
   }
   return { first: bound(hours.first, Math.min), last: bound(hours.last, Math.max) }

@@ -11,6 +11,7 @@ export {
   rebuildRollups,
   RollupColumns,
   rollUpAfter,
+  histogramMergeFunction,
   rollUpRequests,
   rollupWatermark,
   userRollupWatermark,

@@ -90,7 +90,7 @@ test('a range that starts before the raw rows kept says so, and still counts eve
   const cells = await page.locator('[data-cell="range-hits"] .main-value').allTextContents()
   const sum = cells.reduce((a, text) => a + Number(text.replace(/[^\d]/g, '')), 0)
   expect(sum).toBe(total)
-  await page.locator('.app').screenshot({
+  await page.screenshot({
     path: join(SCREENSHOTS, 'raw-window.png'),
     clip: { x: 0, y: 0, width: 1440, height: 260 },
   })

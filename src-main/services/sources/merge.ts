@@ -15,7 +15,8 @@ import Database from 'better-sqlite3'
 import { renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { migrate } from 'routemeter/schema'
-import { rollUpRequests } from 'routemeter/writer'
+import { KEPT_SINCE_KEYS } from 'routemeter/schema'
+import { histogramMergeFunction, rollUpAfter, rollUpRequests } from 'routemeter/writer'
 import { getNativeBinding } from '../database.js'
 
 export function openWritable(path: string): Database.Database {
@@ -92,6 +93,15 @@ export function applyDelta(copyPath: string, deltaPath: string, since: number): 
   const db = openWritable(copyPath)
   try {
     db.prepare('ATTACH DATABASE ? AS delta').run(deltaPath)
+    // Sampled rows stand for requests the delta does not carry: only the server's rollups
+    // (a full copy) count those.
+    if (
+      columnsOf(db, 'delta', 'request').includes('weight') &&
+      db.prepare('SELECT 1 FROM delta.request WHERE id > ? AND weight > 1 LIMIT 1').get(since)
+    ) {
+      db.exec('DETACH DATABASE delta')
+      throw new Error('the new requests are sampled: a full copy is needed for their counts')
+    }
     db.transaction(() => {
       // Outliers come whole, like the dimensions: ids are the server's in both files.
       for (const table of [...DIMENSION_TABLES, 'outlier', 'request']) {
@@ -202,7 +212,6 @@ function addToMerged(
   if (sources.length > MAX_MERGED_SOURCES) {
     throw new Error(`at most ${MAX_MERGED_SOURCES} files or servers can be opened as one`)
   }
-  const before = lastRequestId(db)
   // ATTACH is refused inside a transaction: attach all, then merge all in one.
   // Sources are only ever read (SELECT) through these names.
   sources.forEach((source, index) =>
@@ -218,11 +227,34 @@ function addToMerged(
           const last = lastRequestId(db, schema)
           const from = since.get(source.path) ?? { requests: 0, outliers: 0 }
           if (last < from.requests) throw new SourceShrank(source.path)
-          addSource(db, schema, source, from.requests)
+          // Sampled rows stand for requests that only the source's rollups count.
+          if (from.requests > 0 && hasSampledRows(db, schema, from.requests)) {
+            throw new SourceShrank(source.path)
+          }
+          const first = lastRequestId(db)
+          const fallbackNode = addSource(db, schema, source, from.requests)
+          const end = lastRequestId(db)
+          if (from.requests === 0 && hasClientRollups(db, schema)) {
+            // A whole source: its rollups, which count what it pruned and sampled away too.
+            addRollups(db, schema, fallbackNode)
+            addSpans(db, first, end)
+            // Its requests that its per-user and per-IP rollups do not count yet.
+            const counted = db
+              .prepare(`SELECT count(*) FROM ${schema}.request WHERE id <= ?`)
+              .pluck()
+              .get(sourceUserWatermark(db, schema)) as number
+            if (first + counted < end)
+              rollUpAfter(db, first + counted, { through: end, clients: true })
+          } else if (end > first) rollUpAfter(db, first, { through: end })
+          keepRawSince(db, schema)
           const lastOutlierId = addOutliers(db, schema, from.outliers)
           return { path: source.path, lastRequestId: last, lastOutlierId }
         })
-        rebuildRollups(db, before)
+        // Every request in the merged file is counted now, by the steps above.
+        const through = String(lastRequestId(db))
+        const setMeta = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)')
+        setMeta.run('rollups_through_request', through)
+        setMeta.run('user_rollups_through_request', through)
         return marks
       })
       .immediate()
@@ -231,6 +263,106 @@ function addToMerged(
     throw error
   } finally {
     sources.forEach((_source, index) => db.exec(`DETACH DATABASE src${index}`))
+  }
+}
+
+/** Whether an attached source's requests above `since` include sampled rows (weight > 1). */
+function hasSampledRows(db: Database.Database, src: string, since: number): boolean {
+  if (!columnsOf(db, src, 'request').includes('weight')) return false
+  return (
+    db.prepare(`SELECT 1 FROM ${src}.request WHERE id > ? AND weight > 1 LIMIT 1`).get(since) !==
+    undefined
+  )
+}
+
+/** Whether an attached source has every rollup table (schema 4 on: per-IP rollups). */
+function hasClientRollups(db: Database.Database, src: string): boolean {
+  return columnsOf(db, src, 'rollup_ip_day').length > 0
+}
+
+/** The largest request id an attached source counts per user and IP (SCHEMA.md, meta). */
+function sourceUserWatermark(db: Database.Database, src: string): number {
+  const value = (key: string) =>
+    db.prepare(`SELECT value FROM ${src}.meta WHERE key = ?`).pluck().get(key) as string | undefined
+  return Number(value('user_rollups_through_request') ?? value('rollups_through_request') ?? 0)
+}
+
+/**
+ * Adds an attached source's rollups to main's, keys mapped (endpoint 0, the
+ * rows of every endpoint, and id 0, none, stay as they are; a source's
+ * requests without a node are given `fallbackNode`). Rows of one key from
+ * two sources are added up, histograms merged.
+ */
+function addRollups(db: Database.Database, src: string, fallbackNode: number | null): void {
+  const merge = histogramMergeFunction(db)
+  const id = (map: string, column: string) =>
+    `CASE WHEN r.${column} = 0 THEN 0 ELSE (SELECT dst FROM temp.${map} WHERE src = r.${column}) END`
+  const node = `CASE WHEN r.node_id = 0 THEN ${fallbackNode ?? 0} ELSE (SELECT dst FROM temp.map_node WHERE src = r.node_id) END`
+  const summed = (columns: string[]) =>
+    [
+      ...columns.map((c) => `${c} = ${c} + excluded.${c}`),
+      'min_us = min(min_us, excluded.min_us)',
+      'max_us = max(max_us, excluded.max_us)',
+      `histogram = ${merge}(histogram, excluded.histogram)`,
+    ].join(', ')
+  const tables: Array<[table: string, keys: string[], counts: string[]]> = [
+    ['rollup_hour', ['hour'], ['requests', 'errors_4xx', 'errors_5xx', 'sum_us']],
+    ['rollup_day', ['day'], ['requests', 'errors_4xx', 'errors_5xx', 'sum_us']],
+    ['rollup_user_day', ['day', 'user_group_id'], ['requests', 'sum_us']],
+    ['rollup_ip_day', ['day', 'client_ip_id'], ['requests', 'sum_us']],
+  ]
+  for (const [table, keys, counts] of tables) {
+    const mapped = keys.map((key) =>
+      key === 'user_group_id'
+        ? id('map_user', key)
+        : key === 'client_ip_id'
+          ? id('map_ip', key)
+          : `r.${key}`,
+    )
+    db.exec(
+      `INSERT INTO main.${table} (endpoint_id, ${keys.join(', ')}, version_id, node_id, ${counts.join(', ')}, min_us, max_us, histogram)
+       SELECT ${id('map_endpoint', 'endpoint_id')}, ${mapped.join(', ')},
+              (SELECT dst FROM temp.map_version WHERE src = r.version_id), ${node},
+              ${counts.map((c) => `r.${c}`).join(', ')}, r.min_us, r.max_us, r.histogram
+       FROM ${src}.${table} r WHERE true
+       ON CONFLICT DO UPDATE SET ${summed(counts)}`,
+    )
+  }
+  db.exec(
+    `INSERT INTO main.rollup_status (endpoint_id, hour, node_id, status, requests)
+     SELECT ${id('map_endpoint', 'endpoint_id')}, r.hour, ${node}, r.status, r.requests
+     FROM ${src}.rollup_status r WHERE true
+     ON CONFLICT DO UPDATE SET requests = requests + excluded.requests`,
+  )
+}
+
+/** Sets rollup_hour's id spans for the requests with first < id <= end (just copied). */
+function addSpans(db: Database.Database, first: number, end: number): void {
+  if (end <= first) return
+  db.prepare(
+    `UPDATE rollup_hour SET
+       first_id = coalesce(min(rollup_hour.first_id, span.low), rollup_hour.first_id, span.low),
+       last_id = coalesce(max(rollup_hour.last_id, span.high), rollup_hour.last_id, span.high)
+     FROM (SELECT endpoint_id, time / 3600000 AS hour, version_id, coalesce(node_id, 0) AS node_id,
+                  min(id) AS low, max(id) AS high
+           FROM request WHERE id > ? AND id <= ? GROUP BY 1, 2, 3, 4) AS span
+     WHERE rollup_hour.endpoint_id = span.endpoint_id AND rollup_hour.hour = span.hour
+       AND rollup_hour.version_id = span.version_id AND rollup_hour.node_id = span.node_id`,
+  ).run(first, end)
+}
+
+/** The merged file keeps raw rows from the latest of its sources' windows. */
+function keepRawSince(db: Database.Database, src: string): void {
+  const key = KEPT_SINCE_KEYS.requests
+  const theirs = Number(
+    db.prepare(`SELECT value FROM ${src}.meta WHERE key = ?`).pluck().get(key) ?? 0,
+  )
+  const ours = Number(db.prepare('SELECT value FROM main.meta WHERE key = ?').pluck().get(key) ?? 0)
+  if (theirs > ours) {
+    db.prepare('INSERT OR REPLACE INTO main.meta (key, value) VALUES (?, ?)').run(
+      key,
+      String(theirs),
+    )
   }
 }
 
@@ -258,8 +390,16 @@ function addOutliers(db: Database.Database, src: string, since: number): number 
   return db.prepare(`SELECT coalesce(max(id), 0) FROM ${src}.outlier`).pluck().get() as number
 }
 
-/** Copies one attached source (`src`) into main: dimensions by name, then its requests > `since`. */
-function addSource(db: Database.Database, src: string, source: MergeSource, since: number): void {
+/**
+ * Copies one attached source (`src`) into main: dimensions by name, then its
+ * requests > `since`. Returns the node given to its requests without one (null: none).
+ */
+function addSource(
+  db: Database.Database,
+  src: string,
+  source: MergeSource,
+  since: number,
+): number | null {
   const hasNodes = columnsOf(db, src, 'node').length > 0
   db.exec(`
     INSERT INTO main.endpoint (method, route, monitor_level, first_seen, last_requested)
@@ -301,10 +441,18 @@ function addSource(db: Database.Database, src: string, source: MergeSource, sinc
   `)
   const nodeColumn = columnsOf(db, src, 'request').includes('node_id') ? 'r.node_id' : 'NULL'
   let fallback: number | null = null
-  const unnamed = db
+  let unnamed = db
     .prepare(`SELECT min(time) FROM ${src}.request r WHERE r.id > ? AND ${nodeColumn} IS NULL`)
     .pluck()
     .get(since) as number | null
+  // Rollups of requests without a node, whose rows may have been pruned, need the name too.
+  if (unnamed === null && since === 0 && columnsOf(db, src, 'rollup_day').length > 0) {
+    const day = db
+      .prepare(`SELECT min(day) FROM ${src}.rollup_day WHERE node_id = 0`)
+      .pluck()
+      .get() as number | null
+    if (day !== null) unnamed = day * 86_400_000
+  }
   if (unnamed !== null) {
     db.prepare(
       `INSERT INTO main.node (name, first_seen) VALUES (?, ?)
@@ -315,10 +463,11 @@ function addSource(db: Database.Database, src: string, source: MergeSource, sinc
       .pluck()
       .get(source.label) as number
   }
+  const weight = columnsOf(db, src, 'request').includes('weight') ? 'r.weight' : '1'
   db.prepare(
     `INSERT INTO main.request
-       (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id)
-     SELECT e.dst, r.time, r.duration_us, r.status, v.dst, u.dst, i.dst, r.aborted, coalesce(n.dst, ?)
+       (endpoint_id, time, duration_us, status, version_id, user_group_id, client_ip_id, aborted, node_id, weight)
+     SELECT e.dst, r.time, r.duration_us, r.status, v.dst, u.dst, i.dst, r.aborted, coalesce(n.dst, ?), ${weight}
      FROM ${src}.request r
      JOIN temp.map_endpoint e ON e.src = r.endpoint_id
      JOIN temp.map_version v ON v.src = r.version_id
@@ -328,4 +477,5 @@ function addSource(db: Database.Database, src: string, source: MergeSource, sinc
      WHERE r.id > ?
      ORDER BY r.id`,
   ).run(fallback, since)
+  return fallback
 }

@@ -25,6 +25,7 @@ export {
   MAX_DURATION_US,
   invalidRequestRows,
   rollUpAfter,
+  histogramMergeFunction,
   userRollupWatermark,
   rollUpRequests,
   rollUpUnstored,

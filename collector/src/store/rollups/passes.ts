@@ -24,6 +24,7 @@ import { RollupColumns, Row } from './columns.js'
 import {
   CountedChunk,
   countedOf,
+  MERGE_FUNCTION,
   forgetRollupStatements,
   pendingClientsOf,
   RollupShape,
@@ -277,8 +278,22 @@ export function invalidRequestRows(db: RollupDb): number {
  * connection resolves (a TEMP copy shadows the file's), without watermarks.
  * Returns the largest id counted, or `afterId` when there was none.
  */
-export function rollUpAfter(db: RollupDb, afterId: number): number {
-  return rollUpPass(db, afterId, 'all')
+export function rollUpAfter(
+  db: RollupDb,
+  afterId: number,
+  /** the last id to count (default: all); `clients`: count only the per-user and per-IP tables */
+  options: { through?: number; clients?: boolean } = {},
+): number {
+  return rollUpPass(db, afterId, options.clients === true ? 'clients' : 'all', options.through)
+}
+
+/**
+ * The name of the SQL function that adds two encoded histograms, registered
+ * on `db` (programs that merge rollup rows in SQL use it in their upserts).
+ */
+export function histogramMergeFunction(db: RollupDb): string {
+  statementsOf(db)
+  return MERGE_FUNCTION
 }
 
 /**

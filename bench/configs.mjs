@@ -37,5 +37,11 @@ export const LEVEL2_CONFIGS = [
   'routemeter-2-awaits',
 ]
 
+/**
+ * Retention's configurations (bench/retention.ts): routemeter-1 samples raw
+ * rows by default; routemeter-1-unsampled keeps every row (sampling: false).
+ */
+export const RETENTION_CONFIGS = ['routemeter-1-unsampled']
+
 /** Promises the '-awaits' configurations' handler awaits. */
 export const AWAITS = 100

@@ -41,8 +41,9 @@ import {
 import { runOverhead, type ConfigSummary } from './overhead.js'
 import { runViewer, type ViewerFigures } from './viewer.js'
 import { runWriter, type WriterFigures } from './writer.js'
+import { runRetention, type RetentionFigures } from './retention.js'
 
-const SECTIONS = ['overhead', 'instructions', 'writer', 'viewer'] as const
+const SECTIONS = ['overhead', 'instructions', 'writer', 'viewer', 'retention'] as const
 type Section = (typeof SECTIONS)[number]
 
 /** End of every generated period: fixed, so that files are reused and runs compare. */
@@ -449,6 +450,94 @@ function viewerTargets(figures: ViewerFigures[]): TargetResult[] {
   return targets
 }
 
+function retentionTable(r: RetentionFigures): string {
+  const y = r.year
+  const views = Object.entries(y.views.ranges.all ?? {})
+  const lines = [
+    `Year file (${y.rollupDays} days of rollups at 1,000 requests a second over 50 endpoints, ` +
+      `${y.rawRows.toLocaleString('en')} raw rows kept by the default policy; built in ${y.buildSeconds.toFixed(0)} s): ` +
+      `${bytes(y.fileBytes)} on disk, ${bytes(y.usedBytes)} in use`,
+    table(
+      ['view over the whole file', 'first ms', 'warm ms'],
+      views.map(([view, t]) => [view, fixed(t.firstMs), fixed(t.warmMs)]),
+    ),
+    '',
+    table(
+      [
+        'koa at 10,000/s',
+        'responses/s',
+        'responses',
+        'in rollups',
+        'rows stored',
+        'main thread',
+        'other threads (writer)',
+        'p99 ms',
+      ],
+      r.rates.map((x) => [
+        x.config,
+        fixed(x.load.rps),
+        x.responses.toLocaleString('en'),
+        x.rollupRequests.toLocaleString('en'),
+        x.storedRows.toLocaleString('en'),
+        percent(x.mainShare),
+        percent(x.writerShare),
+        fixed(x.load.p99),
+      ]),
+    ),
+    '',
+    `Pruning a day of ${r.prune.fileRequests.toLocaleString('en')} requests over 30 days: ` +
+      `${r.prune.deletedRows.toLocaleString('en')} rows in ${r.prune.transactions} steps, ${r.prune.seconds.toFixed(1)} s; ` +
+      `longest write lock ${fixed(r.prune.maxHoldMs, 1)} ms (p99 ${fixed(r.prune.p99HoldMs, 1)} ms)`,
+    `An app at 2,000 requests a second: p99 ${fixed(r.prune.p99DuringMs)} ms while its collector prunes a day, ` +
+      `${fixed(r.prune.p99QuietMs)} ms with nothing to prune`,
+  ]
+  return lines.join('\n')
+}
+
+function retentionTargets(r: RetentionFigures, quick: boolean): TargetResult[] {
+  const note = quick ? 'quick run: a month and a small file, not the year' : undefined
+  const slowest = Object.entries(r.year.views.ranges.all ?? {}).sort(
+    (a, b) => b[1].warmMs - a[1].warmMs,
+  )[0]
+  const sampled = r.rates.find((x) => x.config === 'routemeter-1')
+  const targets: TargetResult[] = [
+    {
+      target: 'a year at 1,000/s with the defaults: file under 2 GB',
+      figure: bytes(r.year.fileBytes),
+      met: r.year.fileBytes < 2 * 1024 ** 3,
+      note,
+    },
+    {
+      target: 'every view over the year <= 150 ms warm',
+      figure: slowest === undefined ? '-' : `slowest ${slowest[0]} ${fixed(slowest[1].warmMs)} ms`,
+      met: slowest === undefined ? undefined : slowest[1].warmMs <= 150,
+      note,
+    },
+    {
+      target: 'pruning holds the write lock <= 100 ms at a time',
+      figure: `${fixed(r.prune.maxHoldMs, 1)} ms`,
+      met: r.prune.maxHoldMs <= 100,
+      note,
+    },
+  ]
+  if (sampled !== undefined) {
+    targets.push(
+      {
+        target: '10,000/s with sampling: writer thread <= 25% of a core',
+        figure: `${percent(sampled.writerShare)} (all threads but the main one) at ${fixed(sampled.load.rps)}/s`,
+        met: sampled.load.rps >= 9000 ? sampled.writerShare <= 0.25 : undefined,
+        note: sampled.load.rps >= 9000 ? note : 'the rate was not reached on this machine now',
+      },
+      {
+        target: 'nothing lost from the rollups',
+        figure: `${sampled.rollupRequests.toLocaleString('en')} counted, ${sampled.responses.toLocaleString('en')} responses`,
+        met: sampled.rollupRequests >= sampled.responses,
+      },
+    )
+  }
+  return targets
+}
+
 /** What a smoke run checks: everything ran and answered, not how fast. */
 function smokeProblems(
   overhead: ConfigSummary[] | undefined,
@@ -637,6 +726,18 @@ async function main(): Promise<void> {
     results.viewer = viewer
   }
 
+  if (only.includes('retention')) {
+    log('retention…')
+    const dir = mkdtempSync(join(tmpdir(), 'routemeter-retention-'))
+    try {
+      const figures = await runRetention({ quick, dir, end: END, log })
+      console.log(`\n4. Retention\n${retentionTable(figures)}`)
+      targets.push(...retentionTargets(figures, quick))
+      results.retention = figures
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
   console.log(
     `\nTargets${quick ? ' (quick run: figures are not measurements)' : ''}\n${table(['target', 'figure', '', 'note'], targets.map(targetLine))}`,
   )

@@ -19,7 +19,7 @@
  */
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
-import { AWAITS, CONFIGS, LEVEL2_CONFIGS } from './configs.mjs'
+import { AWAITS, CONFIGS, LEVEL2_CONFIGS, RETENTION_CONFIGS } from './configs.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -120,10 +120,16 @@ function main() {
       db: { type: 'string' },
       'max-buffered': { type: 'string' },
       'time-scale': { type: 'string' },
+      // the collector's `retention` option, as JSON
+      retention: { type: 'string' },
     },
   })
   const [framework, config] = positionals
-  if (!CONFIGS[framework]?.includes(config) && !LEVEL2_CONFIGS.includes(config)) {
+  if (
+    !CONFIGS[framework]?.includes(config) &&
+    !LEVEL2_CONFIGS.includes(config) &&
+    !RETENTION_CONFIGS.includes(config)
+  ) {
     throw new Error(
       `usage: server.mjs <express|koa> <config>; configs: ${JSON.stringify(CONFIGS)}, ${LEVEL2_CONFIGS.join(', ')}`,
     )
@@ -153,6 +159,8 @@ function main() {
           : { minDuration: 50 * timeScale }),
         ...(config.endsWith('-no-ops') ? { operations: false } : {}),
       },
+      ...(config.endsWith('-unsampled') ? { sampling: false } : {}),
+      ...(values.retention === undefined ? {} : { retention: JSON.parse(values.retention) }),
       ...(values['max-buffered'] === undefined
         ? {}
         : { maxBufferedRows: Number(values['max-buffered']) }),

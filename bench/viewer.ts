@@ -74,7 +74,11 @@ function benchFile(
   return { path, generateSeconds: summary.elapsedMs / 1000 }
 }
 
-function runChild(path: string, options: ViewerOptions): Promise<ViewerChildResult> {
+/** Times every view on `path` in a fresh process (bench/viewer-child.ts), ranges ending at `end`. */
+export function runChild(
+  path: string,
+  options: Pick<ViewerOptions, 'end' | 'warmRuns'>,
+): Promise<ViewerChildResult> {
   const child = spawn(
     process.execPath,
     [

@@ -226,18 +226,6 @@ export function buildYearFile(
   )
   while (store.maintain(options.end, 200));
   store.close()
-  const check = new Database(path)
-  check.pragma('wal_checkpoint(TRUNCATE)')
-  const figures = {
-    rawRows: scalar(check, 'SELECT count(*) FROM request'),
-    rollupDays: scalar(check, 'SELECT count(DISTINCT day) FROM rollup_day'),
-    usedBytes: usedBytes(check),
-  }
-  check.close()
-  const fileBytes = statSync(path).size
-  options.log('  retention: the views over the year…')
-  const views = await runChild(path, { end: options.end, warmRuns: options.quick ? 2 : 5 })
-  return { ...figures, fileBytes, views, buildSeconds: (performance.now() - started) / 1000 }
 }
 
 /** A bound Koa app at `rate` requests a second for `seconds`, sampling on (routemeter-1) or off. */

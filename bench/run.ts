@@ -486,10 +486,11 @@ function retentionTable(r: RetentionFigures): string {
     ),
     '',
     `Pruning a day of ${r.prune.fileRequests.toLocaleString('en')} requests over 30 days: ` +
-      `${r.prune.deletedRows.toLocaleString('en')} rows in ${r.prune.transactions} steps, ${r.prune.seconds.toFixed(1)} s; ` +
+      `${r.prune.deletedRows.toLocaleString('en')} rows in ${r.prune.transactions} steps, ${r.prune.seconds.toFixed(2)} s; ` +
       `longest write lock ${fixed(r.prune.maxHoldMs, 1)} ms (p99 ${fixed(r.prune.p99HoldMs, 1)} ms)`,
-    `An app at 2,000 requests a second: p99 ${fixed(r.prune.p99DuringMs)} ms while its collector prunes a day, ` +
-      `${fixed(r.prune.p99QuietMs)} ms with nothing to prune`,
+    `An app at 2,000 requests a second for ${r.prune.p99DuringMs.length} round(s): p99 ${r.prune.p99DuringMs.join(', ')} ms ` +
+      `while its collector prunes 20 of 30 days (rows left at the window's end: ${r.prune.rowsLeftAfterWindow.join(', ')}), ` +
+      `${r.prune.p99QuietMs.join(', ')} ms with nothing to prune`,
   ]
   return lines.join('\n')
 }
@@ -518,6 +519,12 @@ function retentionTargets(r: RetentionFigures, quick: boolean): TargetResult[] {
       figure: `${fixed(r.prune.maxHoldMs, 1)} ms`,
       met: r.prune.maxHoldMs <= 100,
       note,
+    },
+    {
+      target: "an app's p99 during pruning within the machine's noise",
+      figure: `${Math.min(...r.prune.p99DuringMs)}-${Math.max(...r.prune.p99DuringMs)} ms pruning, ${Math.min(...r.prune.p99QuietMs)}-${Math.max(...r.prune.p99QuietMs)} ms not`,
+      met: Math.min(...r.prune.p99DuringMs) <= Math.max(...r.prune.p99QuietMs),
+      note: 'met: the ranges overlap (autocannon p99, 1 ms resolution)',
     },
   ]
   if (sampled !== undefined) {

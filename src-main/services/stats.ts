@@ -223,10 +223,14 @@ export class DurationSummary {
       if (inBucket === 0) continue
       const { low, high } = this.span(bucket)
       if (high < fence) continue
-      for (let j = 0; j < inBucket; j++) {
-        const value = low + ((j + 0.5) / inBucket) * (high - low)
-        if (value >= fence) return value
-      }
+      // The bucket's values are low + ((j + 0.5) / inBucket) * (high - low), rising with j:
+      // the first at or above the fence, found without walking counts in the millions.
+      const at = high === low ? 0 : Math.ceil(((fence - low) / (high - low)) * inBucket - 0.5)
+      const j = Math.max(0, at)
+      if (j >= inBucket) continue
+      const value = low + ((j + 0.5) / inBucket) * (high - low)
+      if (value >= fence) return value
+      if (j + 1 < inBucket) return low + ((j + 1.5) / inBucket) * (high - low)
     }
     return this.maxUs
   }
@@ -240,10 +244,14 @@ export class DurationSummary {
       if (inBucket === 0) continue
       const { low, high } = this.span(bucket)
       if (low > fence) continue
-      for (let j = inBucket - 1; j >= 0; j--) {
-        const value = low + ((j + 0.5) / inBucket) * (high - low)
-        if (value <= fence) return value
-      }
+      // The last of the bucket's values at or below the fence (see lowestFrom).
+      const at =
+        high === low ? inBucket - 1 : Math.floor(((fence - low) / (high - low)) * inBucket - 0.5)
+      const j = Math.min(inBucket - 1, at)
+      if (j < 0) continue
+      const value = low + ((j + 0.5) / inBucket) * (high - low)
+      if (value <= fence) return value
+      if (j - 1 >= 0) return low + ((j - 0.5) / inBucket) * (high - low)
     }
     return this.minUs
   }

@@ -230,4 +230,38 @@ describe('DurationSummary (quantiles from a histogram)', () => {
     expect(new DurationSummary().box()).toBeNull()
     expect(new DurationSummary().medianAndP95()).toEqual({ medianUs: null, p95Us: null })
   })
+
+  test('whiskers of a rollup with millions of requests a bucket: those of the same shape with few', () => {
+    // A year at 1,000 requests a second puts millions in a bucket: the whiskers are found
+    // per bucket, not by walking its counts, and are where the small histogram puts them.
+    const values = [...sample(11, 4000, 0.6), 2_000_000, 3_000_000]
+    const small = new Map<number, number>()
+    for (const value of values) small.set(bucketOf(value), (small.get(bucketOf(value)) ?? 0) + 1)
+    const scale = 1_000_000
+    const large = new Map([...small].map(([bucket, n]) => [bucket, n * scale]))
+    const sum = values.reduce((a, b) => a + b, 0)
+    const of = (histogram: Map<number, number>, k: number) => {
+      const summary = new DurationSummary()
+      summary.addRollup(
+        values.length * k,
+        0,
+        0,
+        sum * k,
+        Math.min(...values),
+        Math.max(...values),
+        encodeHistogram(histogram),
+      )
+      return summary.box()!
+    }
+    const few = of(small, 1)
+    const many = of(large, scale)
+    for (const key of ['whiskerLow', 'whiskerHigh', 'q1', 'median', 'q3'] as const) {
+      expect(Math.abs(many[key] - few[key]), key).toBeLessThanOrEqual(
+        QUANTILE_RELATIVE_ERROR * few[key] + 1,
+      )
+    }
+    // Outliers stay outside the whiskers, inside min and max.
+    expect(many.whiskerHigh).toBeLessThan(2_000_000)
+    expect(many.whiskerLow).toBeGreaterThanOrEqual(many.min)
+  })
 })

@@ -30,9 +30,11 @@ export function clients(ctx: ViewContext, args: ClientArgs): ClientBreakdown {
   // An end of the range before the raw rows kept is read as its whole day.
   const rawSince = reader.rawSince()
   const firstDay = (args.from < rawSince ? Math.floor : Math.ceil)(args.from / MS_PER_DAY)
-  const endDay = (
-    Math.floor(args.to / MS_PER_DAY) * MS_PER_DAY < rawSince ? Math.ceil : Math.floor
-  )(args.to / MS_PER_DAY)
+  // Past the newest request, too: the last day's rollups hold nothing later than it.
+  const wholeLastDay =
+    Math.floor(args.to / MS_PER_DAY) * MS_PER_DAY < rawSince ||
+    args.to > reader.newestRequest(scope.endpointIds)
+  const endDay = (wholeLastDay ? Math.ceil : Math.floor)(args.to / MS_PER_DAY)
   const rollupDays: Array<[number, number]> =
     reader.hasClientRollups(kind) && firstDay < endDay ? [[firstDay, endDay]] : []
   const rawParts: Array<[number, number]> = []

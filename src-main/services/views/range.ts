@@ -35,12 +35,18 @@ export function rangeParts(
   hoursPerDay = 24,
   /** raw rows before this were pruned: an end of the range there is read as its whole hour */
   rawSince = 0,
+  /**
+   * the newest request's start: a range that ends after it ends with a whole hour, which
+   * holds nothing later (the rollups answer instead of the requests of a busy hour)
+   */
+  newest = Number.POSITIVE_INFINITY,
 ): RangeParts {
   const parts: RangeParts = { days: [], hours: [], raw: [] }
   if (to <= from) return parts
   if (from < rawSince) from = Math.floor(from / MS_PER_HOUR) * MS_PER_HOUR
-  if (Math.floor(to / MS_PER_HOUR) * MS_PER_HOUR < rawSince)
+  if (Math.floor(to / MS_PER_HOUR) * MS_PER_HOUR < rawSince || to > newest) {
     to = Math.ceil(to / MS_PER_HOUR) * MS_PER_HOUR
+  }
   const firstHour = Math.ceil(from / MS_PER_HOUR)
   const endHour = Math.floor(to / MS_PER_HOUR)
   if (firstHour >= endHour) {
@@ -79,7 +85,7 @@ export function collect(
   target: Target,
   histograms = true,
 ): void {
-  const parts = rangeParts(from, to, 24, reader.rawSince())
+  const parts = rangeParts(from, to, 24, reader.rawSince(), reader.newestRequest(scope.endpointIds))
   for (const [unit, ranges] of [
     ['day', parts.days],
     ['hour', parts.hours],
@@ -154,7 +160,13 @@ export function localCounts(
   allEndpoints = false,
 ): void {
   const offset = offsetMs(range.utcOffsetMinutes)
-  const parts = rangeParts(range.from, range.to, 1, reader.rawSince())
+  const parts = rangeParts(
+    range.from,
+    range.to,
+    1,
+    reader.rawSince(),
+    reader.newestRequest(scope.endpointIds),
+  )
   for (const [first, end] of parts.days) {
     const rows = reader.hourlyCounts(
       scope,

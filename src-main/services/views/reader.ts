@@ -97,6 +97,8 @@ export interface MetricsReader {
    * were pruned by the retention policy (0: none were).
    */
   rawSince(): number
+  /** start of the newest request of these endpoints, ms since the epoch (0: none) */
+  newestRequest(endpointIds: readonly number[]): number
   /** the first and last UTC hour with requests of these endpoints; null when none */
   hourBounds(endpointIds: readonly number[]): { first: number | null; last: number | null }
 

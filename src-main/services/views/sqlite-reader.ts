@@ -186,6 +186,21 @@ export class SqliteReader implements MetricsReader {
     }
   }
 
+  newestRequest(endpointIds: readonly number[]): number {
+    // An endpoint's last_requested, where it falls in its newest hour of requests; else (a
+    // file written without it) the end of that hour, which no request of it is later than.
+    return this.sql(
+      `SELECT coalesce(max(CASE WHEN e.last_requested >= h.hour * ${MS_PER_HOUR}
+                                THEN e.last_requested ELSE (h.hour + 1) * ${MS_PER_HOUR} - 1 END), 0)
+       FROM endpoint e
+       JOIN (SELECT value AS id, (SELECT max(hour) FROM rollup_hour WHERE endpoint_id = value) AS hour
+             FROM json_each(?)) h ON h.id = e.id
+       WHERE h.hour IS NOT NULL`,
+    )
+      .pluck()
+      .get(JSON.stringify(endpointIds)) as number
+  }
+
   rawSince(): number {
     const value = this.sql("SELECT value FROM meta WHERE key = 'requests_kept_since'")
       .pluck()

@@ -17,6 +17,7 @@ import type {
   OutlierContext,
   OutlierOperation,
   OutlierProcessState,
+  RetentionPolicy,
   VersionSource,
 } from 'routemeter/schema'
 
@@ -94,15 +95,8 @@ export interface FileInfo {
   rawSince: number
 }
 
-/** A retention policy as the app shows and sets it; null: no limit (keep forever, no cap, no sampling). */
-export interface RetentionSettings {
-  requestsMs: number | null
-  outliersMs: number | null
-  profilesMs: number | null
-  rollupsMs: number | null
-  maxFileSizeBytes: number | null
-  sampleRowsPerSecond: number | null
-}
+/** A retention policy as the app sets it; null: no limit (keep forever, no cap, no sampling). */
+export type RetentionSettings = Omit<RetentionPolicy, 'setBy' | 'setAt'>
 
 /** What the "About this file" panel shows. */
 export interface AboutFile {
@@ -115,7 +109,7 @@ export interface AboutFile {
   /** whether freed pages go back to the disk (files created since schema 7; `routemeter vacuum` converts others) */
   incrementalVacuum: boolean
   /** the policy in force; null: the file has none yet (no collector of schema 7 opened it) */
-  policy: (RetentionSettings & { setBy: 'option' | 'default' | 'app'; setAt: number }) | null
+  policy: RetentionPolicy | null
   /** from when each kind is kept whole, ms since the epoch; null: from the start */
   keptSince: { requests: number | null; outliers: number | null; rollups: number | null }
   /** space per table (its indexes included) and its rows, largest first */

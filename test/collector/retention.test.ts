@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { bind, createCollector } from '../../collector/src/index.js'
 import { MetricsStore } from 'routemeter/writer'
 import { DashboardService } from '../../src-main/services/dashboard.js'
-import { buildMetricsFile, downgrade, FIXTURE_NOW } from '../fixtures/metrics-files.js'
+import { buildMetricsFile, downgrade, FIXTURE_NOW, scalar } from '../fixtures/metrics-files.js'
 import {
   defer,
   errorSink,
@@ -45,15 +45,6 @@ function sizeOnDisk(path: string): number {
   db.pragma('wal_checkpoint(TRUNCATE)')
   db.close()
   return statSync(path).size
-}
-
-function scalar(path: string, sql: string): number {
-  const db = new Database(path, { readonly: true })
-  try {
-    return db.prepare(sql).pluck().get() as number
-  } finally {
-    db.close()
-  }
 }
 
 /** Every view's totals over [from, to) as the desktop app computes them. */

@@ -4,26 +4,16 @@
  * requests included), the views over the whole period give the sum of the
  * sources, and an increment with sampled rows falls back to a full merge.
  */
-import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { MetricsStore, type EndpointState } from 'routemeter/writer'
 import { afterAll, expect, it } from 'vitest'
 import { DashboardService } from '../../src-main/services/dashboard.js'
 import { mergeIncrement, mergeSources } from '../../src-main/services/sources/merge.js'
-import { buildMetricsFile, FIXTURE_NOW, tempDir } from '../fixtures/metrics-files.js'
+import { buildMetricsFile, FIXTURE_NOW, scalar, tempDir } from '../fixtures/metrics-files.js'
 
 const DAY = 86_400_000
 const temp = tempDir('routemeter-merge-retention-')
 afterAll(() => temp.cleanup())
-
-function scalar(path: string, sql: string): number {
-  const db = new Database(path, { readonly: true })
-  try {
-    return db.prepare(sql).pluck().get() as number
-  } finally {
-    db.close()
-  }
-}
 
 async function hitsPerRoute(path: string): Promise<Map<string, number>> {
   const service = new DashboardService({ now: () => FIXTURE_NOW, watch: false })

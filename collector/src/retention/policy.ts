@@ -6,6 +6,9 @@
  * writing one file applies the same one.
  */
 import { describeValue } from '../core/describe.js'
+import type { RetentionPolicy } from '../schema/types.js'
+
+export type { RetentionPolicy }
 
 /** What the `retention` option accepts. Durations: `'30d'`, `'12h'`, `'2y'`; `false`: keep forever. */
 export interface RetentionOptions {
@@ -25,21 +28,6 @@ export interface RetentionOptions {
 export interface SamplingOptions {
   /** raw rows kept per endpoint and second, beyond a minute's burst; errors and outliers always kept. Default 10. */
   rowsPerSecond?: number
-}
-
-/** The policy in force, in numbers; null: no limit. Stored as JSON in meta `retention_policy`. */
-export interface RetentionPolicy {
-  requestsMs: number | null
-  outliersMs: number | null
-  profilesMs: number | null
-  rollupsMs: number | null
-  maxFileSizeBytes: number | null
-  /** raw rows kept per endpoint and second before sampling starts; null: never sample */
-  sampleRowsPerSecond: number | null
-  /** who set it: the collector's options, its defaults, or the desktop app */
-  setBy: 'option' | 'default' | 'app'
-  /** ms since the epoch */
-  setAt: number
 }
 
 /** The meta key that holds the policy in force. */

@@ -9,5 +9,4 @@ export {
   MIN_RETENTION_MS,
   parsePolicy,
   POLICY_KEY,
-  type RetentionPolicy,
 } from '../retention/policy.js'

@@ -264,3 +264,18 @@ export const TABLES = {
   rollupStatus: 'rollup_status',
   outlier: 'outlier',
 } as const
+
+/** The retention policy in force, in numbers; null: no limit. JSON in meta `retention_policy` (schema 7). */
+export interface RetentionPolicy {
+  requestsMs: number | null
+  outliersMs: number | null
+  profilesMs: number | null
+  rollupsMs: number | null
+  maxFileSizeBytes: number | null
+  /** raw rows kept per endpoint and second before sampling starts; null: never sample */
+  sampleRowsPerSecond: number | null
+  /** who set it: the collector's options, its defaults, or the desktop app */
+  setBy: 'option' | 'default' | 'app'
+  /** ms since the epoch */
+  setAt: number
+}

@@ -178,6 +178,8 @@ export interface Version {
   name: string
   source: VersionSource
   firstSeen: number
+  /** the git tags of its commit (releases), sorted; empty when none is known */
+  tags: string[]
 }
 
 export interface VersionEvolution {

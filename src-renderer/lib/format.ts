@@ -61,6 +61,11 @@ export function shortVersion(name: string): string {
   return /^[0-9a-f]{40}$/i.test(name) ? name.slice(0, 7) : name
 }
 
+/** A version as people name it: its release tag where its commit has one, else its short name. */
+export function versionLabel(version: { name: string; tags: readonly string[] }): string {
+  return version.tags[0] ?? shortVersion(version.name)
+}
+
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`

@@ -56,7 +56,7 @@ const COLUMNS: Record<string, string[]> = {
     'first_seen',
     'last_requested',
   ] satisfies (keyof EndpointRow)[],
-  [TABLES.version]: ['id', 'name', 'source', 'first_seen'] satisfies (keyof VersionRow)[],
+  [TABLES.version]: ['id', 'name', 'source', 'first_seen', 'tags'] satisfies (keyof VersionRow)[],
   [TABLES.userGroup]: ['id', 'name'] satisfies (keyof UserGroupRow)[],
   [TABLES.clientIp]: ['id', 'address'] satisfies (keyof ClientIpRow)[],
   [TABLES.request]: [

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { bind, type RoutemeterHandle } from 'routemeter'
+import { readGitTags } from '../../collector/src/core/version.js'
 import {
   defer,
   listen,
@@ -256,5 +257,60 @@ describe('version without git', () => {
     rmSync(join(app, '.git'), { recursive: true })
     const unknown = await inDirectory(app, () => recordedVersion({ database: tempDatabase() }))
     expect(unknown.recorded).toEqual({ version: 'unknown', source: 'unknown' })
+  })
+})
+
+describe('git tags (releases)', () => {
+  it('finds the lightweight and annotated tags of the commit: loose, packed, their objects in a pack', () => {
+    const repo = repository()
+    const older = git(repo, 'rev-parse', 'HEAD')
+    git(repo, 'tag', 'v0.9.0') // on the older commit: not this release
+    const head = commit(repo, 'second')
+    git(repo, 'tag', 'v1.0.0')
+    git(repo, 'tag', '-a', 'release-2026-12', '-m', 'December release')
+    git(repo, 'tag', 'releases/v1')
+    // Tags of tags peel to the commit too.
+    git(repo, 'tag', '-a', 'signed-off', '-m', 'on top', 'release-2026-12^{tag}')
+    const gitDir = join(repo, '.git')
+    const all = ['release-2026-12', 'releases/v1', 'signed-off', 'v1.0.0']
+    expect(readGitTags(gitDir, head)).toEqual(all)
+    expect(readGitTags(gitDir, older)).toEqual(['v0.9.0'])
+
+    // Packed: refs into packed-refs (annotated with their ^peeled lines), objects into a pack.
+    git(repo, 'gc', '-q', '--prune=now')
+    expect(existsSync(join(gitDir, 'refs', 'tags', 'v1.0.0'))).toBe(false)
+    expect(readFileSync(join(gitDir, 'packed-refs'), 'utf8')).toMatch(/\^[0-9a-f]{40}/)
+    expect(readGitTags(gitDir, head)).toEqual(all)
+
+    // A loose ref to an annotated tag whose object is in the pack (the ref rewritten by hand).
+    const tagObject = git(repo, 'rev-parse', 'refs/tags/release-2026-12')
+    expect(tagObject).not.toBe(head)
+    mkdirSync(join(gitDir, 'refs', 'tags'), { recursive: true })
+    writeFileSync(join(gitDir, 'refs', 'tags', 'hand-made'), `${tagObject}\n`)
+    // packed-refs keeps the branch, loses the tags.
+    const packed = readFileSync(join(gitDir, 'packed-refs'), 'utf8').split('\n')
+    writeFileSync(
+      join(gitDir, 'packed-refs'),
+      packed.filter((line) => line.includes('refs/heads/')).join('\n') + '\n',
+    )
+    expect(readGitTags(gitDir, head)).toEqual(['hand-made'])
+    // A tag object written after the pack: loose again.
+    git(repo, 'tag', '-a', 'v1.0.1', '-m', 'patch')
+    expect(readGitTags(gitDir, head)).toEqual(['hand-made', 'v1.0.1'])
+  })
+
+  it('are recorded with the version the collector writes; a version option has none', async () => {
+    const repo = repository()
+    git(repo, 'tag', '-a', 'v2.0.0', '-m', 'two')
+    const database = tempDatabase()
+    await inDirectory(repo, () => recordedVersion({ database }))
+    expect(
+      withDb(database, (db) => db.prepare('SELECT name, source, tags FROM version').all()),
+    ).toEqual([{ name: git(repo, 'rev-parse', 'HEAD'), source: 'git', tags: '["v2.0.0"]' }])
+    const named = tempDatabase()
+    await inDirectory(repo, () => recordedVersion({ database: named, version: '2.0.0' }))
+    expect(withDb(named, (db) => db.prepare('SELECT tags FROM version').pluck().all())).toEqual([
+      null,
+    ])
   })
 })

@@ -287,7 +287,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     this.writer = new WriterLink(
       {
         database: options.database,
-        version: { name: this.version.name, source: this.version.source },
+        version: { name: this.version.name, source: this.version.source, tags: this.version.tags },
         node: options.node,
         maxNewClients: options.maxNewClients,
         retention: options.retention,

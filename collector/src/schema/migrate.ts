@@ -7,6 +7,7 @@ import { up as ipRollups } from './migrations/0004-ip-rollups.js'
 import { up as requestSpans } from './migrations/0005-request-spans.js'
 import { up as outliers } from './migrations/0006-outliers.js'
 import { up as retention } from './migrations/0007-retention.js'
+import { up as releaseTags } from './migrations/0008-release-tags.js'
 
 /** The part of a better-sqlite3 connection that migrations use. */
 export type MigrationDb = Pick<
@@ -23,6 +24,7 @@ const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [
   requestSpans,
   outliers,
   retention,
+  releaseTags,
 ]
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) {

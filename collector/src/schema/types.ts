@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 7
+export const SCHEMA_VERSION = 8
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452
@@ -45,6 +45,8 @@ export interface VersionRow {
   source: VersionSource
   /** ms since the Unix epoch */
   first_seen: number
+  /** JSON array of the git tags that point at the commit (schema 8); null: none known */
+  tags: string | null
 }
 
 /** Table `user_group`: the users or groups returned by `groupBy`. */

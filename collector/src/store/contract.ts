@@ -12,7 +12,7 @@ import type { EndpointState, StoredEndpoint } from './metrics-store.js'
 /** Where a writer writes, and as what. */
 export interface StoreConfig {
   database: string
-  version: { name: string; source: VersionSource }
+  version: { name: string; source: VersionSource; tags?: readonly string[] | undefined }
   node: string
   /** most new users (and, apart, IPs) added per hour; default: no limit */
   maxNewClients?: number

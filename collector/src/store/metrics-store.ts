@@ -214,7 +214,7 @@ export class MetricsStore implements RequestStore {
    */
   constructor(
     path: string,
-    version: { name: string; source: VersionSource },
+    version: { name: string; source: VersionSource; tags?: readonly string[] | undefined },
     now = Date.now(),
     nativeBinding?: string,
     node: string = hostname() || 'unknown',
@@ -231,6 +231,13 @@ export class MetricsStore implements RequestStore {
       this.versionId = (
         db.prepare('SELECT id FROM version WHERE name = ?').get(version.name) as { id: number }
       ).id
+      // The tags found now: a tag added to a deployed commit names it from the next start on.
+      if (version.tags !== undefined && version.tags.length > 0) {
+        db.prepare('UPDATE version SET tags = ? WHERE id = ?').run(
+          JSON.stringify(version.tags),
+          this.versionId,
+        )
+      }
       db.prepare(
         'INSERT INTO node (name, first_seen) VALUES (?, ?) ON CONFLICT (name) DO NOTHING',
       ).run(node, now)

@@ -401,6 +401,7 @@ function addSource(
   since: number,
 ): number | null {
   const hasNodes = columnsOf(db, src, 'node').length > 0
+  const tags = columnsOf(db, src, 'version').includes('tags')
   db.exec(`
     INSERT INTO main.endpoint (method, route, monitor_level, first_seen, last_requested)
       SELECT method, route, monitor_level, first_seen, last_requested FROM ${src}.endpoint WHERE true
@@ -411,9 +412,11 @@ function addSource(
           WHEN last_requested IS NULL THEN excluded.last_requested
           WHEN excluded.last_requested IS NULL THEN last_requested
           ELSE max(last_requested, excluded.last_requested) END;
-    INSERT INTO main.version (name, source, first_seen)
-      SELECT name, source, first_seen FROM ${src}.version WHERE true
-      ON CONFLICT (name) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen);
+    INSERT INTO main.version (name, source, first_seen${tags ? ', tags' : ''})
+      SELECT name, source, first_seen${tags ? ', tags' : ''} FROM ${src}.version WHERE true
+      ON CONFLICT (name) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen)${
+        tags ? ', tags = coalesce(excluded.tags, tags)' : ''
+      };
     INSERT OR IGNORE INTO main.user_group (name) SELECT name FROM ${src}.user_group;
     INSERT OR IGNORE INTO main.client_ip (address) SELECT address FROM ${src}.client_ip;
     ${

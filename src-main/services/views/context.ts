@@ -14,7 +14,24 @@ export function zeros(length: number): number[] {
 }
 
 function version(row: VersionRow): Version {
-  return { id: row.id, name: row.name, source: row.source, firstSeen: row.first_seen }
+  return {
+    id: row.id,
+    name: row.name,
+    source: row.source,
+    firstSeen: row.first_seen,
+    tags: tagsOf(row.tags),
+  }
+}
+
+/** A version's tags as stored (a JSON array of strings); anything else reads as none. */
+function tagsOf(json: string | null | undefined): string[] {
+  if (json === null || json === undefined) return []
+  try {
+    const value = JSON.parse(json) as unknown
+    return Array.isArray(value) ? value.filter((tag): tag is string => typeof tag === 'string') : []
+  } catch {
+    return []
+  }
 }
 
 export class ViewContext {

@@ -55,6 +55,8 @@ const COLUMN_SQL: Record<RequestColumn, string> = {
 
 /** Schema 7 added request.weight; older requests each stand for one. */
 const WEIGHT_SINCE = 7
+/** Schema 8 added version.tags. */
+const TAGS_SINCE = 8
 
 const CLIENT_SQL: Record<
   ClientKind,
@@ -146,7 +148,8 @@ export class SqliteReader implements MetricsReader {
 
   versions(): VersionRow[] {
     return this.sql(
-      'SELECT id, name, source, first_seen FROM version ORDER BY first_seen, id',
+      `SELECT id, name, source, first_seen, ${this.schemaVersion >= TAGS_SINCE ? 'tags' : 'NULL AS tags'}
+       FROM version ORDER BY first_seen, id`,
     ).all() as VersionRow[]
   }
 

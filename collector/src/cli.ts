@@ -1,19 +1,35 @@
 #!/usr/bin/env node
 /*
- * `routemeter <command>`: what a maintainer runs on a metrics file by hand.
- * `vacuum` converts a file created before retention existed so that pruned
- * rows give their space back to the disk (new files are created so).
+ * `routemeter <command>`: what a maintainer or a deployment pipeline runs on a
+ * metrics file. `report` compares two releases per endpoint and can fail a
+ * pipeline on a regression; `vacuum` converts a file created before
+ * retention existed so that pruned rows give their space back to the disk.
  */
 import Database from 'better-sqlite3'
 import { statSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { compareReleases, type Comparison, type Side } from './compare/releases.js'
 import { checkSchema } from './schema/migrate.js'
 
-const USAGE = `usage: routemeter vacuum <metrics.db>
+const USAGE = `usage:
+  routemeter report <metrics.db> [--baseline SIDE] [--candidate SIDE] [--endpoint "GET /route"]...
+                    [--min-requests N] [--min-change PCT] [--json] [--fail-on-regression PCT]
+  routemeter vacuum <metrics.db>
 
-  vacuum   rewrites the file so that the space of pruned rows goes back to
-           the disk (incremental vacuum); files created by Routemeter 0.1
-           before retention need it once. The app's writes wait meanwhile
-           (they are buffered).`
+report   compares two releases per endpoint: requests, median and p95 before and after,
+         and a verdict (slower, faster, no change, too few requests) from Mood's median
+         test with Holm's correction over the endpoints. A SIDE is versions or tags
+         separated by commas (v1.4.0,v1.4.1), or a date range (2026-12-01..2026-12-07).
+         Default: the latest release against the one before (tagged versions if any,
+         else versions in the order they appeared). --fail-on-regression PCT exits 1
+         when an endpoint is significantly slower by more than PCT %.
+vacuum   rewrites the file so that the space of pruned rows goes back to the disk
+         (incremental vacuum); files created before retention need it once. The app's
+         writes wait meanwhile (they are buffered).
+
+exit codes: 0 done, 1 a regression past --fail-on-regression, 2 bad arguments or file`
+
+class UsageError extends Error {}
 
 function sizeOf(path: string): number {
   let bytes = 0
@@ -22,10 +38,20 @@ function sizeOf(path: string): number {
   return bytes
 }
 
-function vacuum(path: string): void {
-  const db = new Database(path, { fileMustExist: true, timeout: 10_000 })
+function openFile(path: string, readonly: boolean): Database.Database {
+  const db = new Database(path, { fileMustExist: true, readonly, timeout: 10_000 })
   try {
     db.transaction(() => checkSchema(db))()
+  } catch (error) {
+    db.close()
+    throw error
+  }
+  return db
+}
+
+function vacuum(path: string): void {
+  const db = openFile(path, false)
+  try {
     const before = sizeOf(path)
     db.pragma('auto_vacuum = INCREMENTAL')
     db.exec('VACUUM')
@@ -41,15 +67,151 @@ function vacuum(path: string): void {
   }
 }
 
-const [command, file, ...rest] = process.argv.slice(2)
-if (command === 'vacuum' && file !== undefined && rest.length === 0) {
-  try {
-    vacuum(file)
-  } catch (error) {
-    console.error(`routemeter vacuum: ${(error as Error).message}`)
-    process.exitCode = 1
+/** A side as typed: `a,b` (versions or tags) or `YYYY-MM-DD..YYYY-MM-DD` (UTC days, the end included). */
+function side(text: string, name: string): Side {
+  const range = /^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$/.exec(text)
+  if (range !== null) {
+    const from = Date.parse(`${range[1]}T00:00:00Z`)
+    const to = Date.parse(`${range[2]}T00:00:00Z`) + 86_400_000
+    if (!(from < to)) throw new UsageError(`--${name}: the range ${text} ends before it starts`)
+    return { from, to }
   }
-} else {
-  console.error(USAGE)
-  process.exitCode = command === undefined || command === '--help' ? 0 : 2
+  const versions = text
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '')
+  if (versions.length === 0) throw new UsageError(`--${name}: give versions, tags or a date range`)
+  return { versions }
 }
+
+/** The latest release and the one before: tagged versions if the file has any, else all. */
+function defaultSides(db: Database.Database): [Side, Side] {
+  const tagged = (db.prepare('PRAGMA table_info(version)').all() as Array<{ name: string }>).some(
+    (c) => c.name === 'tags',
+  )
+  const rows = db
+    .prepare(
+      `SELECT name, ${tagged ? 'tags' : 'NULL AS tags'} AS tags FROM version ORDER BY first_seen, id`,
+    )
+    .all() as Array<{ name: string; tags: string | null }>
+  const releases = rows.filter((r) => r.tags !== null)
+  const pool = releases.length >= 2 ? releases : rows
+  if (pool.length < 2) throw new UsageError('the file has fewer than two versions: name the sides')
+  return [{ versions: [pool[pool.length - 2]!.name] }, { versions: [pool[pool.length - 1]!.name] }]
+}
+
+function number(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number, got ${value}`)
+  return n
+}
+
+function describeSide(s: Comparison['baseline']): string {
+  if (s.from !== undefined && s.to !== undefined) {
+    const day = (t: number) => new Date(t).toISOString().slice(0, 10)
+    return `${day(s.from)}..${day(s.to - 1)}`
+  }
+  return s.versionNames.map((v) => (/^[0-9a-f]{40}$/.test(v) ? v.slice(0, 7) : v)).join(',')
+}
+
+function table(comparison: Comparison): string {
+  const ms = (us: number | null) => (us === null ? '-' : (us / 1000).toFixed(1))
+  const pct = (p: number | null) => (p === null ? '-' : `${p > 0 ? '+' : ''}${p.toFixed(1)}%`)
+  const rows = comparison.endpoints.map((e) => [
+    `${e.method} ${e.route}`,
+    e.verdict,
+    `${e.baseline.requests} / ${e.candidate.requests}`,
+    `${ms(e.baseline.medianUs)} -> ${ms(e.candidate.medianUs)}`,
+    pct(e.medianChangePercent),
+    `${ms(e.baseline.p95Us)} -> ${ms(e.candidate.p95Us)}`,
+    e.adjustedPValue === null ? '-' : e.adjustedPValue.toExponential(1),
+  ])
+  const header = ['endpoint', 'verdict', 'requests', 'median ms', 'change', 'p95 ms', 'p (Holm)']
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')
+  return [
+    `baseline ${describeSide(comparison.baseline)}, candidate ${describeSide(comparison.candidate)}`,
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+    comparison.method,
+  ].join('\n')
+}
+
+function report(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      baseline: { type: 'string' },
+      candidate: { type: 'string' },
+      endpoint: { type: 'string', multiple: true },
+      'min-requests': { type: 'string' },
+      'min-change': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'fail-on-regression': { type: 'string' },
+    },
+  })
+  if (positionals.length !== 1) throw new UsageError('report takes one metrics file')
+  const failOn = number(values['fail-on-regression'], 'fail-on-regression')
+  const db = openFile(positionals[0]!, true)
+  try {
+    const defaults = values.baseline === undefined || values.candidate === undefined
+    const [baseline, candidate] = defaults ? defaultSides(db) : [undefined, undefined]
+    let comparison: Comparison
+    try {
+      comparison = compareReleases(db, {
+        baseline: values.baseline !== undefined ? side(values.baseline, 'baseline') : baseline!,
+        candidate:
+          values.candidate !== undefined ? side(values.candidate, 'candidate') : candidate!,
+        ...(values.endpoint === undefined ? {} : { endpoints: values.endpoint }),
+        ...(values['min-requests'] === undefined
+          ? {}
+          : { minRequests: number(values['min-requests'], 'min-requests')! }),
+        ...(values['min-change'] === undefined
+          ? {}
+          : { minChangePercent: number(values['min-change'], 'min-change')! }),
+      })
+    } catch (error) {
+      if (error instanceof TypeError)
+        throw new UsageError(error.message.replace(/^routemeter: /, ''))
+      throw error
+    }
+    console.log(values.json ? JSON.stringify(comparison, null, 2) : table(comparison))
+    if (failOn === undefined) return 0
+    const regressions = comparison.endpoints.filter(
+      (e) => e.verdict === 'slower' && (e.medianChangePercent ?? 0) > failOn,
+    )
+    if (regressions.length === 0) return 0
+    console.error(
+      `regression: ${regressions.map((e) => `${e.method} ${e.route} ${(e.medianChangePercent ?? 0).toFixed(1)}% slower`).join('; ')}`,
+    )
+    return 1
+  } finally {
+    db.close()
+  }
+}
+
+function main(argv: string[]): number {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '--help' || command === '-h') {
+    console.log(USAGE)
+    return 0
+  }
+  try {
+    if (command === 'report') return report(rest)
+    if (command === 'vacuum' && rest.length === 1) {
+      vacuum(rest[0]!)
+      return 0
+    }
+    throw new UsageError(`unknown command or arguments: ${argv.join(' ')}`)
+  } catch (error) {
+    // A bad argument, or a file that cannot be read as a metrics file.
+    console.error(`routemeter ${command}: ${(error as Error).message}`)
+    if (error instanceof UsageError) console.error(USAGE)
+    return 2
+  }
+}
+
+process.exitCode = main(process.argv.slice(2))

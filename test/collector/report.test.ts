@@ -1,0 +1,148 @@
+/**
+ * `routemeter report` on traffic recorded through a real Koa app in two
+ * versions, where one endpoint is made 40% slower, one 10% faster, one left
+ * as it was and one barely requested: the report names exactly those, with
+ * the right signs; its JSON, its exit codes, and its refusals.
+ */
+import { spawnSync } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import Koa from 'koa'
+import { Router } from '@koa/router'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bind } from 'routemeter'
+import type { Comparison } from '../../collector/src/compare/releases.js'
+import { removeTempDirs, request, ROOT, tempDatabase } from './helpers.js'
+
+afterAll(removeTempDirs)
+
+const CLI = join(ROOT, 'collector/dist/esm/cli.js')
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Milliseconds each endpoint takes in each version. */
+const PLAN: Record<string, [number, number]> = {
+  '/slow': [20, 28],
+  '/quick': [20, 18],
+  '/same': [20, 20],
+  '/rare': [20, 40],
+}
+
+let database: string
+
+/** An app of one version of the service, bound to the shared file. */
+async function start(version: string, index: 0 | 1) {
+  const app = new Koa()
+  const router = new Router()
+  for (const [path, ms] of Object.entries(PLAN)) {
+    router.get(path, async (ctx) => {
+      await sleep(ms[index])
+      ctx.body = 'ok'
+    })
+  }
+  const handle = bind(app, { database, version, flushInterval: 100 })
+  app.use(router.routes())
+  const server = app.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return {
+    url,
+    close: async () => {
+      handle.close()
+      await new Promise((resolve) => server.close(resolve))
+    },
+  }
+}
+
+/**
+ * Both versions serve side by side (two apps, one file, as during a canary
+ * release), their requests interleaved: whatever else the machine does falls
+ * on both alike, so only the planted changes set them apart.
+ */
+async function serveBoth(): Promise<void> {
+  const before = await start('1.0.0', 0)
+  await request(`${before.url}/same`) // 1.0.0 is seen first
+  const after = await start('1.1.0', 1)
+  for (const path of ['/same', '/slow', '/quick']) {
+    for (let round = 0; round < 40; round++) {
+      await Promise.all(
+        [before, after].flatMap((app) =>
+          Array.from({ length: 4 }, () => request(`${app.url}${path}`)),
+        ),
+      )
+    }
+  }
+  for (const app of [before, after]) for (let i = 0; i < 5; i++) await request(`${app.url}/rare`)
+  await before.close()
+  await after.close()
+}
+
+function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+beforeAll(async () => {
+  database = tempDatabase()
+  await serveBoth()
+}, 60_000)
+
+describe('routemeter report', () => {
+  it('names the endpoint made slower and the one made faster, and no other', () => {
+    const out = run('report', database, '--json')
+    expect(out.status, out.stderr).toBe(0)
+    const report = JSON.parse(out.stdout) as Comparison
+    expect(report.baseline.versionNames).toEqual(['1.0.0'])
+    expect(report.candidate.versionNames).toEqual(['1.1.0'])
+    const verdicts = Object.fromEntries(report.endpoints.map((e) => [e.route, e.verdict]))
+    expect(verdicts).toEqual({
+      '/slow': 'slower',
+      '/quick': 'faster',
+      '/same': 'no change',
+      '/rare': 'too few requests',
+    })
+    const slow = report.endpoints.find((e) => e.route === '/slow')!
+    expect(slow.baseline.requests).toBe(160)
+    expect(report.endpoints.find((e) => e.route === '/same')!.baseline.requests).toBe(161)
+    expect(slow.medianChangePercent).toBeGreaterThan(25)
+    expect(slow.adjustedPValue).toBeLessThan(0.001)
+    const quick = report.endpoints.find((e) => e.route === '/quick')!
+    expect(quick.medianChangePercent).toBeLessThan(-5)
+    // Sorted by impact: the 40% one first.
+    expect(report.endpoints[0]!.route).toBe('/slow')
+  })
+
+  it('prints a table, and fails a pipeline on a regression past the threshold', () => {
+    const table = run('report', database, '--baseline', '1.0.0', '--candidate', '1.1.0')
+    expect(table.status).toBe(0)
+    expect(table.stdout).toMatch(/GET \/slow\s+slower/)
+    expect(table.stdout).toMatch(/GET \/same\s+no change/)
+    const failing = run('report', database, '--fail-on-regression', '20')
+    expect(failing.status).toBe(1)
+    expect(failing.stderr).toMatch(/GET \/slow .*% slower/)
+    expect(run('report', database, '--fail-on-regression', '80').status).toBe(0)
+    const one = run('report', database, '--endpoint', 'GET /quick', '--json')
+    expect((JSON.parse(one.stdout) as Comparison).endpoints.map((e) => e.route)).toEqual(['/quick'])
+  })
+
+  it('refuses bad arguments and files with exit code 2 and a clear message', () => {
+    const none = run('report')
+    expect(none.status).toBe(2)
+    expect(none.stderr).toMatch(/report takes one metrics file/)
+    const unknown = run('report', database, '--baseline', '0.9', '--candidate', '1.1.0')
+    expect(unknown.status).toBe(2)
+    expect(unknown.stderr).toMatch(/the baseline names no version in this file: 0\.9/)
+    const dates = run(
+      'report',
+      database,
+      '--baseline',
+      '2026-12-09..2026-12-01',
+      '--candidate',
+      '1.1.0',
+    )
+    expect(dates.status).toBe(2)
+    expect(dates.stderr).toMatch(/ends before it starts/)
+    const missing = run('report', join(ROOT, 'no-such.db'))
+    expect(missing.status).toBe(2)
+    expect(run('--help').stdout).toMatch(/routemeter report <metrics.db>/)
+  })
+})

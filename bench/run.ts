@@ -343,7 +343,7 @@ function writerTable(w: WriterFigures): string {
         ],
         [
           `bound ${w.noLoss.framework} app at ${w.noLoss.targetRate.toLocaleString('en')} req/s for ${w.noLoss.seconds} s`,
-          `${Math.round(w.noLoss.achievedRate).toLocaleString('en')} req/s reached; ${w.noLoss.responses} responses, ${w.noLoss.rows} rows, ${w.noLoss.lost} lost; collector ${JSON.stringify(w.noLoss.collector)}`,
+          `${Math.round(w.noLoss.achievedRate).toLocaleString('en')} req/s reached; ${w.noLoss.responses} responses, ${w.noLoss.counted} counted, ${w.noLoss.rows} rows stored (sampled), ${w.noLoss.lost} lost; collector ${JSON.stringify(w.noLoss.collector)}`,
         ],
         [
           `file locked ${percent(d.lockedShare)} of the time, ${d.rate.toLocaleString('en')} req/s for ${d.seconds} s, maxBufferedRows ${d.maxBufferedRows.toLocaleString('en')}`,
@@ -375,7 +375,7 @@ function writerTargets(w: WriterFigures): TargetResult[] {
       met: w.generator.rowsPerSecond >= 500_000,
     },
     {
-      target: 'no row lost at 20,000 req/s',
+      target: 'no request lost at 20,000 req/s',
       figure: `${w.noLoss.lost} lost at ${Math.round(w.noLoss.achievedRate).toLocaleString('en')} req/s`,
       met: w.noLoss.lost === 0 && w.noLoss.achievedRate >= 0.95 * w.noLoss.targetRate,
       note:
@@ -580,7 +580,7 @@ function smokeProblems(
     }
   }
   if (writer !== undefined) {
-    if (writer.noLoss.lost > 0) problems.push(`${writer.noLoss.lost} rows lost under load`)
+    if (writer.noLoss.lost > 0) problems.push(`${writer.noLoss.lost} requests lost under load`)
     if (writer.noLoss.rows === 0) problems.push('the bound app wrote no row')
     if (!(writer.store.rowsPerSecond > 0)) problems.push('MetricsStore wrote nothing')
     if (!writer.thread.writerThread) problems.push('the writer did not run in its thread')

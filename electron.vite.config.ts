@@ -8,6 +8,7 @@ const here = (path: string): string => fileURLToPath(new URL(path, import.meta.u
 const alias = [
   { find: /^routemeter\/schema$/, replacement: here('./collector/src/schema/index.ts') },
   { find: /^routemeter\/writer$/, replacement: here('./collector/src/writer.ts') },
+  { find: /^routemeter\/compare$/, replacement: here('./collector/src/compare/index.ts') },
   { find: /^routemeter\/internal\/bulk$/, replacement: here('./collector/src/bulk/index.ts') },
   { find: /^routemeter$/, replacement: here('./collector/src/index.ts') },
 ]

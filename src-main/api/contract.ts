@@ -20,6 +20,7 @@ import type {
   RetentionPolicy,
   VersionSource,
 } from 'routemeter/schema'
+import type { Comparison } from 'routemeter/compare'
 
 export type {
   MonitorLevel,
@@ -97,6 +98,21 @@ export interface FileInfo {
 
 /** A retention policy as the app sets it; null: no limit (keep forever, no cap, no sampling). */
 export type RetentionSettings = Omit<RetentionPolicy, 'setBy' | 'setAt'>
+
+/** Two sides of a release comparison, as version ids; empty: the latest release, and the one before it. */
+export interface CompareArgs {
+  baseline: number[]
+  candidate: number[]
+}
+
+/** A comparison per endpoint, with every version (for choosing the sides) and each side's ids. */
+export interface ReleaseComparison extends Comparison {
+  versions: Version[]
+  baselineIds: number[]
+  candidateIds: number[]
+  /** endpoint ids of the rows, in their order (to open an endpoint's page) */
+  endpointIds: number[]
+}
 
 /** What the "About this file" panel shows. */
 export interface AboutFile {
@@ -388,6 +404,8 @@ export interface DashboardApi {
   outlierTimeline(args: EndpointArgs): Promise<OutlierTimeline>
   /** the file's size, its retention policy and the space each table takes */
   aboutFile(args: Record<string, never>): Promise<AboutFile>
+  /** what a release changed, per endpoint, with a verdict */
+  compare(args: CompareArgs): Promise<ReleaseComparison>
   setLevel(args: SetLevelArgs): Promise<Endpoint>
   /** writes a retention policy into the file; running collectors apply it within seconds */
   setRetention(args: RetentionSettings): Promise<AboutFile>

@@ -36,6 +36,7 @@ export const QUERY_FIELDS: { readonly [M in ApiMethod]: Readonly<Record<string, 
   outlier: { id: 'number' },
   outlierTimeline: { ...RANGE, endpointId: 'number' },
   aboutFile: {},
+  compare: { baseline: 'numbers', candidate: 'numbers' },
   setLevel: { endpointId: 'number', level: 'number' },
   setRetention: {},
 }

@@ -10,6 +10,7 @@ import type {
   ApiArgs,
   ApiMethod,
   ClientArgs,
+  CompareArgs,
   EndpointArgs,
   HeatmapArgs,
   MonitorLevel,
@@ -92,6 +93,30 @@ function endpointId(method: ApiMethod, fields: Fields, name = 'endpointId'): num
   return integer(method, fields, name, 1, Number.MAX_SAFE_INTEGER, ' (an endpoint id)')
 }
 
+/** An optional array of distinct ids (positive integers) of `what`. */
+function idList(
+  method: ApiMethod,
+  fields: Fields,
+  name: string,
+  what: string,
+): number[] | undefined {
+  const ids = fields[name]
+  if (ids === undefined) return undefined
+  if (!Array.isArray(ids) || ids.length > MAX_IDS) {
+    throw badArgument(
+      `${method}: "${name}" must be an array of at most ${MAX_IDS} ${what} ids, got ${describe(ids)}`,
+    )
+  }
+  for (const id of ids as unknown[]) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 1) {
+      throw badArgument(
+        `${method}: "${name}" must hold ${what} ids (positive integers), got ${describe(id)}`,
+      )
+    }
+  }
+  return [...new Set(ids as number[])]
+}
+
 function range(method: ApiMethod, fields: Fields): RangeArgs {
   const from = integer(method, fields, 'from', 0, MAX_TIME, ' (ms since the epoch)')
   const to = integer(method, fields, 'to', 0, MAX_TIME, ' (ms since the epoch)')
@@ -103,22 +128,8 @@ function range(method: ApiMethod, fields: Fields): RangeArgs {
   }
   const utcOffsetMinutes = integer(method, fields, 'utcOffsetMinutes', -840, 840, ' (minutes)')
   const args: RangeArgs = { from, to, utcOffsetMinutes }
-  const ids = fields.endpointIds
-  if (ids !== undefined) {
-    if (!Array.isArray(ids) || ids.length > MAX_IDS) {
-      throw badArgument(
-        `${method}: "endpointIds" must be an array of at most ${MAX_IDS} endpoint ids, got ${describe(ids)}`,
-      )
-    }
-    for (const id of ids as unknown[]) {
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 1) {
-        throw badArgument(
-          `${method}: "endpointIds" must hold endpoint ids (positive integers), got ${describe(id)}`,
-        )
-      }
-    }
-    args.endpointIds = [...new Set(ids as number[])]
-  }
+  const ids = idList(method, fields, 'endpointIds', 'endpoint')
+  if (ids !== undefined) args.endpointIds = ids
   const nodes = names(method, fields, 'nodes', MAX_NODES)
   if (nodes !== undefined) args.nodes = nodes
   return args
@@ -222,6 +233,13 @@ export const VALIDATORS: Validators = {
   }),
   outlierTimeline: (args) => withEndpoint('outlierTimeline', fieldsOf('outlierTimeline', args)),
   aboutFile: () => ({}),
+  compare: (args): CompareArgs => {
+    const fields = fieldsOf('compare', args)
+    return {
+      baseline: idList('compare', fields, 'baseline', 'version') ?? [],
+      candidate: idList('compare', fields, 'candidate', 'version') ?? [],
+    }
+  },
   setLevel: (args): SetLevelArgs => {
     const fields = fieldsOf('setLevel', args)
     return { endpointId: endpointId('setLevel', fields), level: monitorLevel('setLevel', fields) }

@@ -80,6 +80,7 @@ const bridge: DashboardBridge = {
   outlier: (args) => invoke('outlier', args),
   outlierTimeline: (args) => invoke('outlierTimeline', args),
   aboutFile: (args) => invoke('aboutFile', args),
+  compare: (args) => invoke('compare', args),
   setLevel: (args) => invoke('setLevel', args),
   setRetention: (args) => invoke('setRetention', args),
   onFileEvent(listener) {

@@ -6,6 +6,8 @@
 import type {
   AboutFile,
   ClientArgs,
+  CompareArgs,
+  ReleaseComparison,
   ClientBreakdown,
   EndpointArgs,
   EndpointBox,
@@ -37,6 +39,7 @@ import { SqliteReader } from './views/sqlite-reader.js'
 import { versionEvolution, versionUtilization } from './views/versions.js'
 import { outlier, outliers, outlierTimeline } from './views/outliers.js'
 import { aboutFile } from './views/about.js'
+import { compare } from './views/compare.js'
 
 export class MetricsQueries {
   private readonly ctx: ViewContext
@@ -91,5 +94,8 @@ export class MetricsQueries {
   }
   aboutFile(): AboutFile {
     return aboutFile(this.ctx)
+  }
+  compare(args: CompareArgs): ReleaseComparison {
+    return compare(this.ctx, args)
   }
 }

@@ -152,6 +152,7 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
     outlier: (args) => call('outlier', args),
     outlierTimeline: (args) => call('outlierTimeline', args),
     aboutFile: (args) => call('aboutFile', args),
+    compare: (args) => call('compare', args),
     setLevel: (args) => call('setLevel', args),
     setRetention: (args) => call('setRetention', args),
     onFileEvent(listener) {

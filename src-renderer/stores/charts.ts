@@ -12,6 +12,8 @@ import {
   type ClientArgs,
   type ClientBreakdown,
   type ClientKind,
+  type CompareArgs,
+  type ReleaseComparison,
   type EndpointArgs,
   type EndpointBox,
   type ErrorRequest,
@@ -160,4 +162,9 @@ export const useOutlierTimelineStore = defineStore('outlierTimeline', () =>
 /** one outlier with its context */
 export const useOutlierDetailStore = defineStore('outlierDetail', () =>
   loadable<OutlierDetail, { id: number }>((args) => api.outlier(args)),
+)
+
+/** what a release changed per endpoint, and the sides compared */
+export const useCompareStore = defineStore('compare', () =>
+  loadable<ReleaseComparison, CompareArgs>((args) => api.compare(args)),
 )

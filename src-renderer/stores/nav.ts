@@ -10,6 +10,7 @@ export type ViewName =
   | 'clients'
   | 'status'
   | 'outliers'
+  | 'compare'
   | 'endpoint'
 
 export const TABS: ReadonlyArray<{ view: Exclude<ViewName, 'endpoint'>; label: string }> = [
@@ -21,6 +22,7 @@ export const TABS: ReadonlyArray<{ view: Exclude<ViewName, 'endpoint'>; label: s
   { view: 'clients', label: 'Users & IPs' },
   { view: 'status', label: 'Status codes' },
   { view: 'outliers', label: 'Outliers' },
+  { view: 'compare', label: 'Compare' },
 ]
 
 export interface Route {

@@ -25,6 +25,7 @@ describe('validators', () => {
       [
         'aboutFile',
         'clients',
+        'compare',
         'endpoints',
         'hourHeatmap',
         'info',

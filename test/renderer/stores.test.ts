@@ -84,6 +84,7 @@ function fakeBridge() {
     outlier: vi.fn<DashboardBridge['outlier']>(fail),
     outlierTimeline: vi.fn<DashboardBridge['outlierTimeline']>(fail),
     aboutFile: vi.fn<DashboardBridge['aboutFile']>(fail),
+    compare: vi.fn<DashboardBridge['compare']>(fail),
     setLevel: vi.fn<DashboardBridge['setLevel']>(fail),
     setRetention: vi.fn<DashboardBridge['setRetention']>(fail),
     onFileEvent: vi.fn<DashboardBridge['onFileEvent']>(() => () => undefined),

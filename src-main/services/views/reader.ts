@@ -6,6 +6,7 @@
  */
 import type { EndpointRow, VersionRow } from 'routemeter/schema'
 import type { ErrorRequest, OutlierSummary } from '../../api/contract.js'
+import type { CompareOptions, Comparison } from 'routemeter/compare'
 
 /**
  * Which requests a read covers: endpoint ids, and node ids (NO_ID for
@@ -161,6 +162,9 @@ export interface MetricsReader {
   ): Iterable<[number, number, number]>
   clientName(kind: ClientKind, id: number): string | undefined
   clientId(kind: ClientKind, name: string): number | undefined
+
+  /** what one release changed against another, per endpoint (routemeter/compare) */
+  compareReleases(options: CompareOptions): Comparison
 
   /** whether the store keeps outliers (files of schema 6 and later) */
   hasOutliers(): boolean

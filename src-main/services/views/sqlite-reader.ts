@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3'
 import { ALL_ENDPOINTS, NO_ID, type EndpointRow, type VersionRow } from 'routemeter/schema'
+import { compareReleases, type CompareOptions, type Comparison } from 'routemeter/compare'
 import type { MetricsConnection } from '../database.js'
 import { MS_PER_HOUR } from '../stats.js'
 import { UNKNOWN_NODE } from '../../api/contract.js'
@@ -402,6 +403,10 @@ export class SqliteReader implements MetricsReader {
     const { names, name: column } = CLIENT_SQL[kind]
     return this.sql(`SELECT id FROM ${names} WHERE ${column} = ?`).pluck().get(name) as
       number | undefined
+  }
+
+  compareReleases(options: CompareOptions): Comparison {
+    return compareReleases(this.db, options)
   }
 
   hasOutliers(): boolean {

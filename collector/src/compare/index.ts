@@ -1,0 +1,9 @@
+export { compareReleases } from './releases.js'
+export type * from './types.js'
+export {
+  benjaminiHochberg,
+  holm,
+  mannWhitneyU,
+  medianTableTest,
+  moodMedianTest,
+} from './statistics.js'

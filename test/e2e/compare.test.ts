@@ -1,0 +1,133 @@
+/**
+ * Compare in the browser: a file with two releases (git tags) where one
+ * endpoint got 40% slower, one 20% faster and one stayed: the view picks the
+ * latest release against the one before, names them by tag, gives each
+ * endpoint its verdict (busiest change first), takes other sides from its
+ * selectors, and opens an endpoint's page from its row.
+ */
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
+import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
+import { afterAll, beforeAll, expect, test } from 'vitest'
+import { tempDir, type TempDir } from '../fixtures/metrics-files.js'
+import {
+  launchBrowser,
+  openPage,
+  screenshot,
+  settle,
+  startDashboard,
+  waitForPanel,
+  type Dashboard,
+  type Problems,
+} from './helpers.js'
+
+let temp: TempDir
+let dashboard: Dashboard
+let browser: Browser
+let page: Page
+let problems: Problems
+
+const RELEASES = [
+  { name: 'a'.repeat(40), tag: 'v1.0.0', factor: { '/orders': 1, '/search': 1, '/health': 1 } },
+  { name: 'b'.repeat(40), tag: 'v1.1.0', factor: { '/orders': 1.4, '/search': 0.8, '/health': 1 } },
+] as const
+
+/** Two releases a day apart, each serving 400 requests per endpoint, durations log-normal. */
+function writeFile(path: string): void {
+  let seed = 7
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed / 2 ** 31
+  }
+  const start = Date.now() - 2 * 86_400_000
+  RELEASES.forEach((release, r) => {
+    const store = new MetricsStore(
+      path,
+      { name: release.name, source: 'git', tags: [release.tag] },
+      start + r * 86_400_000,
+      undefined,
+      'web-1',
+    )
+    const endpoints = Object.keys(release.factor).map((route): EndpointState => ({
+      id: undefined,
+      method: 'GET',
+      route,
+      level: 1,
+      pendingLastRequested: 0,
+    }))
+    const rows: PendingRequest[] = []
+    for (let i = 0; i < 400; i++) {
+      for (const endpoint of endpoints) {
+        const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+        const factor = release.factor[endpoint.route as keyof typeof release.factor]
+        rows.push({
+          endpoint,
+          time: start + r * 86_400_000 + i * 1000,
+          durationUs: Math.round(30_000 * factor * Math.exp(0.3 * normal)),
+          status: 200,
+          group: null,
+          ip: null,
+          aborted: 0,
+        })
+      }
+    }
+    store.write(rows, endpoints)
+    store.close()
+  })
+}
+
+beforeAll(async () => {
+  temp = tempDir('routemeter-e2e-compare-')
+  const file = join(temp.dir, 'releases.db')
+  writeFile(file)
+  dashboard = await startDashboard({ file })
+  browser = await launchBrowser()
+  ;({ page, problems } = await openPage(browser, dashboard.url))
+  await waitForPanel(page, 'overview')
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await dashboard?.stop()
+  temp?.cleanup()
+})
+
+test('the latest release against the one before: a verdict per endpoint, by tag, busiest change first', async () => {
+  await page.click('[data-tab="compare"]')
+  await waitForPanel(page, 'compare')
+  const selected = async (side: string) =>
+    page.$eval(`[data-side="${side}"]`, (el) => {
+      const select = el as HTMLSelectElement
+      return select.options[select.selectedIndex]?.textContent ?? ''
+    })
+  expect(await selected('baseline')).toContain('v1.0.0')
+  expect(await selected('candidate')).toContain('v1.1.0')
+  const verdicts = await page.$$eval('[data-compare-row]', (rows) =>
+    rows.map((row) => [row.getAttribute('data-compare-row'), row.getAttribute('data-verdict')]),
+  )
+  expect(verdicts).toEqual([
+    ['/orders', 'slower'],
+    ['/search', 'faster'],
+    ['/health', 'no change'],
+  ])
+  expect(await page.textContent('[data-compare-summary]')).toContain(
+    '1 slower · 1 faster · 1 unchanged',
+  )
+  await settle(page)
+  await screenshot(page, 'compare')
+
+  // The other way round: the old release as the candidate.
+  const ids = await page.$$eval('[data-side="baseline"] option', (options) =>
+    options.map((o) => (o as HTMLOptionElement).value),
+  )
+  await page.selectOption('[data-side="baseline"]', ids[1]!)
+  await page.selectOption('[data-side="candidate"]', ids[0]!)
+  await expect
+    .poll(() => page.getAttribute('[data-compare-row="/orders"]', 'data-verdict'))
+    .toBe('faster')
+
+  await page.click('[data-compare-row="/orders"]')
+  await page.waitForSelector('.endpoint-head')
+  expect(page.url()).toMatch(/#\/endpoint\/\d+$/)
+  expect(problems.errors).toEqual([])
+})

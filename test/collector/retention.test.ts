@@ -13,6 +13,7 @@ import express from 'express'
 import Koa from 'koa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { bind, createCollector } from '../../collector/src/index.js'
+import { SCHEMA_VERSION } from 'routemeter/schema'
 import { MetricsStore } from 'routemeter/writer'
 import { DashboardService } from '../../src-main/services/dashboard.js'
 import { buildMetricsFile, downgrade, FIXTURE_NOW, scalar } from '../fixtures/metrics-files.js'
@@ -355,7 +356,7 @@ describe('retention', () => {
     })
     pruneAll(store, FIXTURE_NOW)
     store.close()
-    expect(scalar(path, 'PRAGMA user_version')).toBe(7)
+    expect(scalar(path, 'PRAGMA user_version')).toBe(SCHEMA_VERSION)
     expect(scalar(path, 'SELECT min(time) FROM request')).toBeGreaterThanOrEqual(
       FIXTURE_NOW - 3 * DAY,
     )

@@ -99,10 +99,15 @@ export interface FileInfo {
 /** A retention policy as the app sets it; null: no limit (keep forever, no cap, no sampling). */
 export type RetentionSettings = Omit<RetentionPolicy, 'setBy' | 'setAt'>
 
-/** Two sides of a release comparison, as version ids; empty: the latest release, and the one before it. */
+/**
+ * Two sides of a comparison: version ids (empty: the latest release, and the
+ * one before it), or time ranges [from, to) in ms, which take every version.
+ */
 export interface CompareArgs {
   baseline: number[]
   candidate: number[]
+  baselineRange?: [from: number, to: number]
+  candidateRange?: [from: number, to: number]
 }
 
 /** A comparison per endpoint, with every version (for choosing the sides) and each side's ids. */

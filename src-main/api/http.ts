@@ -36,7 +36,12 @@ export const QUERY_FIELDS: { readonly [M in ApiMethod]: Readonly<Record<string, 
   outlier: { id: 'number' },
   outlierTimeline: { ...RANGE, endpointId: 'number' },
   aboutFile: {},
-  compare: { baseline: 'numbers', candidate: 'numbers' },
+  compare: {
+    baseline: 'numbers',
+    candidate: 'numbers',
+    baselineRange: 'numbers',
+    candidateRange: 'numbers',
+  },
   setLevel: { endpointId: 'number', level: 'number' },
   setRetention: {},
 }

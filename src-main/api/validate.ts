@@ -235,10 +235,28 @@ export const VALIDATORS: Validators = {
   aboutFile: () => ({}),
   compare: (args): CompareArgs => {
     const fields = fieldsOf('compare', args)
-    return {
+    const result: CompareArgs = {
       baseline: idList('compare', fields, 'baseline', 'version') ?? [],
       candidate: idList('compare', fields, 'candidate', 'version') ?? [],
     }
+    for (const name of ['baselineRange', 'candidateRange'] as const) {
+      const value = fields[name]
+      if (value === undefined) continue
+      const valid =
+        Array.isArray(value) &&
+        value.length === 2 &&
+        value.every(
+          (t) => typeof t === 'number' && Number.isInteger(t) && t >= 0 && t <= MAX_TIME,
+        ) &&
+        (value[0] as number) < (value[1] as number)
+      if (!valid) {
+        throw badArgument(
+          `compare: "${name}" must be [from, to] in ms since the epoch, from before to, got ${describe(value)}`,
+        )
+      }
+      result[name] = [value[0] as number, value[1] as number]
+    }
+    return result
   },
   setLevel: (args): SetLevelArgs => {
     const fields = fieldsOf('setLevel', args)

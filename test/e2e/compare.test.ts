@@ -32,19 +32,25 @@ const RELEASES = [
   { name: 'b'.repeat(40), tag: 'v1.1.0', factor: { '/orders': 1.4, '/search': 0.8, '/health': 1 } },
 ] as const
 
-/** Two releases a day apart, each serving 400 requests per endpoint, durations log-normal. */
+/**
+ * Two releases, ten and two days ago (so that "the last 7 days against the 7
+ * before" compares them too), each serving 400 requests per endpoint,
+ * durations log-normal.
+ */
 function writeFile(path: string): void {
   let seed = 7
   const random = () => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31
     return seed / 2 ** 31
   }
-  const start = Date.now() - 2 * 86_400_000
+  const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000
+  const starts = [hour - 10 * 86_400_000, hour - 2 * 86_400_000]
   RELEASES.forEach((release, r) => {
+    const start = starts[r]!
     const store = new MetricsStore(
       path,
       { name: release.name, source: 'git', tags: [release.tag] },
-      start + r * 86_400_000,
+      start,
       undefined,
       'web-1',
     )
@@ -62,7 +68,7 @@ function writeFile(path: string): void {
         const factor = release.factor[endpoint.route as keyof typeof release.factor]
         rows.push({
           endpoint,
-          time: start + r * 86_400_000 + i * 1000,
+          time: start + i * 1000,
           durationUs: Math.round(30_000 * factor * Math.exp(0.3 * normal)),
           status: 200,
           group: null,
@@ -125,6 +131,27 @@ test('the latest release against the one before: a verdict per endpoint, by tag,
   await expect
     .poll(() => page.getAttribute('[data-compare-row="/orders"]', 'data-verdict'))
     .toBe('faster')
+
+  // Two spans of time instead: every version in each; here the same two releases.
+  await page.click('[data-compare-mode="time"]')
+  await page.selectOption('[data-compare-preset]', 'week')
+  await expect
+    .poll(() => page.getAttribute('[data-compare-row="/orders"]', 'data-verdict'))
+    .toBe('slower')
+  expect(await page.textContent('[data-compare-summary]')).toContain(
+    '1 slower · 1 faster · 1 unchanged',
+  )
+  await settle(page)
+  await screenshot(page, 'compare-time')
+  // Nothing in the last 48 hours: nothing to compare, said so.
+  await page.selectOption('[data-compare-preset]', 'day')
+  await expect.poll(() => page.locator('[data-compare-row]').count()).toBe(0)
+  await waitForPanel(page, 'compare', 'empty')
+  expect(await page.textContent('[data-panel="compare"]')).toContain(
+    'No endpoint has requests in these periods',
+  )
+  await page.click('[data-compare-mode="releases"]')
+  await expect.poll(() => page.locator('[data-compare-row]').count()).toBe(3)
 
   await page.click('[data-compare-row="/orders"]')
   await page.waitForSelector('.endpoint-head')

@@ -201,6 +201,26 @@ describe('validators', () => {
     expect(rejection('setRetention', { ...policy, rollupsMs: '30d' })).toMatch(/"rollupsMs"/)
   })
 
+  test('compare: version ids, or time ranges [from, to)', () => {
+    expect(validateArgs('compare', {})).toEqual({ baseline: [], candidate: [] })
+    expect(validateArgs('compare', { baseline: [2, 2], candidate: [3] })).toEqual({
+      baseline: [2],
+      candidate: [3],
+    })
+    expect(
+      validateArgs('compare', { baselineRange: [1000, 2000], candidateRange: [2000, 3000] }),
+    ).toEqual({
+      baseline: [],
+      candidate: [],
+      baselineRange: [1000, 2000],
+      candidateRange: [2000, 3000],
+    })
+    expect(rejection('compare', { baselineRange: [2000, 1000] })).toMatch(
+      /"baselineRange" must be \[from, to\]/,
+    )
+    expect(rejection('compare', { candidate: [0] })).toMatch(/"candidate" must hold version ids/)
+  })
+
   test('openFile: a path', () => {
     expect(validateArgs('openFile', { path: '/tmp/m.db' })).toEqual({ path: '/tmp/m.db' })
     expect(rejection('openFile', { path: '' })).toMatch(/"path" must be the path of a file/)

@@ -24,7 +24,8 @@ export function compare(ctx: ViewContext, args: CompareArgs): ReleaseComparison 
   const names = (ids: readonly number[]) =>
     versions.filter((v) => ids.includes(v.id)).map((v) => v.name)
   const empty = { versions, baselineIds, candidateIds, endpointIds: [] }
-  if (names(baselineIds).length === 0 || names(candidateIds).length === 0) {
+  const byTime = args.baselineRange !== undefined && args.candidateRange !== undefined
+  if (!byTime && (names(baselineIds).length === 0 || names(candidateIds).length === 0)) {
     return {
       ...empty,
       baseline: { versionNames: names(baselineIds) },
@@ -33,9 +34,11 @@ export function compare(ctx: ViewContext, args: CompareArgs): ReleaseComparison 
       endpoints: [],
     }
   }
+  const side = (range: [number, number] | undefined, ids: readonly number[]) =>
+    range === undefined ? { versions: names(ids) } : { from: range[0], to: range[1] }
   const comparison = reader.compareReleases({
-    baseline: { versions: names(baselineIds) },
-    candidate: { versions: names(candidateIds) },
+    baseline: side(args.baselineRange, baselineIds),
+    candidate: side(args.candidateRange, candidateIds),
   })
   const ids = new Map(reader.endpoints().map((e) => [`${e.method} ${e.route}`, e.id]))
   return {

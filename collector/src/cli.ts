@@ -6,13 +6,18 @@
  * retention existed so that pruned rows give their space back to the disk.
  */
 import Database from 'better-sqlite3'
-import { statSync } from 'node:fs'
+import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
+import { createGunzip } from 'node:zlib'
 import { compareReleases, type Comparison, type Side } from './compare/releases.js'
 import { checkSchema } from './schema/migrate.js'
 
 const USAGE = `usage:
-  routemeter report <metrics.db> [--baseline SIDE] [--candidate SIDE] [--endpoint "GET /route"]...
+  routemeter report <metrics.db | app URL> [--baseline SIDE] [--candidate SIDE] [--endpoint "GET /route"]...
                     [--min-requests N] [--min-change PCT] [--json] [--fail-on-regression PCT]
   routemeter vacuum <metrics.db>
 
@@ -22,7 +27,9 @@ report   compares two releases per endpoint: requests, median and p95 before and
          separated by commas (v1.4.0,v1.4.1), or a date range (2026-12-01..2026-12-07).
          Default: the latest release against the one before (tagged versions if any,
          else versions in the order they appeared). --fail-on-regression PCT exits 1
-         when an endpoint is significantly slower by more than PCT %.
+         when an endpoint is significantly slower by more than PCT %. An app's URL
+         (https://api.example.com) pulls a copy of its file through its remote access
+         (the token from env ROUTEMETER_TOKEN; --prefix if not /routemeter).
 vacuum   rewrites the file so that the space of pruned rows goes back to the disk
          (incremental vacuum); files created before retention need it once. The app's
          writes wait meanwhile (they are buffered).
@@ -139,11 +146,50 @@ function table(comparison: Comparison): string {
   ].join('\n')
 }
 
-function report(args: string[]): number {
+/**
+ * A copy of an app's metrics file, through its remote access
+ * (`GET {prefix}/snapshot`, a gzip of the file, behind the bearer token).
+ */
+async function pull(url: string, prefix: string): Promise<{ path: string; cleanup: () => void }> {
+  const token = process.env.ROUTEMETER_TOKEN
+  if (token === undefined || token === '') {
+    throw new UsageError("set ROUTEMETER_TOKEN to the token of the app's remote access")
+  }
+  const address = new URL(`${prefix.replace(/\/$/, '')}/snapshot`, url)
+  let response: Response
+  try {
+    response = await fetch(address, { headers: { Authorization: `Bearer ${token}` } })
+  } catch (error) {
+    throw new Error(`cannot reach ${address.origin}: ${(error as Error).message}`, { cause: error })
+  }
+  if (response.status === 401) throw new Error(`${address.origin} refused the token`)
+  if (!response.ok || response.body === null) {
+    throw new Error(
+      `${address.href} answered ${response.status}: is remote access on, under ${prefix}?`,
+    )
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'routemeter-report-'))
+  const cleanup = () => rmSync(dir, { recursive: true, force: true })
+  const path = join(dir, 'metrics.db')
+  try {
+    await pipeline(
+      Readable.fromWeb(response.body as never),
+      createGunzip(),
+      createWriteStream(path),
+    )
+  } catch (error) {
+    cleanup()
+    throw error
+  }
+  return { path, cleanup }
+}
+
+async function report(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
+      prefix: { type: 'string', default: '/routemeter' },
       baseline: { type: 'string' },
       candidate: { type: 'string' },
       endpoint: { type: 'string', multiple: true },
@@ -155,7 +201,9 @@ function report(args: string[]): number {
   })
   if (positionals.length !== 1) throw new UsageError('report takes one metrics file')
   const failOn = number(values['fail-on-regression'], 'fail-on-regression')
-  const db = openFile(positionals[0]!, true)
+  const source = positionals[0]!
+  const copy = /^https?:\/\//.test(source) ? await pull(source, values.prefix) : undefined
+  const db = openFile(copy?.path ?? source, true)
   try {
     const defaults = values.baseline === undefined || values.candidate === undefined
     const [baseline, candidate] = defaults ? defaultSides(db) : [undefined, undefined]
@@ -190,17 +238,18 @@ function report(args: string[]): number {
     return 1
   } finally {
     db.close()
+    copy?.cleanup()
   }
 }
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === undefined || command === '--help' || command === '-h') {
     console.log(USAGE)
     return 0
   }
   try {
-    if (command === 'report') return report(rest)
+    if (command === 'report') return await report(rest)
     if (command === 'vacuum' && rest.length === 1) {
       vacuum(rest[0]!)
       return 0
@@ -214,4 +263,12 @@ function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2))
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error: unknown) => {
+    console.error(`routemeter: ${(error as Error).message}`)
+    process.exitCode = 2
+  },
+)

@@ -14,7 +14,10 @@ import { bind } from 'routemeter'
 import type { Comparison } from '../../collector/src/compare/releases.js'
 import { removeTempDirs, request, ROOT, tempDatabase } from './helpers.js'
 
-afterAll(removeTempDirs)
+afterAll(async () => {
+  await served?.close()
+  removeTempDirs()
+})
 
 const CLI = join(ROOT, 'collector/dist/esm/cli.js')
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -28,9 +31,12 @@ const PLAN: Record<string, [number, number]> = {
 }
 
 let database: string
+/** the newer version's app, left running: it serves its file to `report <URL>` */
+let served: { url: string; close: () => Promise<void> } | undefined
+const TOKEN = 'report-test-token-0123456789'
 
 /** An app of one version of the service, bound to the shared file. */
-async function start(version: string, index: 0 | 1) {
+async function start(version: string, index: 0 | 1, remote = false) {
   const app = new Koa()
   const router = new Router()
   for (const [path, ms] of Object.entries(PLAN)) {
@@ -39,7 +45,12 @@ async function start(version: string, index: 0 | 1) {
       ctx.body = 'ok'
     })
   }
-  const handle = bind(app, { database, version, flushInterval: 100 })
+  const handle = bind(app, {
+    database,
+    version,
+    flushInterval: 100,
+    ...(remote ? { remote: { token: TOKEN } } : {}),
+  })
   app.use(router.routes())
   const server = app.listen(0, '127.0.0.1')
   await new Promise((resolve) => server.once('listening', resolve))
@@ -61,7 +72,7 @@ async function start(version: string, index: 0 | 1) {
 async function serveBoth(): Promise<void> {
   const before = await start('1.0.0', 0)
   await request(`${before.url}/same`) // 1.0.0 is seen first
-  const after = await start('1.1.0', 1)
+  const after = await start('1.1.0', 1, true)
   for (const path of ['/same', '/slow', '/quick']) {
     for (let round = 0; round < 40; round++) {
       await Promise.all(
@@ -73,11 +84,21 @@ async function serveBoth(): Promise<void> {
   }
   for (const app of [before, after]) for (let i = 0; i < 5; i++) await request(`${app.url}/rare`)
   await before.close()
-  await after.close()
+  served = after
 }
 
 function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
+  return runWith({}, ...args)
+}
+
+function runWith(
+  env: Record<string, string>,
+  ...args: string[]
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
@@ -124,6 +145,35 @@ describe('routemeter report', () => {
     expect((JSON.parse(one.stdout) as Comparison).endpoints.map((e) => e.route)).toEqual(['/quick'])
   })
 
+  it("reports on a running app's file, pulled through its remote access with the token", async () => {
+    // spawnSync would block the app serving the file: the CLI runs beside it.
+    const { spawn } = await import('node:child_process')
+    const beside = (token: string) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'report', served!.url, '--json'], {
+          env: { ...process.env, ROUTEMETER_TOKEN: token },
+        })
+        let stdout = ''
+        let stderr = ''
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+        child.on('close', (status) => resolve({ status, stdout, stderr }))
+      })
+    const pulled = await beside(TOKEN)
+    expect(pulled.status).toBe(0)
+    const verdicts = Object.fromEntries(
+      (JSON.parse(pulled.stdout) as Comparison).endpoints.map((e) => [e.route, e.verdict]),
+    )
+    expect(verdicts['/slow']).toBe('slower')
+    expect(verdicts['/quick']).toBe('faster')
+    const wrong = await beside('not-the-token-0123456789')
+    expect(wrong.status).toBe(2)
+    expect(wrong.stderr).toMatch(/refused the token/)
+    const noToken = runWith({ ROUTEMETER_TOKEN: '' }, 'report', served!.url)
+    expect(noToken.status).toBe(2)
+    expect(noToken.stderr).toMatch(/set ROUTEMETER_TOKEN/)
+  })
+
   it('refuses bad arguments and files with exit code 2 and a clear message', () => {
     const none = run('report')
     expect(none.status).toBe(2)
@@ -143,6 +193,6 @@ describe('routemeter report', () => {
     expect(dates.stderr).toMatch(/ends before it starts/)
     const missing = run('report', join(ROOT, 'no-such.db'))
     expect(missing.status).toBe(2)
-    expect(run('--help').stdout).toMatch(/routemeter report <metrics.db>/)
+    expect(run('--help').stdout).toMatch(/routemeter report <metrics.db \| app URL>/)
   })
 })

@@ -13,7 +13,13 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { createGunzip } from 'node:zlib'
-import { compareReleases, type Comparison, type Side } from './compare/releases.js'
+import {
+  compareReleases,
+  readVersions,
+  releases,
+  type Comparison,
+  type Side,
+} from './compare/releases.js'
 import { checkSchema } from './schema/migrate.js'
 
 const USAGE = `usage:
@@ -91,18 +97,9 @@ function side(text: string, name: string): Side {
   return { versions }
 }
 
-/** The latest release and the one before: tagged versions if the file has any, else all. */
+/** The latest release and the one before (see `releases`). */
 function defaultSides(db: Database.Database): [Side, Side] {
-  const tagged = (db.prepare('PRAGMA table_info(version)').all() as Array<{ name: string }>).some(
-    (c) => c.name === 'tags',
-  )
-  const rows = db
-    .prepare(
-      `SELECT name, ${tagged ? 'tags' : 'NULL AS tags'} AS tags FROM version ORDER BY first_seen, id`,
-    )
-    .all() as Array<{ name: string; tags: string | null }>
-  const releases = rows.filter((r) => r.tags !== null)
-  const pool = releases.length >= 2 ? releases : rows
+  const pool = releases(readVersions(db))
   if (pool.length < 2) throw new UsageError('the file has fewer than two versions: name the sides')
   return [{ versions: [pool[pool.length - 2]!.name] }, { versions: [pool[pool.length - 1]!.name] }]
 }

@@ -1,4 +1,10 @@
-export { compareReleases } from './releases.js'
+export {
+  compareReleases,
+  parseTags,
+  readVersions,
+  releases,
+  type ReleaseVersion,
+} from './releases.js'
 export type * from './types.js'
 export {
   benjaminiHochberg,

@@ -23,10 +23,54 @@ export type {
   Verdict,
 } from './types.js'
 
-interface VersionRow {
+/** A version of the file, in the order versions appeared, with its git tags. */
+export interface ReleaseVersion {
   id: number
   name: string
-  tags: string | null
+  tags: string[]
+}
+
+/** A version's tags as stored (version.tags, a JSON array of strings); anything else reads as none. */
+export function parseTags(json: string | null | undefined): string[] {
+  if (json === null || json === undefined) return []
+  try {
+    const value = JSON.parse(json) as unknown
+    return Array.isArray(value) ? value.filter((tag): tag is string => typeof tag === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+/** The file's versions in the order they appeared (files before schema 8 have no tags). */
+export function readVersions(db: Database.Database): ReleaseVersion[] {
+  const hasTags = (db.prepare('PRAGMA table_info(version)').all() as Array<{ name: string }>).some(
+    (c) => c.name === 'tags',
+  )
+  const rows = db
+    .prepare(
+      `SELECT id, name, ${hasTags ? 'tags' : 'NULL AS tags'} AS tags FROM version ORDER BY first_seen, id`,
+    )
+    .all() as Array<{ id: number; name: string; tags: string | null }>
+  return rows.map((row) => ({ ...row, tags: parseTags(row.tags) }))
+}
+
+/**
+ * The versions that count as releases, in order: those with a git tag when
+ * at least two have one, else every version. A comparison's default is the
+ * last of them against the one before.
+ */
+export function releases<V extends { tags: readonly string[] }>(versions: readonly V[]): V[] {
+  const tagged = versions.filter((v) => v.tags.length > 0)
+  return tagged.length >= 2 ? tagged : [...versions]
+}
+
+/**
+ * The durations bucket `b` holds, [low, top): its bounds, the last one
+ * (everything from 2^44 µs up) closed at the width of the others.
+ */
+function bucketSpan(b: number): { low: number; top: number } {
+  const { low, high } = bucketBounds(b)
+  return { low, top: Math.min(high, low * 1.05 + 1) }
 }
 
 /** Histograms and counts of one endpoint on one side. */
@@ -50,8 +94,7 @@ class Distribution {
       const n = this.histogram[b]!
       if (n === 0) continue
       if (below + n >= rank) {
-        const { low, high } = bucketBounds(b)
-        const top = Math.min(high, low * 1.05 + 1)
+        const { low, top } = bucketSpan(b)
         return low + ((rank - below) / n) * (top - low)
       }
       below += n
@@ -65,8 +108,7 @@ class Distribution {
     for (let b = 0; b < BUCKET_COUNT; b++) {
       const n = this.histogram[b]!
       if (n === 0) continue
-      const { low, high } = bucketBounds(b)
-      const top = Math.min(high, low * 1.05 + 1)
+      const { low, top } = bucketSpan(b)
       if (low > value) count += n
       else if (top > value) count += (n * (top - value)) / (top - low)
     }
@@ -75,13 +117,10 @@ class Distribution {
 }
 
 /** The versions a side names (by name or by tag), or every version when it names none. */
-function versionsOf(all: VersionRow[], side: Side): VersionRow[] {
+function versionsOf(all: ReleaseVersion[], side: Side): ReleaseVersion[] {
   if (side.versions === undefined || side.versions.length === 0) return all
   const wanted = new Set(side.versions)
-  return all.filter((v) => {
-    const tags = v.tags === null ? [] : (JSON.parse(v.tags) as string[])
-    return wanted.has(v.name) || tags.some((tag) => wanted.has(tag))
-  })
+  return all.filter((v) => wanted.has(v.name) || v.tags.some((tag) => wanted.has(tag)))
 }
 
 /**
@@ -94,14 +133,7 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
   const minChangePercent = options.minChangePercent ?? 5
   const minChangeMs = options.minChangeMs ?? 1
   const alpha = options.alpha ?? 0.05
-  const hasTags = (db.prepare('PRAGMA table_info(version)').all() as Array<{ name: string }>).some(
-    (c) => c.name === 'tags',
-  )
-  const versions = db
-    .prepare(
-      `SELECT id, name, ${hasTags ? 'tags' : 'NULL AS tags'} FROM version ORDER BY first_seen, id`,
-    )
-    .all() as VersionRow[]
+  const versions = readVersions(db)
   const sides = [options.baseline, options.candidate].map((side, i) => {
     const chosen = versionsOf(versions, side)
     if (side.versions !== undefined && side.versions.length > 0 && chosen.length === 0) {

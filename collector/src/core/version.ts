@@ -8,7 +8,7 @@ import {
   statSync,
 } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
-import { inflateSync } from 'node:zlib'
+import { constants, inflateSync } from 'node:zlib'
 import type { VersionSource } from '../schema/types.js'
 
 export interface AppVersion {
@@ -88,20 +88,9 @@ export function readGitTags(gitPath: string, commit: string): string[] {
   const found = new Set<string>()
   const objects = new GitObjects(join(commonDir, 'objects'))
   // packed-refs first: a loose ref of the same name is newer and wins below.
-  const packed = readText(join(commonDir, 'packed-refs'))?.split('\n') ?? []
-  const refs = new Map<string, { sha: string; peeled?: string }>()
-  let last: { sha: string; peeled?: string } | undefined
-  for (const line of packed) {
-    if (line.startsWith('^')) {
-      if (last !== undefined) last.peeled = line.slice(1).trim()
-      continue
-    }
-    const [sha, name] = line.trim().split(' ')
-    last = undefined
-    if (sha === undefined || name === undefined || !SHA.test(sha)) continue
-    if (!name.startsWith('refs/tags/')) continue
-    last = { sha }
-    refs.set(name.slice('refs/tags/'.length), last)
+  const refs = new Map<string, PackedRef>()
+  for (const [name, ref] of packedRefs(commonDir)) {
+    if (name.startsWith('refs/tags/')) refs.set(name.slice('refs/tags/'.length), ref)
   }
   const walk = (dir: string, prefix: string, depth: number): void => {
     if (depth > 8) return
@@ -185,7 +174,8 @@ class GitObjects {
       try {
         return {
           type: names[type]!,
-          body: inflateSync(chunk.subarray(0, read), { finishFlush: 2 }),
+          // The chunk runs on into the next objects: inflate what the stream holds, no more.
+          body: inflateSync(chunk.subarray(0, read), { finishFlush: constants.Z_SYNC_FLUSH }),
         }
       } catch {
         return undefined
@@ -240,15 +230,32 @@ function indexOffset(index: Buffer, sha: Buffer): number | undefined {
   return undefined
 }
 
-function packedRef(commonDir: string, ref: string): string | undefined {
-  const packed = readText(join(commonDir, 'packed-refs'))
-  if (!packed) return undefined
-  for (const line of packed.split('\n')) {
-    if (line.startsWith('#') || line.startsWith('^')) continue
+/** A ref in packed-refs: its object, and for an annotated tag the commit it peels to (a `^` line). */
+interface PackedRef {
+  sha: string
+  peeled?: string
+}
+
+/** Every ref of packed-refs, by full name (refs/heads/main, refs/tags/v1). */
+function packedRefs(commonDir: string): Map<string, PackedRef> {
+  const refs = new Map<string, PackedRef>()
+  let last: PackedRef | undefined
+  for (const line of readText(join(commonDir, 'packed-refs'))?.split('\n') ?? []) {
+    if (line.startsWith('^')) {
+      if (last !== undefined) last.peeled = line.slice(1).trim()
+      continue
+    }
     const [sha, name] = line.trim().split(' ')
-    if (name === ref && sha && SHA.test(sha)) return sha
+    last = undefined
+    if (line.startsWith('#') || sha === undefined || name === undefined || !SHA.test(sha)) continue
+    last = { sha }
+    refs.set(name, last)
   }
-  return undefined
+  return refs
+}
+
+function packedRef(commonDir: string, ref: string): string | undefined {
+  return packedRefs(commonDir).get(ref)?.sha
 }
 
 /** The nearest package.json's version, searching upward from `from`. */

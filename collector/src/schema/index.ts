@@ -3,7 +3,6 @@ export { checkSchema, migrate, SchemaTooNewError, NotRoutemeterFileError } from 
 export type { MigrationDb } from './migrate.js'
 export * from './rollup.js'
 export {
-  DEFAULT_POLICY,
   KEPT_SINCE_KEYS,
   MIN_FILE_SIZE_BYTES,
   MIN_RETENTION_MS,

@@ -581,11 +581,6 @@ export class MetricsStore implements RequestStore {
     return this.pruner.run(now, budgetMs)
   }
 
-  /** The retention policy in force, as last read from the file. */
-  retentionPolicy(): RetentionPolicy | undefined {
-    return this.policy
-  }
-
   /**
    * Closes the connection, after writing the per-user and per-IP counts it
    * holds in memory (the next connection would read those requests back).

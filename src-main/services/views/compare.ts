@@ -5,14 +5,14 @@
  * versions to appear.
  */
 import type { CompareArgs, ReleaseComparison } from '../../api/contract.js'
+import { releases } from 'routemeter/compare'
 import type { ViewContext } from './context.js'
 
 export function compare(ctx: ViewContext, args: CompareArgs): ReleaseComparison {
   const { reader } = ctx
   reader.refreshRollups()
   const versions = ctx.versionList(reader.versions().map((v) => v.id))
-  const tagged = versions.filter((v) => v.tags.length > 0)
-  const pool = tagged.length >= 2 ? tagged : versions
+  const pool = releases(versions)
   const candidateIds = args.candidate.length > 0 ? args.candidate : pool.slice(-1).map((v) => v.id)
   const baselineIds =
     args.baseline.length > 0

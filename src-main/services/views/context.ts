@@ -3,6 +3,7 @@
  * and the arguments turned into endpoints, versions, nodes and a Scope.
  * Arguments arrive validated (api/validate.ts).
  */
+import { parseTags } from 'routemeter/compare'
 import { NO_ID, type EndpointRow, type VersionRow } from 'routemeter/schema'
 import type { RangeArgs, StatusArgs, Version } from '../../api/contract.js'
 import { UNKNOWN_NODE } from '../../api/contract.js'
@@ -19,18 +20,7 @@ function version(row: VersionRow): Version {
     name: row.name,
     source: row.source,
     firstSeen: row.first_seen,
-    tags: tagsOf(row.tags),
-  }
-}
-
-/** A version's tags as stored (a JSON array of strings); anything else reads as none. */
-function tagsOf(json: string | null | undefined): string[] {
-  if (json === null || json === undefined) return []
-  try {
-    const value = JSON.parse(json) as unknown
-    return Array.isArray(value) ? value.filter((tag): tag is string => typeof tag === 'string') : []
-  } catch {
-    return []
+    tags: parseTags(row.tags),
   }
 }
 

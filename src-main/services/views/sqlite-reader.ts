@@ -4,7 +4,13 @@
  * and, for the minutes no rollup holds whole, the requests themselves.
  */
 import type Database from 'better-sqlite3'
-import { ALL_ENDPOINTS, NO_ID, type EndpointRow, type VersionRow } from 'routemeter/schema'
+import {
+  ALL_ENDPOINTS,
+  KEPT_SINCE_KEYS,
+  NO_ID,
+  type EndpointRow,
+  type VersionRow,
+} from 'routemeter/schema'
 import { compareReleases, type CompareOptions, type Comparison } from 'routemeter/compare'
 import type { MetricsConnection } from '../database.js'
 import { MS_PER_HOUR } from '../stats.js'
@@ -206,9 +212,9 @@ export class SqliteReader implements MetricsReader {
   }
 
   rawSince(): number {
-    const value = this.sql("SELECT value FROM meta WHERE key = 'requests_kept_since'")
+    const value = this.sql('SELECT value FROM meta WHERE key = ?')
       .pluck()
-      .get() as string | undefined
+      .get(KEPT_SINCE_KEYS.requests) as string | undefined
     return value === undefined ? 0 : Number(value) || 0
   }
 

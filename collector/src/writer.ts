@@ -11,6 +11,8 @@ export {
   rebuildRollups,
   RollupColumns,
   rollUpAfter,
+  ROLLUP_WATERMARK_KEY,
+  USER_ROLLUP_WATERMARK_KEY,
   histogramMergeFunction,
   rollUpRequests,
   rollupWatermark,

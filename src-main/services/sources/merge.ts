@@ -16,7 +16,13 @@ import { renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { migrate } from 'routemeter/schema'
 import { KEPT_SINCE_KEYS } from 'routemeter/schema'
-import { histogramMergeFunction, rollUpAfter, rollUpRequests } from 'routemeter/writer'
+import {
+  histogramMergeFunction,
+  ROLLUP_WATERMARK_KEY,
+  rollUpAfter,
+  rollUpRequests,
+  USER_ROLLUP_WATERMARK_KEY,
+} from 'routemeter/writer'
 import { getNativeBinding } from '../database.js'
 
 export function openWritable(path: string): Database.Database {
@@ -95,10 +101,7 @@ export function applyDelta(copyPath: string, deltaPath: string, since: number): 
     db.prepare('ATTACH DATABASE ? AS delta').run(deltaPath)
     // Sampled rows stand for requests the delta does not carry: only the server's rollups
     // (a full copy) count those.
-    if (
-      columnsOf(db, 'delta', 'request').includes('weight') &&
-      db.prepare('SELECT 1 FROM delta.request WHERE id > ? AND weight > 1 LIMIT 1').get(since)
-    ) {
+    if (hasSampledRows(db, 'delta', since)) {
       db.exec('DETACH DATABASE delta')
       throw new Error('the new requests are sampled: a full copy is needed for their counts')
     }
@@ -253,8 +256,8 @@ function addToMerged(
         // Every request in the merged file is counted now, by the steps above.
         const through = String(lastRequestId(db))
         const setMeta = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)')
-        setMeta.run('rollups_through_request', through)
-        setMeta.run('user_rollups_through_request', through)
+        setMeta.run(ROLLUP_WATERMARK_KEY, through)
+        setMeta.run(USER_ROLLUP_WATERMARK_KEY, through)
         return marks
       })
       .immediate()
@@ -284,7 +287,7 @@ function hasClientRollups(db: Database.Database, src: string): boolean {
 function sourceUserWatermark(db: Database.Database, src: string): number {
   const value = (key: string) =>
     db.prepare(`SELECT value FROM ${src}.meta WHERE key = ?`).pluck().get(key) as string | undefined
-  return Number(value('user_rollups_through_request') ?? value('rollups_through_request') ?? 0)
+  return Number(value(USER_ROLLUP_WATERMARK_KEY) ?? value(ROLLUP_WATERMARK_KEY) ?? 0)
 }
 
 /**

@@ -24,12 +24,15 @@ import { checkSchema } from './schema/migrate.js'
 
 const USAGE = `usage:
   routemeter report <metrics.db | app URL> [--baseline SIDE] [--candidate SIDE] [--endpoint "GET /route"]...
-                    [--min-requests N] [--min-change PCT] [--json] [--fail-on-regression PCT]
+                    [--min-requests N] [--min-change PCT] [--test mood|mann-whitney] [--json]
+                    [--fail-on-regression PCT]
   routemeter vacuum <metrics.db>
 
-report   compares two releases per endpoint: requests, median and p95 before and after,
-         and a verdict (slower, faster, no change, too few requests) from Mood's median
-         test with Holm's correction over the endpoints. A SIDE is versions or tags
+report   compares two releases per endpoint: requests, median, p95 and 5xx rate before and
+         after, and a verdict (slower, faster, no change, too few requests) from Mood's
+         median test (--test mann-whitney: the Mann-Whitney U test) with Holm's correction
+         over the endpoints; exact while every request is still stored, else from the
+         hourly histograms (quantiles within 4.43%). A SIDE is versions or tags
          separated by commas (v1.4.0,v1.4.1), or a date range (2026-12-01..2026-12-07).
          Default: the latest release against the one before (tagged versions if any,
          else versions in the order they appeared). --fail-on-regression PCT exits 1
@@ -122,6 +125,7 @@ function describeSide(s: Comparison['baseline']): string {
 function table(comparison: Comparison): string {
   const ms = (us: number | null) => (us === null ? '-' : (us / 1000).toFixed(1))
   const pct = (p: number | null) => (p === null ? '-' : `${p > 0 ? '+' : ''}${p.toFixed(1)}%`)
+  const rate = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`)
   const rows = comparison.endpoints.map((e) => [
     `${e.method} ${e.route}`,
     e.verdict,
@@ -129,9 +133,19 @@ function table(comparison: Comparison): string {
     `${ms(e.baseline.medianUs)} -> ${ms(e.candidate.medianUs)}`,
     pct(e.medianChangePercent),
     `${ms(e.baseline.p95Us)} -> ${ms(e.candidate.p95Us)}`,
+    `${rate(e.baseline.errorRate)} -> ${rate(e.candidate.errorRate)}`,
     e.adjustedPValue === null ? '-' : e.adjustedPValue.toExponential(1),
   ])
-  const header = ['endpoint', 'verdict', 'requests', 'median ms', 'change', 'p95 ms', 'p (Holm)']
+  const header = [
+    'endpoint',
+    'verdict',
+    'requests',
+    'median ms',
+    'change',
+    'p95 ms',
+    '5xx',
+    'p (Holm)',
+  ]
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')
   return [
@@ -192,12 +206,17 @@ async function report(args: string[]): Promise<number> {
       endpoint: { type: 'string', multiple: true },
       'min-requests': { type: 'string' },
       'min-change': { type: 'string' },
+      test: { type: 'string' },
       json: { type: 'boolean', default: false },
       'fail-on-regression': { type: 'string' },
     },
   })
   if (positionals.length !== 1) throw new UsageError('report takes one metrics file')
   const failOn = number(values['fail-on-regression'], 'fail-on-regression')
+  const test = values.test
+  if (test !== undefined && test !== 'mood' && test !== 'mann-whitney') {
+    throw new UsageError(`--test must be mood or mann-whitney, got ${test}`)
+  }
   const source = positionals[0]!
   const copy = /^https?:\/\//.test(source) ? await pull(source, values.prefix) : undefined
   const db = openFile(copy?.path ?? source, true)
@@ -217,6 +236,7 @@ async function report(args: string[]): Promise<number> {
         ...(values['min-change'] === undefined
           ? {}
           : { minChangePercent: number(values['min-change'], 'min-change')! }),
+        ...(test === undefined ? {} : { test }),
       })
     } catch (error) {
       if (error instanceof TypeError)

@@ -20,9 +20,10 @@ import type {
   RetentionPolicy,
   VersionSource,
 } from 'routemeter/schema'
-import type { Comparison } from 'routemeter/compare'
+import type { CompareTest, Comparison } from 'routemeter/compare'
 
 export type {
+  CompareTest,
   MonitorLevel,
   OutlierCause,
   OutlierContext,
@@ -108,6 +109,8 @@ export interface CompareArgs {
   candidate: number[]
   baselineRange?: [from: number, to: number]
   candidateRange?: [from: number, to: number]
+  /** the test behind the verdicts; default Mood's median test */
+  test?: CompareTest
 }
 
 /** A comparison per endpoint, with every version (for choosing the sides) and each side's ids. */

@@ -239,6 +239,14 @@ export const VALIDATORS: Validators = {
       baseline: idList('compare', fields, 'baseline', 'version') ?? [],
       candidate: idList('compare', fields, 'candidate', 'version') ?? [],
     }
+    if (fields.test !== undefined) {
+      if (fields.test !== 'mood' && fields.test !== 'mann-whitney') {
+        throw badArgument(
+          `compare: "test" must be "mood" or "mann-whitney", got ${describe(fields.test)}`,
+        )
+      }
+      result.test = fields.test
+    }
     for (const name of ['baselineRange', 'candidateRange'] as const) {
       const value = fields[name]
       if (value === undefined) continue

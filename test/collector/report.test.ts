@@ -1,8 +1,10 @@
 /**
  * `routemeter report` on traffic recorded through a real Koa app in two
  * versions, where one endpoint is made 40% slower, one 10% faster, one left
- * as it was and one barely requested: the report names exactly those, with
- * the right signs; its JSON, its exit codes, and its refusals.
+ * as it was, one left as fast but failing a quarter of its requests and one
+ * barely requested: the report names exactly those, with the right signs and
+ * error rates, exact and from the histograms, by either test; its JSON, its
+ * exit codes, and its refusals.
  */
 import { spawnSync } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
@@ -10,8 +12,9 @@ import { join } from 'node:path'
 import Koa from 'koa'
 import { Router } from '@koa/router'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import Database from 'better-sqlite3'
 import { bind } from 'routemeter'
-import type { Comparison } from '../../collector/src/compare/releases.js'
+import { compareReleases, type Comparison } from '../../collector/src/compare/releases.js'
 import { removeTempDirs, request, ROOT, tempDatabase } from './helpers.js'
 
 afterAll(async () => {
@@ -27,8 +30,11 @@ const PLAN: Record<string, [number, number]> = {
   '/slow': [20, 28],
   '/quick': [20, 18],
   '/same': [20, 20],
+  '/flaky': [20, 20],
   '/rare': [20, 40],
 }
+/** In the newer version every 4th request to /flaky answers 500. */
+const FAILING_EVERY = 4
 
 let database: string
 /** the newer version's app, left running: it serves its file to `report <URL>` */
@@ -39,9 +45,11 @@ const TOKEN = 'report-test-token-0123456789'
 async function start(version: string, index: 0 | 1, remote = false) {
   const app = new Koa()
   const router = new Router()
+  let flaky = 0
   for (const [path, ms] of Object.entries(PLAN)) {
     router.get(path, async (ctx) => {
       await sleep(ms[index])
+      if (path === '/flaky' && index === 1 && ++flaky % FAILING_EVERY === 0) ctx.status = 500
       ctx.body = 'ok'
     })
   }
@@ -73,7 +81,7 @@ async function serveBoth(): Promise<void> {
   const before = await start('1.0.0', 0)
   await request(`${before.url}/same`) // 1.0.0 is seen first
   const after = await start('1.1.0', 1, true)
-  for (const path of ['/same', '/slow', '/quick']) {
+  for (const path of ['/same', '/slow', '/quick', '/flaky']) {
     for (let round = 0; round < 40; round++) {
       await Promise.all(
         [before, after].flatMap((app) =>
@@ -119,6 +127,7 @@ describe('routemeter report', () => {
       '/slow': 'slower',
       '/quick': 'faster',
       '/same': 'no change',
+      '/flaky': 'no change',
       '/rare': 'too few requests',
     })
     const slow = report.endpoints.find((e) => e.route === '/slow')!
@@ -126,10 +135,64 @@ describe('routemeter report', () => {
     expect(report.endpoints.find((e) => e.route === '/same')!.baseline.requests).toBe(161)
     expect(slow.medianChangePercent).toBeGreaterThan(25)
     expect(slow.adjustedPValue).toBeLessThan(0.001)
+    expect(slow.p95ChangePercent).toBeGreaterThan(25)
+    expect(slow.baseline.p95Us).toBeGreaterThanOrEqual(slow.baseline.medianUs!)
+    expect(slow.baseline.p25Us).toBeLessThanOrEqual(slow.baseline.medianUs!)
+    expect(slow.baseline.errorRate).toBe(0)
+    const flaky = report.endpoints.find((e) => e.route === '/flaky')!
+    expect(flaky.baseline.errorRate).toBe(0)
+    expect(flaky.candidate.errorRate).toBe(1 / FAILING_EVERY)
+    expect(flaky.errorRateChange).toBeCloseTo(100 / FAILING_EVERY, 9)
+    // A fresh file still holds every request: the figures are exact.
+    expect(report.endpoints.every((e) => e.exact)).toBe(true)
+    expect(report.method).toMatch(/from every request/)
     const quick = report.endpoints.find((e) => e.route === '/quick')!
     expect(quick.medianChangePercent).toBeLessThan(-5)
     // Sorted by impact: the 40% one first.
     expect(report.endpoints[0]!.route).toBe('/slow')
+  })
+
+  it('gives the same verdicts from the hourly histograms once the raw requests are gone, quantiles within a bucket', () => {
+    const exact = JSON.parse(run('report', database, '--json').stdout) as Comparison
+    const copy = tempDatabase('pruned.db')
+    const source = new Database(database, { readonly: true })
+    source.exec(`VACUUM INTO '${copy}'`)
+    source.close()
+    const db = new Database(copy)
+    db.exec('DELETE FROM request')
+    const sides = { baseline: { versions: ['1.0.0'] }, candidate: { versions: ['1.1.0'] } }
+    const fromRollups = compareReleases(db, sides)
+    db.close()
+    expect(fromRollups.endpoints.some((e) => e.exact)).toBe(false)
+    expect(fromRollups.method).toMatch(/histograms/)
+    for (const e of fromRollups.endpoints) {
+      const twin = exact.endpoints.find((x) => x.route === e.route)!
+      expect(e.verdict, e.route).toBe(twin.verdict)
+      expect(e.candidate.requests).toBe(twin.candidate.requests)
+      expect(e.candidate.errorRate).toBe(twin.candidate.errorRate)
+      if (e.verdict === 'too few requests') continue
+      for (const q of ['medianUs', 'p95Us'] as const) {
+        expect(Math.abs(e.candidate[q]! / twin.candidate[q]! - 1), `${e.route} ${q}`).toBeLessThan(
+          0.0443,
+        )
+      }
+    }
+  })
+
+  it('tests with Mann-Whitney on request, to the same verdicts', () => {
+    const out = run('report', database, '--json', '--test', 'mann-whitney')
+    expect(out.status, out.stderr).toBe(0)
+    const report = JSON.parse(out.stdout) as Comparison
+    expect(report.test).toBe('mann-whitney')
+    expect(report.method).toMatch(/Mann-Whitney/)
+    const verdicts = Object.fromEntries(report.endpoints.map((e) => [e.route, e.verdict]))
+    expect(verdicts['/slow']).toBe('slower')
+    expect(verdicts['/quick']).toBe('faster')
+    expect(verdicts['/same']).toBe('no change')
+    expect(verdicts['/rare']).toBe('too few requests')
+    const bad = run('report', database, '--test', 't-test')
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/--test must be mood or mann-whitney, got t-test/)
   })
 
   it('prints a table, and fails a pipeline on a regression past the threshold', () => {

@@ -10,6 +10,7 @@ import {
   benjaminiHochberg,
   chiSquare1Survival,
   holm,
+  mannWhitneyGrouped,
   mannWhitneyU,
   moodMedianTest,
   normalSurvival,
@@ -106,6 +107,17 @@ describe('statistics', () => {
       close(mwu.pValue, want.mwu[1], 'Mann-Whitney p')
     },
   )
+
+  it('Mann-Whitney U from counts per value (a histogram, each bucket a group of ties) as SciPy computes it on the values', () => {
+    const i = CASES.findIndex((c) => c.name.includes('many ties'))
+    const { a, b } = CASES[i]!
+    const values = [...new Set([...a, ...b])].sort((x, y) => x - y)
+    const count = (sample: number[]) => values.map((v) => sample.filter((x) => x === v).length)
+    const grouped = mannWhitneyGrouped(count(a), count(b))
+    close(grouped.u, reference[i]!.mwu[0], 'U')
+    close(grouped.pValue, reference[i]!.mwu[1], 'Mann-Whitney p')
+    expect(grouped.method).toBe('asymptotic')
+  })
 
   it('the tails of the normal and χ² (1) distributions, against known values', () => {
     close(normalSurvival(0), 0.5, 'Φ(0)')

@@ -1,7 +1,7 @@
 /**
  * The comparison on the traffic generator's planted changes: the generator
  * knows which release made which endpoint slower or faster (and by how
- * much). Each release is compared with the one before: every planted change
+ * much). Each release is compared with the one before, by each test: every planted change
  * of 30% or more must get its verdict with the right sign; the endpoints a
  * release did not touch are counted, and the share called slower or faster
  * (false positives, or the generator's other effects: incidents, users whose
@@ -26,47 +26,55 @@ it("finds the generator's planted regressions and optimisations, release by rele
     seed: 5,
   })
   const db = new Database(path, { readonly: true })
-  let planted = 0
-  let found = 0
-  let untouched = 0
-  let called = 0
-  const missed: string[] = []
   try {
-    for (let v = 1; v < summary.versions.length; v++) {
-      const before = summary.versions[v - 1]!
-      const after = summary.versions[v]!
-      const comparison = compareReleases(db, {
-        baseline: { versions: [before.name] },
-        candidate: { versions: [after.name] },
-      })
-      const effects = new Map(after.effects.map((e) => [e.endpoint, e]))
-      for (const e of comparison.endpoints) {
-        if (e.verdict === 'too few requests') continue
-        const key = `${e.method} ${e.route}`
-        const effect = effects.get(key)
-        if (effect !== undefined && Math.abs(Math.log(effect.factor)) >= Math.log(1.3)) {
-          planted++
-          const want = effect.factor > 1 ? 'slower' : 'faster'
-          if (e.verdict === want) found++
-          else
-            missed.push(
-              `${after.name} ${key}: ${effect.note} x${effect.factor.toFixed(2)}, got ${e.verdict}`,
-            )
-        } else if (effect === undefined) {
-          untouched++
-          if (e.verdict !== 'no change') called++
+    for (const test of ['mood', 'mann-whitney'] as const) {
+      let planted = 0
+      let found = 0
+      let untouched = 0
+      let called = 0
+      let exact = 0
+      let compared = 0
+      const missed: string[] = []
+      for (let v = 1; v < summary.versions.length; v++) {
+        const before = summary.versions[v - 1]!
+        const after = summary.versions[v]!
+        const comparison = compareReleases(db, {
+          baseline: { versions: [before.name] },
+          candidate: { versions: [after.name] },
+          test,
+        })
+        const effects = new Map(after.effects.map((e) => [e.endpoint, e]))
+        for (const e of comparison.endpoints) {
+          compared++
+          if (e.exact) exact++
+          if (e.verdict === 'too few requests') continue
+          const key = `${e.method} ${e.route}`
+          const effect = effects.get(key)
+          if (effect !== undefined && Math.abs(Math.log(effect.factor)) >= Math.log(1.3)) {
+            planted++
+            const want = effect.factor > 1 ? 'slower' : 'faster'
+            if (e.verdict === want) found++
+            else
+              missed.push(
+                `${after.name} ${key}: ${effect.note} x${effect.factor.toFixed(2)}, got ${e.verdict}`,
+              )
+          } else if (effect === undefined) {
+            untouched++
+            if (e.verdict !== 'no change') called++
+          }
         }
       }
+      console.log(
+        `compare on the generator (${test}): ${found}/${planted} planted changes found; ` +
+          `${called}/${untouched} untouched endpoint-releases called slower or faster ` +
+          `(${((100 * called) / Math.max(1, untouched)).toFixed(1)}%); ` +
+          `${exact}/${compared} endpoint comparisons exact from raw rows`,
+      )
+      expect(planted, test).toBeGreaterThan(3)
+      expect(missed, test).toEqual([])
+      expect(called / untouched, test).toBeLessThan(0.1)
     }
   } finally {
     db.close()
   }
-  console.log(
-    `compare on the generator: ${found}/${planted} planted changes found; ` +
-      `${called}/${untouched} untouched endpoint-releases called slower or faster ` +
-      `(${((100 * called) / Math.max(1, untouched)).toFixed(1)}%)`,
-  )
-  expect(planted).toBeGreaterThan(3)
-  expect(missed).toEqual([])
-  expect(called / untouched).toBeLessThan(0.1)
 })

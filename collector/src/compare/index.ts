@@ -9,6 +9,7 @@ export type * from './types.js'
 export {
   benjaminiHochberg,
   holm,
+  mannWhitneyGrouped,
   mannWhitneyU,
   medianTableTest,
   moodMedianTest,

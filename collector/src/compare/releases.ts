@@ -1,27 +1,44 @@
 /*
  * What did a release change? Per endpoint, a baseline and a candidate (each
- * some versions, or a time range), read from the rollups' histograms: the
- * requests, median and p95 of each side, the error rates, and a verdict from
- * Mood's median test on the 2 x 2 table of requests above and below the
- * pooled median, with Holm's correction over the endpoints compared. From
- * histograms, the table's counts of the bucket that holds the pooled median
- * are split in proportion (the durations within a bucket differ by at most
- * 4.43%); an effect smaller than a bucket is never a verdict anyway, as the
- * minimum effect is larger.
+ * some versions, or a time range): the requests, quantiles and error rate of
+ * each side, and a verdict from Mood's median test (or the Mann-Whitney U
+ * test) with Holm's correction over the endpoints compared. Exact from the
+ * raw requests while all of a side's are still stored, else from the rollups'
+ * histograms: there Mood's table splits the bucket that holds the pooled
+ * median in proportion and Mann-Whitney takes a bucket as a group of ties
+ * (durations within a bucket differ by at most 4.43%, less than the minimum
+ * effect of a verdict).
  */
 import type Database from 'better-sqlite3'
 import { addEncodedHistogram, bucketBounds, BUCKET_COUNT } from '../schema/rollup.js'
-import { holm, medianTableTest } from './statistics.js'
-import type { CompareOptions, Comparison, EndpointComparison, Side, SideFigures } from './types.js'
+import {
+  holm,
+  mannWhitneyGrouped,
+  mannWhitneyU,
+  medianTableTest,
+  moodMedianTest,
+  sortedQuantile,
+} from './statistics.js'
+import type {
+  CompareOptions,
+  CompareTest,
+  Comparison,
+  EndpointComparison,
+  Side,
+  SideFigures,
+} from './types.js'
 
 export type {
   CompareOptions,
+  CompareTest,
   Comparison,
   EndpointComparison,
   Side,
   SideFigures,
   Verdict,
 } from './types.js'
+
+const HOUR_MS = 3_600_000
 
 /** A version of the file, in the order versions appeared, with its git tags. */
 export interface ReleaseVersion {
@@ -124,15 +141,69 @@ function versionsOf(all: ReleaseVersion[], side: Side): ReleaseVersion[] {
 }
 
 /**
- * Compares two sides per endpoint, from the rollups (rollup_day for whole
- * days, rollup_hour for ranges that are not whole days). Throws a TypeError
- * when a side names a version the file does not have.
+ * A side's requests are read one by one (exact figures) while each side has
+ * at most this many and the comparison has read fewer than EXACT_BUDGET rows:
+ * beyond, a histogram's 4.43% is far below any effect worth a verdict, and
+ * reading rows would cost more than the answer is worth.
+ */
+const EXACT_LIMIT = 20_000
+const EXACT_BUDGET = 200_000
+
+/** One side of one endpoint: its histogram, and its durations when every request is stored raw. */
+interface SideSample {
+  histogram: Distribution
+  /** µs, ascending; null when some of the side's requests were sampled away or pruned */
+  exact: Float64Array | null
+}
+
+function figures(sample: SideSample): SideFigures {
+  const { histogram: d, exact } = sample
+  const q = (p: number): number | null =>
+    d.requests === 0 ? null : exact !== null ? sortedQuantile(exact, p) : d.quantile(p)
+  return {
+    requests: d.requests,
+    medianUs: q(0.5),
+    p95Us: q(0.95),
+    p5Us: q(0.05),
+    p25Us: q(0.25),
+    p75Us: q(0.75),
+    errorRate: d.requests === 0 ? null : d.errors5xx / d.requests,
+  }
+}
+
+/** The test's p on two samples: from the durations when both are exact, else from the histograms. */
+function pValueOf(test: CompareTest, before: SideSample, after: SideSample): number {
+  if (before.exact !== null && after.exact !== null) {
+    const [a, b] = [Array.from(before.exact), Array.from(after.exact)]
+    return test === 'mood' ? moodMedianTest(a, b).pValue : mannWhitneyU(a, b).pValue
+  }
+  const [x, y] = [before.histogram, after.histogram]
+  if (test === 'mann-whitney') return mannWhitneyGrouped(x.histogram, y.histogram).pValue
+  // Mood's test from the histograms: above and at-or-below the pooled median.
+  const pooled = new Distribution()
+  pooled.requests = x.requests + y.requests
+  for (let b = 0; b < BUCKET_COUNT; b++) pooled.histogram[b] = x.histogram[b]! + y.histogram[b]!
+  const median = pooled.quantile(0.5)!
+  const [aboveX, aboveY] = [x.above(median), y.above(median)]
+  return medianTableTest([
+    [aboveX, aboveY],
+    [x.requests - aboveX, y.requests - aboveY],
+  ]).pValue
+}
+
+/**
+ * Compares two sides per endpoint: from the raw requests when all of a
+ * side's are still stored (and there are few enough to read), else from the
+ * rollups (rollup_day for whole days, rollup_hour for ranges that are not
+ * whole days). Throws a TypeError when a side names a version the file does
+ * not have.
  */
 export function compareReleases(db: Database.Database, options: CompareOptions): Comparison {
   const minRequests = options.minRequests ?? 30
   const minChangePercent = options.minChangePercent ?? 5
   const minChangeMs = options.minChangeMs ?? 1
   const alpha = options.alpha ?? 0.05
+  const test = options.test ?? 'mood'
   const versions = readVersions(db)
   const sides = [options.baseline, options.candidate].map((side, i) => {
     const chosen = versionsOf(versions, side)
@@ -141,7 +212,16 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
         `routemeter: the ${i === 0 ? 'baseline' : 'candidate'} names no version in this file: ${side.versions.join(', ')}`,
       )
     }
-    return { side, versions: chosen }
+    const ranged = side.from !== undefined || side.to !== undefined
+    return {
+      side,
+      versions: chosen,
+      ids: JSON.stringify(chosen.map((v) => v.id)),
+      ranged,
+      // The rollups' grain: whole hours.
+      fromHour: Math.floor((side.from ?? 0) / HOUR_MS),
+      toHour: Math.ceil((side.to ?? Number.MAX_SAFE_INTEGER) / HOUR_MS),
+    }
   })
   const endpoints = db.prepare('SELECT id, method, route FROM endpoint').all() as Array<{
     id: number
@@ -149,53 +229,66 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
     route: string
   }>
   const wanted = options.endpoints === undefined ? undefined : new Set(options.endpoints)
-  const read = (endpointId: number, side: (typeof sides)[number]): Distribution => {
-    const distribution = new Distribution()
-    const ids = JSON.stringify(side.versions.map((v) => v.id))
-    const { from, to } = side.side
-    // Whole hours in range from rollup_hour; without a range every day from rollup_day.
-    const rows =
-      from === undefined && to === undefined
-        ? db
-            .prepare(
-              `SELECT requests, errors_5xx, histogram FROM rollup_day
-               WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))`,
-            )
-            .raw()
-            .all(endpointId, ids)
-        : db
-            .prepare(
-              `SELECT requests, errors_5xx, histogram FROM rollup_hour
-               WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
-                 AND hour >= ? AND hour < ?`,
-            )
-            .raw()
-            .all(
-              endpointId,
-              ids,
-              Math.floor((from ?? 0) / 3_600_000),
-              Math.ceil((to ?? Number.MAX_SAFE_INTEGER) / 3_600_000),
-            )
-    for (const [requests, errors, histogram] of rows as Array<[number, number, Uint8Array]>) {
-      distribution.add(requests, errors, histogram)
+  const byDay = db.prepare(
+    `SELECT requests, errors_5xx, histogram FROM rollup_day
+     WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))`,
+  )
+  const byHour = db.prepare(
+    `SELECT requests, errors_5xx, histogram FROM rollup_hour
+     WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
+       AND hour >= ? AND hour < ?`,
+  )
+  const hasWeight = (
+    db.prepare('PRAGMA table_info(request)').all() as Array<{ name: string }>
+  ).some((c) => c.name === 'weight')
+  // A row that stands for sampled-away requests (weight > 1) is not counted: the side is then not exact.
+  const rawRows = db.prepare(
+    `SELECT duration_us FROM request
+     WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
+       AND time >= ? AND time < ? ${hasWeight ? 'AND weight = 1' : ''}
+     LIMIT ?`,
+  )
+  let budget = EXACT_BUDGET
+  const read = (endpointId: number, side: (typeof sides)[number]): SideSample => {
+    const histogram = new Distribution()
+    const rows = side.ranged
+      ? byHour.raw().all(endpointId, side.ids, side.fromHour, side.toHour)
+      : byDay.raw().all(endpointId, side.ids)
+    for (const [requests, errors, bytes] of rows as Array<[number, number, Uint8Array]>) {
+      histogram.add(requests, errors, bytes)
     }
-    return distribution
+    return { histogram, exact: null }
+  }
+  /** Every request of the side, when the raw rows still hold them all (as many as the rollups count). */
+  const readExact = (endpointId: number, side: (typeof sides)[number], sample: SideSample) => {
+    const wantRows = sample.histogram.requests
+    const durations = Float64Array.from(
+      rawRows
+        .pluck()
+        .all(
+          endpointId,
+          side.ids,
+          side.fromHour * HOUR_MS,
+          Math.min(side.toHour * HOUR_MS, Number.MAX_SAFE_INTEGER),
+          wantRows + 1,
+        ) as number[],
+    )
+    budget -= durations.length
+    if (durations.length === wantRows) sample.exact = durations.sort()
   }
 
   const results: Array<EndpointComparison & { tested: boolean }> = []
   for (const endpoint of endpoints) {
     if (wanted !== undefined && !wanted.has(`${endpoint.method} ${endpoint.route}`)) continue
-    const [before, after] = sides.map((side) => read(endpoint.id, side)) as [
-      Distribution,
-      Distribution,
-    ]
-    if (before.requests === 0 && after.requests === 0) continue
-    const figures = (d: Distribution): SideFigures => ({
-      requests: d.requests,
-      medianUs: d.quantile(0.5),
-      p95Us: d.quantile(0.95),
-      errorRate: d.requests === 0 ? null : d.errors5xx / d.requests,
-    })
+    const [before, after] = sides.map((side) => read(endpoint.id, side)) as [SideSample, SideSample]
+    if (before.histogram.requests === 0 && after.histogram.requests === 0) continue
+    const counts = [before.histogram.requests, after.histogram.requests]
+    if (Math.max(...counts) <= EXACT_LIMIT && counts[0]! + counts[1]! <= budget) {
+      readExact(endpoint.id, sides[0]!, before)
+      if (before.exact !== null) readExact(endpoint.id, sides[1]!, after)
+    }
+    const exact = before.exact !== null && after.exact !== null
+    if (!exact) before.exact = after.exact = null
     const baseline = figures(before)
     const candidate = figures(after)
     const change = (a: number | null, b: number | null) =>
@@ -204,23 +297,7 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
       baseline.medianUs === null || candidate.medianUs === null
         ? null
         : (candidate.medianUs - baseline.medianUs) / 1000
-    const enough = before.requests >= minRequests && after.requests >= minRequests
-    let pValue: number | null = null
-    if (enough) {
-      // Mood's test from the histograms: above and at-or-below the pooled median.
-      const pooled = new Distribution()
-      pooled.requests = before.requests + after.requests
-      for (let b = 0; b < BUCKET_COUNT; b++) {
-        pooled.histogram[b] = before.histogram[b]! + after.histogram[b]!
-      }
-      const median = pooled.quantile(0.5)!
-      const aboveBefore = before.above(median)
-      const aboveAfter = after.above(median)
-      pValue = medianTableTest([
-        [aboveBefore, aboveAfter],
-        [before.requests - aboveBefore, after.requests - aboveAfter],
-      ]).pValue
-    }
+    const enough = counts[0]! >= minRequests && counts[1]! >= minRequests
     results.push({
       method: endpoint.method,
       route: endpoint.route,
@@ -229,10 +306,15 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
       medianChangePercent: change(baseline.medianUs, candidate.medianUs),
       medianChangeMs,
       p95ChangePercent: change(baseline.p95Us, candidate.p95Us),
-      pValue,
+      errorRateChange:
+        baseline.errorRate === null || candidate.errorRate === null
+          ? null
+          : (candidate.errorRate - baseline.errorRate) * 100,
+      pValue: enough ? pValueOf(test, before, after) : null,
       adjustedPValue: null,
       verdict: enough ? 'no change' : 'too few requests',
-      impact: medianChangeMs === null ? 0 : medianChangeMs * after.requests,
+      impact: medianChangeMs === null ? 0 : medianChangeMs * counts[1]!,
+      exact,
       tested: enough,
     })
   }
@@ -253,12 +335,18 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
     ...sides[i]!.side,
     versionNames: sides[i]!.versions.map((v) => v.name),
   })
+  const exactCount = ordered.filter((e) => e.exact).length
+  const source =
+    exactCount === ordered.length
+      ? 'from every request (all still stored raw)'
+      : exactCount === 0
+        ? "from the rollups' duration histograms (medians and p95 within 4.43%)"
+        : `from every request for ${exactCount} of ${ordered.length} endpoints, from the rollups' duration histograms (within 4.43%) for the others`
   return {
     baseline: named(0),
     candidate: named(1),
-    method:
-      "from the rollups' duration histograms: medians and p95 within 4.43% (a bucket); " +
-      "Mood's median test on the requests above and below the pooled median, Holm's correction",
+    test,
+    method: `${source}; ${test === 'mood' ? "Mood's median test" : 'the Mann-Whitney U test'}, Holm's correction over the endpoints`,
     endpoints: ordered,
   }
 }

@@ -73,10 +73,17 @@ export interface MedianTestResult {
 
 /** The median of values sorted ascending (the mean of the two middle ones for an even count). */
 export function sortedMedian(sorted: ArrayLike<number>): number {
+  return sortedQuantile(sorted, 0.5)
+}
+
+/** The q-quantile of values sorted ascending, interpolated between neighbours (NumPy's default). */
+export function sortedQuantile(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length
   if (n === 0) return Number.NaN
-  const mid = n >> 1
-  return n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+  const position = q * (n - 1)
+  const below = Math.floor(position)
+  const above = Math.min(n - 1, below + 1)
+  return sorted[below]! + (position - below) * (sorted[above]! - sorted[below]!)
 }
 
 /**
@@ -139,23 +146,49 @@ export interface MannWhitneyResult {
  * variance and a continuity correction.
  */
 export function mannWhitneyU(a: readonly number[], b: readonly number[]): MannWhitneyResult {
-  const n1 = a.length
-  const n2 = b.length
-  if (n1 === 0 || n2 === 0) return { u: Number.NaN, pValue: Number.NaN, method: 'asymptotic' }
   const values = [...a.map((v) => [v, 0] as const), ...b.map((v) => [v, 1] as const)].sort(
     (x, y) => x[0] - y[0],
   )
-  // Mid-ranks, and Σ(t³ - t) over the groups of ties.
+  // One group per distinct value: how many of each sample hold it.
+  const countsA: number[] = []
+  const countsB: number[] = []
+  for (let i = 0; i < values.length;) {
+    let inA = 0
+    let j = i
+    for (; j < values.length && values[j]![0] === values[i]![0]; j++) inA += 1 - values[j]![1]
+    countsA.push(inA)
+    countsB.push(j - i - inA)
+    i = j
+  }
+  return mannWhitneyGrouped(countsA, countsB)
+}
+
+/**
+ * The same test on samples given as counts per value, values ascending
+ * (countsA[i] of the first sample and countsB[i] of the second hold the i-th
+ * smallest value): what a histogram gives, each bucket a group of ties.
+ */
+export function mannWhitneyGrouped(
+  countsA: ArrayLike<number>,
+  countsB: ArrayLike<number>,
+): MannWhitneyResult {
+  let n1 = 0
+  let n2 = 0
+  for (let i = 0; i < countsA.length; i++) {
+    n1 += countsA[i]!
+    n2 += countsB[i]!
+  }
+  if (n1 === 0 || n2 === 0) return { u: Number.NaN, pValue: Number.NaN, method: 'asymptotic' }
+  // U from mid-ranks, and Σ(t³ - t) over the groups of ties.
   let rankSumA = 0
   let tieTerm = 0
-  for (let i = 0; i < values.length;) {
-    let j = i
-    while (j < values.length && values[j]![0] === values[i]![0]) j++
-    const rank = (i + 1 + j) / 2
-    for (let k = i; k < j; k++) if (values[k]![1] === 0) rankSumA += rank
-    const t = j - i
+  let before = 0
+  for (let i = 0; i < countsA.length; i++) {
+    const t = countsA[i]! + countsB[i]!
+    if (t === 0) continue
+    rankSumA += countsA[i]! * (before + (t + 1) / 2)
     tieTerm += t * t * t - t
-    i = j
+    before += t
   }
   const u = rankSumA - (n1 * (n1 + 1)) / 2
   const big = Math.max(u, n1 * n2 - u)

@@ -23,7 +23,17 @@ export interface CompareOptions {
   minChangeMs?: number
   /** family-wise error rate over the endpoints (Holm). Default 0.05 */
   alpha?: number
+  /** the test behind a verdict: Mood's median test (default) or the Mann-Whitney U test */
+  test?: CompareTest
 }
+
+/**
+ * Mood's median test asks whether the median moved (robust to a few slow
+ * requests); Mann-Whitney asks whether one side's requests tend to be slower
+ * (more power when the whole distribution shifts, and sees a change in the
+ * tail that leaves the median alone).
+ */
+export type CompareTest = 'mood' | 'mann-whitney'
 
 export type Verdict = 'slower' | 'faster' | 'no change' | 'too few requests'
 
@@ -32,6 +42,10 @@ export interface SideFigures {
   /** µs; null without requests */
   medianUs: number | null
   p95Us: number | null
+  /** the 5th, 25th and 75th percentiles: with the median and p95, the distribution's shape */
+  p5Us: number | null
+  p25Us: number | null
+  p75Us: number | null
   /** share of requests answered 5xx */
   errorRate: number | null
 }
@@ -45,17 +59,25 @@ export interface EndpointComparison {
   medianChangePercent: number | null
   medianChangeMs: number | null
   p95ChangePercent: number | null
-  /** Mood's median test, and its p after Holm's correction over the endpoints tested */
+  /** the error rate's change in percentage points; null when a side has no request */
+  errorRateChange: number | null
+  /** the test's p, and its p after Holm's correction over the endpoints tested */
   pValue: number | null
   adjustedPValue: number | null
   verdict: Verdict
   /** the median change in ms times the candidate's requests: how much the change weighs */
   impact: number
+  /**
+   * true: computed from every request's own duration (all of them are still
+   * stored raw); false: from the rollups' histograms (quantiles within 4.43%)
+   */
+  exact: boolean
 }
 
 export interface Comparison {
   baseline: Side & { versionNames: string[] }
   candidate: Side & { versionNames: string[] }
+  test: CompareTest
   /** how the figures were computed */
   method: string
   endpoints: EndpointComparison[]

@@ -30,6 +30,7 @@ export function compare(ctx: ViewContext, args: CompareArgs): ReleaseComparison 
       ...empty,
       baseline: { versionNames: names(baselineIds) },
       candidate: { versionNames: names(candidateIds) },
+      test: args.test ?? 'mood',
       method: '',
       endpoints: [],
     }
@@ -39,6 +40,7 @@ export function compare(ctx: ViewContext, args: CompareArgs): ReleaseComparison 
   const comparison = reader.compareReleases({
     baseline: side(args.baselineRange, baselineIds),
     candidate: side(args.candidateRange, candidateIds),
+    ...(args.test === undefined ? {} : { test: args.test }),
   })
   const ids = new Map(reader.endpoints().map((e) => [`${e.method} ${e.route}`, e.id]))
   return {

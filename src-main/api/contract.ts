@@ -21,6 +21,7 @@ import type {
   VersionSource,
 } from 'routemeter/schema'
 import type { CompareTest, Comparison } from 'routemeter/compare'
+export type { EndpointComparison, SideFigures } from 'routemeter/compare'
 
 export type {
   CompareTest,

@@ -3,7 +3,8 @@
  * endpoint got 40% slower, one 20% faster and one stayed: the view picks the
  * latest release against the one before, names them by tag, gives each
  * endpoint its verdict (busiest change first), takes other sides from its
- * selectors, and opens an endpoint's page from its row.
+ * selectors, periods (presets and custom days) and either test, shows an
+ * endpoint's two distributions side by side, and opens its page from there.
  */
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
@@ -150,10 +151,59 @@ test('the latest release against the one before: a verdict per endpoint, by tag,
   expect(await page.textContent('[data-panel="compare"]')).toContain(
     'No endpoint has requests in these periods',
   )
+  // Two periods of the user's choice: the days of each release.
+  await page.selectOption('[data-compare-preset]', 'custom')
+  await page.waitForSelector('[data-compare-custom]')
+  const day = (daysAgo: number) =>
+    new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10)
+  await page.click('[data-input="utc"]') // days in UTC, as the file was written
+  for (const [input, value] of [
+    ['baselineFrom', day(11)],
+    ['baselineTo', day(9)],
+    ['candidateFrom', day(3)],
+    ['candidateTo', day(1)],
+  ] as const) {
+    await page.fill(`[data-input="${input}"]`, value)
+  }
+  await expect.poll(() => page.locator('[data-compare-row]').count()).toBe(3)
+  await expect
+    .poll(() => page.getAttribute('[data-compare-row="/orders"]', 'data-verdict'))
+    .toBe('slower')
+  // A period that ends before it starts is refused, said so.
+  await page.fill('[data-input="candidateTo"]', day(5))
+  await expect
+    .poll(() => page.textContent('[data-panel="compare"]'))
+    .toContain('A period ends before it starts')
+
   await page.click('[data-compare-mode="releases"]')
   await expect.poll(() => page.locator('[data-compare-row]').count()).toBe(3)
+  // The sides chosen before are kept; back to the old release against the new.
+  await page.selectOption('[data-side="baseline"]', ids[0]!)
+  await page.selectOption('[data-side="candidate"]', ids[1]!)
+  await expect
+    .poll(() => page.getAttribute('[data-compare-row="/orders"]', 'data-verdict'))
+    .toBe('slower')
+  // Every request is still in the file: exact figures.
+  expect(await page.getAttribute('[data-compare-row="/orders"]', 'data-exact')).toBe('true')
+  await page.selectOption('[data-compare-test]', 'mann-whitney')
+  await expect.poll(() => page.textContent('[data-compare-method]')).toContain('Mann-Whitney')
+  expect(await page.getAttribute('[data-compare-row="/orders"]', 'data-verdict')).toBe('slower')
+  expect(await page.getAttribute('[data-compare-row="/search"]', 'data-verdict')).toBe('faster')
 
+  // A row shows both distributions side by side, and the way to the endpoint's page.
   await page.click('[data-compare-row="/orders"]')
+  const detail = page.locator('[data-compare-detail="/orders"]')
+  await detail.waitFor()
+  const medians = JSON.parse(
+    (await detail.locator('[data-chart="box-plot"]').getAttribute('data-medians-ms'))!,
+  ) as number[]
+  expect(medians).toHaveLength(2)
+  // 40% slower, within the noise of 400 log-normal requests a side.
+  expect(medians[1]! / medians[0]!).toBeGreaterThan(1.25)
+  expect(medians[1]! / medians[0]!).toBeLessThan(1.6)
+  await settle(page)
+  await screenshot(page, 'compare-detail')
+  await detail.locator('[data-action="open-endpoint"]').click()
   await page.waitForSelector('.endpoint-head')
   expect(page.url()).toMatch(/#\/endpoint\/\d+$/)
   expect(problems.errors).toEqual([])

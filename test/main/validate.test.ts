@@ -219,6 +219,14 @@ describe('validators', () => {
       /"baselineRange" must be \[from, to\]/,
     )
     expect(rejection('compare', { candidate: [0] })).toMatch(/"candidate" must hold version ids/)
+    expect(validateArgs('compare', { test: 'mann-whitney' })).toEqual({
+      baseline: [],
+      candidate: [],
+      test: 'mann-whitney',
+    })
+    expect(rejection('compare', { test: 'bootstrap' })).toMatch(
+      /"test" must be "mood" or "mann-whitney", got .*bootstrap/,
+    )
   })
 
   test('openFile: a path', () => {

@@ -90,15 +90,25 @@ function bucketSpan(b: number): { low: number; top: number } {
   return { low, top: Math.min(high, low * 1.05 + 1) }
 }
 
+/** requests, errors_5xx, sum_us, min_us, max_us, histogram: what a side reads of a rollup row */
+type RollupRow = [number, number, number, number, number, Uint8Array]
+
 /** Histograms and counts of one endpoint on one side. */
 class Distribution {
   readonly histogram = new Float64Array(BUCKET_COUNT)
   requests = 0
   errors5xx = 0
+  sumUs = 0
+  minUs = Number.POSITIVE_INFINITY
+  maxUs = 0
 
-  add(requests: number, errors5xx: number, histogram: Uint8Array): void {
+  add(row: RollupRow): void {
+    const [requests, errors5xx, sumUs, minUs, maxUs, histogram] = row
     this.requests += requests
     this.errors5xx += errors5xx
+    this.sumUs += sumUs
+    this.minUs = Math.min(this.minUs, minUs)
+    this.maxUs = Math.max(this.maxUs, maxUs)
     addEncodedHistogram(this.histogram, histogram)
   }
 
@@ -167,6 +177,9 @@ function figures(sample: SideSample): SideFigures {
     p5Us: q(0.05),
     p25Us: q(0.25),
     p75Us: q(0.75),
+    minUs: d.requests === 0 ? null : d.minUs,
+    maxUs: d.requests === 0 ? null : d.maxUs,
+    meanUs: d.requests === 0 ? null : d.sumUs / d.requests,
     errorRate: d.requests === 0 ? null : d.errors5xx / d.requests,
   }
 }
@@ -230,11 +243,11 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
   }>
   const wanted = options.endpoints === undefined ? undefined : new Set(options.endpoints)
   const byDay = db.prepare(
-    `SELECT requests, errors_5xx, histogram FROM rollup_day
+    `SELECT requests, errors_5xx, sum_us, min_us, max_us, histogram FROM rollup_day
      WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))`,
   )
   const byHour = db.prepare(
-    `SELECT requests, errors_5xx, histogram FROM rollup_hour
+    `SELECT requests, errors_5xx, sum_us, min_us, max_us, histogram FROM rollup_hour
      WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
        AND hour >= ? AND hour < ?`,
   )
@@ -254,9 +267,7 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
     const rows = side.ranged
       ? byHour.raw().all(endpointId, side.ids, side.fromHour, side.toHour)
       : byDay.raw().all(endpointId, side.ids)
-    for (const [requests, errors, bytes] of rows as Array<[number, number, Uint8Array]>) {
-      histogram.add(requests, errors, bytes)
-    }
+    for (const row of rows as RollupRow[]) histogram.add(row)
     return { histogram, exact: null }
   }
   /** Every request of the side, when the raw rows still hold them all (as many as the rollups count). */

@@ -46,6 +46,10 @@ export interface SideFigures {
   p5Us: number | null
   p25Us: number | null
   p75Us: number | null
+  /** the extremes and the mean (exact in the rollups too) */
+  minUs: number | null
+  maxUs: number | null
+  meanUs: number | null
   /** share of requests answered 5xx */
   errorRate: number | null
 }

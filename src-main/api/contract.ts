@@ -20,7 +20,7 @@ import type {
   RetentionPolicy,
   VersionSource,
 } from 'routemeter/schema'
-import type { CompareTest, Comparison } from 'routemeter/compare'
+import type { CompareTest, Comparison, Verdict } from 'routemeter/compare'
 export type { EndpointComparison, SideFigures } from 'routemeter/compare'
 
 export type {
@@ -207,11 +207,37 @@ export interface Version {
   tags: string[]
 }
 
+/**
+ * What a box of the version timeline is: every version; the versions without
+ * the short-lived ones (untagged, replaced within an hour or with fewer than
+ * 30 of the endpoint's requests in range); or releases (git tags), the
+ * commits before a tag folded into it.
+ */
+export type VersionTimeline = 'versions' | 'lasting' | 'releases'
+
+export interface VersionEvolutionArgs extends EndpointArgs {
+  /** default 'versions' */
+  timeline?: VersionTimeline
+}
+
 export interface VersionEvolution {
-  /** versions in the order they appeared (first seen), only those with requests in range */
+  /**
+   * one per box, in the order they appeared (first seen), only those with
+   * requests in range; a release's is its tagged version
+   */
   versions: Version[]
   /** box per version for the endpoint; null where the version has no request */
   boxes: Array<BoxStats | null>
+  /** per box, the versions folded into it besides its own (the commits leading to a release) */
+  folded: number[]
+  /**
+   * per box, its verdict against the box before it for this endpoint over the
+   * same range and every node (routemeter/compare); null for the first box or
+   * where either has no request
+   */
+  changes: Array<{ verdict: Verdict; medianChangePercent: number | null } | null>
+  /** short-lived versions left out */
+  hidden: number
 }
 
 export interface VersionUtilization {
@@ -398,7 +424,7 @@ export interface DashboardApi {
   utilization(args: RangeArgs): Promise<Utilization>
   hourHeatmap(args: HeatmapArgs): Promise<HourHeatmap>
   performance(args: RangeArgs): Promise<EndpointBox[]>
-  versionEvolution(args: EndpointArgs): Promise<VersionEvolution>
+  versionEvolution(args: VersionEvolutionArgs): Promise<VersionEvolution>
   versionUtilization(args: RangeArgs): Promise<VersionUtilization>
   clients(args: ClientArgs): Promise<ClientBreakdown>
   statusCodes(args: StatusArgs): Promise<StatusCodes>

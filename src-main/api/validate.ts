@@ -23,6 +23,7 @@ import type {
   SourcesArgs,
   SourcesMethod,
   StatusArgs,
+  VersionEvolutionArgs,
 } from './contract.js'
 import { badArgument } from './errors.js'
 import { MIN_FILE_SIZE_BYTES, MIN_RETENTION_MS } from 'routemeter/schema'
@@ -187,7 +188,18 @@ export const VALIDATORS: Validators = {
   utilization: (args) => range('utilization', fieldsOf('utilization', args)),
   hourHeatmap: (args) => withOptionalEndpoint('hourHeatmap', fieldsOf('hourHeatmap', args)),
   performance: (args) => range('performance', fieldsOf('performance', args)),
-  versionEvolution: (args) => withEndpoint('versionEvolution', fieldsOf('versionEvolution', args)),
+  versionEvolution: (args): VersionEvolutionArgs => {
+    const fields = fieldsOf('versionEvolution', args)
+    const result: VersionEvolutionArgs = withEndpoint('versionEvolution', fields)
+    const { timeline } = fields
+    if (timeline === undefined) return result
+    if (timeline !== 'versions' && timeline !== 'lasting' && timeline !== 'releases') {
+      throw badArgument(
+        `versionEvolution: "timeline" must be "versions", "lasting" or "releases", got ${describe(timeline)}`,
+      )
+    }
+    return { ...result, timeline }
+  },
   versionUtilization: (args) => range('versionUtilization', fieldsOf('versionUtilization', args)),
   clients: (args) => {
     const fields = fieldsOf('clients', args)

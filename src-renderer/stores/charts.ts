@@ -15,6 +15,7 @@ import {
   type CompareArgs,
   type ReleaseComparison,
   type EndpointArgs,
+  type VersionEvolutionArgs,
   type EndpointBox,
   type ErrorRequest,
   type HeatmapArgs,
@@ -88,7 +89,7 @@ export const usePerformanceStore = defineStore('performance', () =>
 
 /** one response-time box per version of the focused endpoint */
 export const useVersionEvolutionStore = defineStore('versionEvolution', () =>
-  loadable<VersionEvolution, EndpointArgs>((args) => api.versionEvolution(args)),
+  loadable<VersionEvolution, VersionEvolutionArgs>((args) => api.versionEvolution(args)),
 )
 
 /** requests per version and endpoint */

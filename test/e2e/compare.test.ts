@@ -15,6 +15,7 @@ import {
   launchBrowser,
   openPage,
   screenshot,
+  SCREENSHOTS,
   settle,
   startDashboard,
   waitForPanel,
@@ -28,15 +29,24 @@ let browser: Browser
 let page: Page
 let problems: Problems
 
+const SAME = { '/orders': 1, '/search': 1, '/health': 1 }
 const RELEASES = [
-  { name: 'a'.repeat(40), tag: 'v1.0.0', factor: { '/orders': 1, '/search': 1, '/health': 1 } },
-  { name: 'b'.repeat(40), tag: 'v1.1.0', factor: { '/orders': 1.4, '/search': 0.8, '/health': 1 } },
+  { name: 'a'.repeat(40), tags: ['v1.0.0'], daysAgo: 10, requests: 400, factor: SAME },
+  // A commit on the way to v1.1.0, deployed briefly: 20 requests per endpoint.
+  { name: 'c'.repeat(40), tags: [], daysAgo: 9, requests: 20, factor: SAME },
+  {
+    name: 'b'.repeat(40),
+    tags: ['v1.1.0'],
+    daysAgo: 2,
+    requests: 400,
+    factor: { '/orders': 1.4, '/search': 0.8, '/health': 1 },
+  },
 ] as const
 
 /**
  * Two releases, ten and two days ago (so that "the last 7 days against the 7
- * before" compares them too), each serving 400 requests per endpoint,
- * durations log-normal.
+ * before" compares them too), each serving 400 requests per endpoint, and an
+ * untagged commit between them that served 20; durations log-normal.
  */
 function writeFile(path: string): void {
   let seed = 7
@@ -45,12 +55,11 @@ function writeFile(path: string): void {
     return seed / 2 ** 31
   }
   const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000
-  const starts = [hour - 10 * 86_400_000, hour - 2 * 86_400_000]
-  RELEASES.forEach((release, r) => {
-    const start = starts[r]!
+  RELEASES.forEach((release) => {
+    const start = hour - release.daysAgo * 86_400_000
     const store = new MetricsStore(
       path,
-      { name: release.name, source: 'git', tags: [release.tag] },
+      { name: release.name, source: 'git', tags: [...release.tags] },
       start,
       undefined,
       'web-1',
@@ -63,7 +72,7 @@ function writeFile(path: string): void {
       pendingLastRequested: 0,
     }))
     const rows: PendingRequest[] = []
-    for (let i = 0; i < 400; i++) {
+    for (let i = 0; i < release.requests; i++) {
       for (const endpoint of endpoints) {
         const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
         const factor = release.factor[endpoint.route as keyof typeof release.factor]
@@ -124,9 +133,15 @@ test('the latest release against the one before: a verdict per endpoint, by tag,
   await screenshot(page, 'compare')
 
   // The other way round: the old release as the candidate.
-  const ids = await page.$$eval('[data-side="baseline"] option', (options) =>
-    options.map((o) => (o as HTMLOptionElement).value),
-  )
+  const option = async (tag: string) =>
+    page.$eval(
+      '[data-side="baseline"]',
+      (select, text) =>
+        [...(select as HTMLSelectElement).options].find((o) => o.textContent?.includes(text))!
+          .value,
+      tag,
+    )
+  const ids = [await option('v1.0.0'), await option('v1.1.0')]
   await page.selectOption('[data-side="baseline"]', ids[1]!)
   await page.selectOption('[data-side="candidate"]', ids[0]!)
   await expect
@@ -206,5 +221,40 @@ test('the latest release against the one before: a verdict per endpoint, by tag,
   await detail.locator('[data-action="open-endpoint"]').click()
   await page.waitForSelector('.endpoint-head')
   expect(page.url()).toMatch(/#\/endpoint\/\d+$/)
+  expect(problems.errors).toEqual([])
+})
+
+test("the version timeline marks each box's verdict against the one before, per version or per release", async () => {
+  // On /orders' page (the test before ends there).
+  await page.waitForSelector('.endpoint-head')
+  await waitForPanel(page, 'versions')
+  const panel = page.locator('[data-panel="versions"]')
+  const timeline = async () => ({
+    labels: JSON.parse(
+      (await panel.locator('[data-chart="box-plot"]').getAttribute('data-labels'))!,
+    ) as string[][],
+    verdicts: JSON.parse((await panel.locator('[data-verdicts]').getAttribute('data-verdicts'))!),
+  })
+  // Every version: the brief commit between the releases has too few requests to judge either way.
+  await expect
+    .poll(async () => (await timeline()).verdicts)
+    .toEqual([null, 'too few requests', 'too few requests'])
+  // Without it, v1.1.0 is judged against v1.0.0: slower, said on its label.
+  await panel.locator('[data-timeline]').selectOption('lasting')
+  await expect.poll(async () => (await timeline()).verdicts).toEqual([null, 'slower'])
+  expect(await panel.locator('[data-hidden-versions]').textContent()).toContain(
+    '1 short-lived version left out',
+  )
+  const lasting = await timeline()
+  expect(lasting.labels[1]![0]).toBe('v1.1.0')
+  expect(lasting.labels[1]![2]).toMatch(/^▲ \d+% slower$/)
+  // By release: the commit folds into the release it led to.
+  await panel.locator('[data-timeline]').selectOption('releases')
+  await expect
+    .poll(async () => (await timeline()).labels.map((l) => l[0]))
+    .toEqual(['v1.0.0', 'v1.1.0 (+1 commit)'])
+  expect((await timeline()).verdicts).toEqual([null, 'slower'])
+  await settle(page)
+  await panel.screenshot({ path: join(SCREENSHOTS, 'versions-by-release.png') })
   expect(problems.errors).toEqual([])
 })

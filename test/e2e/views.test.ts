@@ -212,8 +212,13 @@ describe('the views of a known metrics file', () => {
     expect(versions.map((v) => v.name)).toEqual(['1.4.0', '1.5.0', '1.5.1'])
     const chart = '[data-panel="versions"] [data-chart="box-plot"]'
     await expect
-      .poll(() => dataOf<string[][]>(page, chart, 'labels'))
+      .poll(async () => (await dataOf<string[][]>(page, chart, 'labels')).map((l) => l.slice(0, 2)))
       .toEqual(versions.map((v) => [v.name, new Date(v.firstSeen).toISOString().slice(0, 10)]))
+    // 1.5.0 dropped an index and 1.5.1 put it back: each marked against the version before.
+    const marks = (await dataOf<string[][]>(page, chart, 'labels')).map((l) => l[2] ?? '')
+    expect(marks[0]).toBe('')
+    expect(marks[1]).toMatch(/^▲ \d+% slower$/)
+    expect(marks[2]).toMatch(/^▼ \d+% faster$/)
     const evolution = await dashboard.service.versionEvolution({
       from: FROM,
       to: TO,

@@ -78,6 +78,12 @@ describe('validators', () => {
 
   test('endpointId: required where the view is about one endpoint, optional elsewhere', () => {
     expect(rejection('versionEvolution', range)).toMatch(/"endpointId" must be an integer/)
+    expect(
+      validateArgs('versionEvolution', { ...range, endpointId: 1, timeline: 'releases' }),
+    ).toEqual({ ...range, endpointId: 1, timeline: 'releases' })
+    expect(rejection('versionEvolution', { ...range, endpointId: 1, timeline: 'tags' })).toMatch(
+      /"timeline" must be "versions", "lasting" or "releases"/,
+    )
     expect(rejection('clients', { ...range, kind: 'user' })).toMatch(/"endpointId"/)
     expect(validateArgs('hourHeatmap', range)).toEqual(range)
     expect(validateArgs('statusCodes', { ...range, endpointId: 4 })).toEqual({

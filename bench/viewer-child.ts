@@ -59,6 +59,19 @@ async function main(): Promise<void> {
       statusCodes: () => service.statusCodes(range),
       latestErrors: () => service.latestErrors(range),
       nodeBreakdown: () => service.nodeBreakdown(range),
+      // The latest release against the one before, and the range's two halves.
+      'compare (releases)': () => service.compare({ baseline: [], candidate: [] }),
+      'compare (periods)': () => {
+        const middle = Math.floor((range.from + range.to) / 2 / 3_600_000) * 3_600_000
+        return service.compare({
+          baseline: [],
+          candidate: [],
+          baselineRange: [range.from, middle],
+          candidateRange: [middle, range.to],
+        })
+      },
+      'versionEvolution (releases)': () =>
+        service.versionEvolution({ ...range, endpointId, timeline: 'releases' }),
     }
     const timings: Record<string, ViewTiming> = {}
     for (const [view, run] of Object.entries(views)) {

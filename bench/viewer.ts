@@ -55,11 +55,14 @@ function benchFile(
 ): { path: string; generateSeconds: number | null } {
   const dir = join(ROOT, 'test-results', 'bench-files')
   mkdirSync(dir, { recursive: true })
-  const name = `gen-${sourcesHash()}-${requests}-${options.days}d.db`
+  const hash = sourcesHash()
+  const name = `gen-${hash}-${requests}-${options.days}d.db`
   const path = join(dir, name)
   if (existsSync(path)) return { path, generateSeconds: null }
   // Files of older sources are of no use any more.
-  for (const old of readdirSync(dir)) if (old.startsWith('gen-')) rmSync(join(dir, old))
+  for (const old of readdirSync(dir)) {
+    if (old.startsWith('gen-') && !old.startsWith(`gen-${hash}-`)) rmSync(join(dir, old))
+  }
   const partial = `${path}.partial`
   const progress = createProgress(requests, { label: `  generate ${name} `, unit: 'rows' })
   const summary = generateMetricsFile(partial, {

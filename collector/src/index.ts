@@ -1,31 +1,23 @@
 import type { RoutemeterHandle } from './core/collector.js'
 import { describeValue, type RoutemeterOptions } from './core/options.js'
 import { bindExpress, isExpressApp } from './adapters/express.js'
+import { bindFastify, isFastifyApp } from './adapters/fastify.js'
 import { bindKoa, isKoaApp } from './adapters/koa.js'
 
 /**
- * Binds Routemeter to a Koa (2, 3) or Express (4, 5) app: every request is
- * timed from before the app's first middleware and recorded per endpoint
- * into the SQLite file `options.database`.
+ * Binds Routemeter to a Koa (2, 3), Express (4, 5) or Fastify (4, 5) app:
+ * every request is timed from before the app's first middleware (Fastify:
+ * before its routing and hooks) and recorded per endpoint into the SQLite
+ * file `options.database`.
  */
 export function bind(app: unknown, options?: RoutemeterOptions): RoutemeterHandle {
   if (isExpressApp(app)) return bindExpress(app, options)
   if (isKoaApp(app)) return bindKoa(app, options)
+  if (isFastifyApp(app)) return bindFastify(app, options)
   throw new TypeError(
-    `routemeter: bind(app) expects a Koa or Express application, got ${describeApp(app)}; ` +
+    `routemeter: bind(app) expects a Koa, Express or Fastify application, got ${describeValue(app)}; ` +
       "for another server use createCollector() with track(req, res) on Node's request and response",
   )
-}
-
-/** What bind() got, in its error message: a framework it does not support is named. */
-function describeApp(app: unknown): string {
-  if (typeof app === 'object' && app !== null) {
-    const fields = app as Record<string, unknown>
-    if (typeof fields.addHook === 'function' && typeof fields.register === 'function') {
-      return 'a Fastify instance (not supported by bind yet: call track(request.raw, reply.raw) in an onRequest hook)'
-    }
-  }
-  return describeValue(app)
 }
 
 export { expressMiddleware as express } from './adapters/express.js'

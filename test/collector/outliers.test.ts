@@ -6,6 +6,8 @@
  */
 import Router from '@koa/router'
 import express from 'express'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import Koa from 'koa'
 import {
@@ -109,7 +111,7 @@ interface App {
   handle: ReturnType<typeof bind>
 }
 
-type Framework = 'koa' | 'express'
+type Framework = 'koa' | 'express' | 'fastify'
 
 async function startApp(
   framework: Framework,
@@ -139,6 +141,17 @@ async function startApp(
     }
     koa.use(router.routes())
     app = koa
+  } else if (framework === 'fastify') {
+    const fastify = Fastify()
+    handle = bind(fastify, all)
+    for (const [path, run] of Object.entries(work)) {
+      fastify.get(`${path}/:id`, async (request) => run((request.query as { slow?: string }).slow))
+    }
+    defer(() => handle.close())
+    await fastify.listen({ port: 0, host: '127.0.0.1' })
+    defer(() => fastify.close())
+    const url = `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`
+    return { url, database, handle }
   } else {
     const ex = express()
     handle = bind(ex, all)
@@ -182,7 +195,7 @@ async function waitForOutliers(app: App, n: number) {
   })
 }
 
-for (const framework of ['koa', 'express'] as const) {
+for (const framework of ['koa', 'express', 'fastify'] as const) {
   describe(`level 2 outliers on ${framework}`, () => {
     it('a request waiting on fetch is caught while it runs, with the open operation as its cause', async () => {
       const app = await startApp(framework)

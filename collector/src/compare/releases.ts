@@ -10,7 +10,7 @@
  * effect of a verdict).
  */
 import type Database from 'better-sqlite3'
-import { addEncodedHistogram, bucketBounds, BUCKET_COUNT } from '../schema/rollup.js'
+import { addEncodedHistogram, bucketBounds, BUCKET_COUNT, NO_ID } from '../schema/rollup.js'
 import {
   holm,
   mannWhitneyGrouped,
@@ -39,6 +39,8 @@ export type {
 } from './types.js'
 
 const HOUR_MS = 3_600_000
+/** the last hour a time in ms can be in (an open range's end) */
+const MAX_HOUR = Math.floor(Number.MAX_SAFE_INTEGER / HOUR_MS)
 
 /** A version of the file, in the order versions appeared, with its git tags. */
 export interface ReleaseVersion {
@@ -152,12 +154,13 @@ function versionsOf(all: ReleaseVersion[], side: Side): ReleaseVersion[] {
 
 /**
  * A side's requests are read one by one (exact figures) while each side has
- * at most this many and the comparison has read fewer than EXACT_BUDGET rows:
+ * at most this many and the comparison has scanned fewer than
+ * `options.exactRows` rows (an endpoint's requests are read among the others of their hours):
  * beyond, a histogram's 4.43% is far below any effect worth a verdict, and
  * reading rows would cost more than the answer is worth.
  */
 const EXACT_LIMIT = 20_000
-const EXACT_BUDGET = 200_000
+const EXACT_ROWS = 1_000_000
 
 /** One side of one endpoint: its histogram, and its durations when every request is stored raw. */
 interface SideSample {
@@ -207,8 +210,8 @@ function pValueOf(test: CompareTest, before: SideSample, after: SideSample): num
 /**
  * Compares two sides per endpoint: from the raw requests when all of a
  * side's are still stored (and there are few enough to read), else from the
- * rollups (rollup_day for whole days, rollup_hour for ranges that are not
- * whole days). Throws a TypeError when a side names a version the file does
+ * rollups (rollup_day for the whole UTC days of a range, rollup_hour for the
+ * hours at its ends). Throws a TypeError when a side names a version the file does
  * not have.
  */
 export function compareReleases(db: Database.Database, options: CompareOptions): Comparison {
@@ -225,15 +228,25 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
         `routemeter: the ${i === 0 ? 'baseline' : 'candidate'} names no version in this file: ${side.versions.join(', ')}`,
       )
     }
-    const ranged = side.from !== undefined || side.to !== undefined
+    // The rollups' grain: whole hours, read as whole UTC days where they make some.
+    const fromHour = Math.floor((side.from ?? 0) / HOUR_MS)
+    const toHour = Math.min(MAX_HOUR, Math.ceil((side.to ?? Number.MAX_SAFE_INTEGER) / HOUR_MS))
+    const firstDay = Math.ceil(fromHour / 24)
+    const endDay = Math.floor(toHour / 24)
+    const wholeDays = firstDay < endDay
     return {
       side,
       versions: chosen,
       ids: JSON.stringify(chosen.map((v) => v.id)),
-      ranged,
-      // The rollups' grain: whole hours.
-      fromHour: Math.floor((side.from ?? 0) / HOUR_MS),
-      toHour: Math.ceil((side.to ?? Number.MAX_SAFE_INTEGER) / HOUR_MS),
+      fromHour,
+      toHour,
+      days: wholeDays ? [[firstDay, endDay]] : [],
+      hours: wholeDays
+        ? [
+            [fromHour, firstDay * 24],
+            [endDay * 24, toHour],
+          ].filter(([a, b]) => a! < b!)
+        : [[fromHour, toHour]],
     }
   })
   const endpoints = db.prepare('SELECT id, method, route FROM endpoint').all() as Array<{
@@ -244,48 +257,80 @@ export function compareReleases(db: Database.Database, options: CompareOptions):
   const wanted = options.endpoints === undefined ? undefined : new Set(options.endpoints)
   const byDay = db.prepare(
     `SELECT requests, errors_5xx, sum_us, min_us, max_us, histogram FROM rollup_day
-     WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))`,
+     WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
+       AND day >= ? AND day < ?`,
   )
   const byHour = db.prepare(
     `SELECT requests, errors_5xx, sum_us, min_us, max_us, histogram FROM rollup_hour
      WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
        AND hour >= ? AND hour < ?`,
   )
-  const hasWeight = (
-    db.prepare('PRAGMA table_info(request)').all() as Array<{ name: string }>
-  ).some((c) => c.name === 'weight')
-  // A row that stands for sampled-away requests (weight > 1) is not counted: the side is then not exact.
-  const rawRows = db.prepare(
-    `SELECT duration_us FROM request
-     WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
-       AND time >= ? AND time < ? ${hasWeight ? 'AND weight = 1' : ''}
-     LIMIT ?`,
-  )
-  let budget = EXACT_BUDGET
+  const columnsOf = (table: string) =>
+    new Set(
+      (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map(
+        (c) => c.name,
+      ),
+    )
+  // A row that stands for sampled-away requests (weight > 1) is not read: the side is then not exact.
+  const weighted = columnsOf('request').has('weight') ? 'AND r.weight = 1' : ''
+  const rawRows = columnsOf('rollup_hour').has('first_id')
+    ? // Since schema 5 the requests have no index by endpoint: an endpoint's requests of
+      // an hour lie between its rollup_hour row's first_id and last_id.
+      {
+        cost: db.prepare(
+          `SELECT coalesce(sum(last_id - first_id + 1), 0), count(*) - count(first_id)
+           FROM rollup_hour
+           WHERE endpoint_id = ? AND version_id IN (SELECT value FROM json_each(?))
+             AND hour >= ? AND hour < ?`,
+        ),
+        read: db.prepare(
+          `SELECT r.duration_us FROM rollup_hour h
+             JOIN request r NOT INDEXED ON r.id BETWEEN h.first_id AND h.last_id
+           WHERE h.endpoint_id = ? AND h.version_id IN (SELECT value FROM json_each(?))
+             AND h.hour >= ? AND h.hour < ?
+             AND r.endpoint_id = h.endpoint_id AND r.version_id = h.version_id
+             AND coalesce(r.node_id, ${NO_ID}) = h.node_id
+             AND r.time >= h.hour * ${HOUR_MS} AND r.time < (h.hour + 1) * ${HOUR_MS} ${weighted}`,
+        ),
+      }
+    : {
+        cost: undefined,
+        read: db.prepare(
+          `SELECT r.duration_us FROM request r
+           WHERE r.endpoint_id = ? AND r.version_id IN (SELECT value FROM json_each(?))
+             AND r.time >= ? * ${HOUR_MS} AND r.time < ? * ${HOUR_MS} ${weighted}`,
+        ),
+      }
+  let budget = options.exactRows ?? EXACT_ROWS
   const read = (endpointId: number, side: (typeof sides)[number]): SideSample => {
     const histogram = new Distribution()
-    const rows = side.ranged
-      ? byHour.raw().all(endpointId, side.ids, side.fromHour, side.toHour)
-      : byDay.raw().all(endpointId, side.ids)
-    for (const row of rows as RollupRow[]) histogram.add(row)
+    for (const [from, to] of side.days) {
+      for (const row of byDay.raw().all(endpointId, side.ids, from, to) as RollupRow[]) {
+        histogram.add(row)
+      }
+    }
+    for (const [from, to] of side.hours) {
+      for (const row of byHour.raw().all(endpointId, side.ids, from, to) as RollupRow[]) {
+        histogram.add(row)
+      }
+    }
     return { histogram, exact: null }
   }
-  /** Every request of the side, when the raw rows still hold them all (as many as the rollups count). */
+  /**
+   * Every request of the side, when the raw rows still hold them all (as many
+   * as the rollups count) and reading them fits the budget.
+   */
   const readExact = (endpointId: number, side: (typeof sides)[number], sample: SideSample) => {
-    const wantRows = sample.histogram.requests
-    const durations = Float64Array.from(
-      rawRows
-        .pluck()
-        .all(
-          endpointId,
-          side.ids,
-          side.fromHour * HOUR_MS,
-          Math.min(side.toHour * HOUR_MS, Number.MAX_SAFE_INTEGER),
-          wantRows + 1,
-        ) as number[],
-    )
-    budget -= durations.length
-    if (durations.length === wantRows) sample.exact = durations.sort()
+    const at = [endpointId, side.ids, side.fromHour, side.toHour] as const
+    if (rawRows.cost !== undefined) {
+      const [rows, unspanned] = rawRows.cost.raw().get(...at) as [number, number]
+      if (unspanned > 0 || rows > budget) return
+      budget -= rows
+    } else {
+      budget -= sample.histogram.requests
+    }
+    const durations = Float64Array.from(rawRows.read.pluck().all(...at) as number[])
+    if (durations.length === sample.histogram.requests) sample.exact = durations.sort()
   }
 
   const results: Array<EndpointComparison & { tested: boolean }> = []

@@ -77,7 +77,7 @@ export function versionEvolution(ctx: ViewContext, args: VersionEvolutionArgs): 
     .map((_, i) => i)
     .filter((i) => present.has(i) || own.has(i))
     .filter((i) => timeline !== 'lasting' || !shortLived(i))
-  // Each box against the one before it, on the same range (every node).
+  // Each box against the one before it, on the same range (every node), from the rollups.
   const name = `${endpoint.method} ${endpoint.route}`
   const side = (i: number) => ({
     versions: items[i]!.members.map((v) => v.name),
@@ -90,6 +90,8 @@ export function versionEvolution(ctx: ViewContext, args: VersionEvolutionArgs): 
       baseline: side(shown[k - 1]!),
       candidate: side(i),
       endpoints: [name],
+      // From the histograms: a timeline of many versions would read their rows many times.
+      exactRows: 0,
     }).endpoints
     return row === undefined
       ? null

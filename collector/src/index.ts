@@ -3,19 +3,21 @@ import { describeValue, type RoutemeterOptions } from './core/options.js'
 import { bindExpress, isExpressApp } from './adapters/express.js'
 import { bindFastify, isFastifyApp } from './adapters/fastify.js'
 import { bindKoa, isKoaApp } from './adapters/koa.js'
+import { bindNest, isNestApp } from './adapters/nest.js'
 
 /**
- * Binds Routemeter to a Koa (2, 3), Express (4, 5) or Fastify (4, 5) app:
- * every request is timed from before the app's first middleware (Fastify:
- * before its routing and hooks) and recorded per endpoint into the SQLite
- * file `options.database`.
+ * Binds Routemeter to a Koa (2, 3), Express (4, 5), Fastify (4, 5) or NestJS
+ * (on Express or Fastify) app: every request is timed from before the app's
+ * first middleware (Fastify: before its routing and hooks) and recorded per
+ * endpoint into the SQLite file `options.database`.
  */
 export function bind(app: unknown, options?: RoutemeterOptions): RoutemeterHandle {
   if (isExpressApp(app)) return bindExpress(app, options)
   if (isKoaApp(app)) return bindKoa(app, options)
   if (isFastifyApp(app)) return bindFastify(app, options)
+  if (isNestApp(app)) return bindNest(app, options)
   throw new TypeError(
-    `routemeter: bind(app) expects a Koa, Express or Fastify application, got ${describeValue(app)}; ` +
+    `routemeter: bind(app) expects a Koa, Express, Fastify or NestJS application, got ${describeValue(app)}; ` +
       "for another server use createCollector() with track(req, res) on Node's request and response",
   )
 }

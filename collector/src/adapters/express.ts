@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import {
   Collector,
   handleOf,
@@ -276,7 +276,12 @@ function trustedIp(app: ExpressApp, req: IncomingMessage): string | undefined {
 }
 
 /** Installs the collector on an Express app, ahead of every middleware. */
-export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): RoutemeterHandle {
+export function bindExpress(
+  app: ExpressApp,
+  options?: RoutemeterOptions,
+  /** the server that will serve the app when it is not app.listen's (NestJS makes its own) */
+  server?: Server,
+): RoutemeterHandle {
   const resolved = resolveOptions(options)
   const discover = (): void => collector.discoverFrom(() => walkApp(app))
   const collector: Collector = new Collector(
@@ -310,6 +315,7 @@ export function bindExpress(app: ExpressApp, options?: RoutemeterOptions): Route
     discover()
     return listen.apply(this, args)
   } as ExpressApp['listen']
+  server?.once('listening', discover)
   // Routes registered right after bind() appear without waiting for a request.
   setImmediate(discover).unref()
   return collector

@@ -37,6 +37,18 @@ export interface FrameworkHooks<Ctx = unknown> {
   paramsOf?(req: IncomingMessage, ctx: Ctx | undefined): unknown
 }
 
+const kUnmatched = Symbol('routemeter.unmatched')
+type UnmatchedMark = IncomingMessage & { [kUnmatched]?: boolean }
+
+/**
+ * Marks a request as answered by a framework's not-found handler that is a
+ * route of its own (NestJS's catch-all under a global prefix): it is recorded
+ * with the unmatched requests, as a 404 of any other app.
+ */
+export function markUnmatched(req: IncomingMessage): void {
+  ;(req as UnmatchedMark)[kUnmatched] = true
+}
+
 /** A route an app has registered, for the endpoint table. */
 export interface DiscoveredRoute {
   method: string
@@ -358,9 +370,17 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
 
   /** The endpoint a request in flight is routed to so far (existing endpoints only). */
   private routedEndpoint(tracked: Tracked): Endpoint | undefined {
-    const matched = this.hooks.routeOf(tracked.req, tracked.ctx as Ctx | undefined)
+    const matched = this.routeOf(tracked.req, tracked.ctx as Ctx | undefined)
     if (matched === undefined) return undefined
     return this.endpoints.get(tracked.method)?.get(routeToString(matched))
+  }
+
+  /** The framework's route of a request; none when a not-found handler answered it. */
+  private routeOf(
+    req: IncomingMessage,
+    ctx: Ctx | undefined,
+  ): ReturnType<FrameworkHooks['routeOf']> {
+    return (req as UnmatchedMark)[kUnmatched] === true ? undefined : this.hooks.routeOf(req, ctx)
   }
 
   /** The user's `ignore`; if it throws, the request is reported and recorded. */
@@ -382,7 +402,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     const req = tracked.req
     let route: string
     try {
-      const matched = this.hooks.routeOf(req, ctx)
+      const matched = this.routeOf(req, ctx)
       route = matched === undefined ? UNMATCHED_ROUTE : routeToString(matched)
     } catch (error) {
       this.report(error, 'route')

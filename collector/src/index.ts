@@ -2,12 +2,13 @@ import type { RoutemeterHandle } from './core/collector.js'
 import { describeValue, type RoutemeterOptions } from './core/options.js'
 import { bindExpress, isExpressApp } from './adapters/express.js'
 import { bindFastify, isFastifyApp } from './adapters/fastify.js'
+import { bindHono, isHonoApp } from './adapters/hono.js'
 import { bindKoa, isKoaApp } from './adapters/koa.js'
 import { bindNest, isNestApp } from './adapters/nest.js'
 
 /**
- * Binds Routemeter to a Koa (2, 3), Express (4, 5), Fastify (4, 5) or NestJS
- * (on Express or Fastify) app: every request is timed from before the app's
+ * Binds Routemeter to a Koa (2, 3), Express (4, 5), Fastify (4, 5), NestJS
+ * (on Express or Fastify) or Hono (4, on @hono/node-server) app: every request is timed from before the app's
  * first middleware (Fastify: before its routing and hooks) and recorded per
  * endpoint into the SQLite file `options.database`.
  */
@@ -16,8 +17,9 @@ export function bind(app: unknown, options?: RoutemeterOptions): RoutemeterHandl
   if (isKoaApp(app)) return bindKoa(app, options)
   if (isFastifyApp(app)) return bindFastify(app, options)
   if (isNestApp(app)) return bindNest(app, options)
+  if (isHonoApp(app)) return bindHono(app, options)
   throw new TypeError(
-    `routemeter: bind(app) expects a Koa, Express, Fastify or NestJS application, got ${describeValue(app)}; ` +
+    `routemeter: bind(app) expects a Koa, Express, Fastify, NestJS or Hono application, got ${describeValue(app)}; ` +
       "for another server use createCollector() with track(req, res) on Node's request and response",
   )
 }

@@ -84,7 +84,7 @@ describe('option validation', () => {
     expect(() => bind(new Koa(), null as never)).toThrow(TypeError)
     expect(() => bind(new Koa(), [] as never)).toThrow(TypeError)
     expect(() => bind({}, { database: tempDatabase() })).toThrow(
-      /expects a Koa, Express, Fastify or NestJS application, got an object.*createCollector\(\)/,
+      /expects a Koa, Express, Fastify, NestJS or Hono application, got an object.*createCollector\(\)/,
     )
     expect(() => bind(new Koa(), { flushInterval: 1.5 })).toThrow(
       /"flushInterval" must be a positive integer, got number 1\.5/,

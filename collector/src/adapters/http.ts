@@ -27,12 +27,12 @@ export interface HttpCollector extends RoutemeterHandle {
   handleRemote(req: IncomingMessage, res: ServerResponse): boolean
 }
 
-function isNodeRequest(req: unknown): req is IncomingMessage {
+export function isNodeRequest(req: unknown): req is IncomingMessage {
   const fields = req as Record<string, unknown> | null
   return typeof fields?.on === 'function' && typeof fields.headers === 'object'
 }
 
-function isNodeResponse(res: unknown): res is ServerResponse {
+export function isNodeResponse(res: unknown): res is ServerResponse {
   const fields = res as Record<string, unknown> | null
   return typeof fields?.on === 'function' && typeof fields.setHeader === 'function'
 }

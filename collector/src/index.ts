@@ -6,12 +6,34 @@ import { bindHono, isHonoApp } from './adapters/hono.js'
 import { bindKoa, isKoaApp } from './adapters/koa.js'
 import { bindNest, isNestApp } from './adapters/nest.js'
 
+/** An Express app as its types describe it: callable, with the prototype of its requests. */
+type ExpressAppOf<Request> = ((...args: never[]) => unknown) & {
+  request: Request
+  response: unknown
+}
+/** A Koa app as its types describe it: it creates the contexts its middleware receives. */
+interface KoaAppOf<Context> {
+  middleware: unknown[]
+  createContext(...args: never[]): Context
+}
+
 /**
  * Binds Routemeter to a Koa (2, 3), Express (4, 5), Fastify (4, 5), NestJS
- * (on Express or Fastify) or Hono (4, on @hono/node-server) app: every request is timed from before the app's
- * first middleware (Fastify: before its routing and hooks) and recorded per
- * endpoint into the SQLite file `options.database`.
+ * (on Express or Fastify) or Hono (4, on @hono/node-server) app: every
+ * request is timed from before the app's first middleware (Fastify: before
+ * its routing and hooks) and recorded per endpoint into the SQLite file
+ * `options.database`. `groupBy` and `getIp` receive Express's `req`, Koa's
+ * `ctx`, Fastify's `request`, Hono's context `c`.
  */
+export function bind<Request>(
+  app: ExpressAppOf<Request>,
+  options?: RoutemeterOptions<Request>,
+): RoutemeterHandle
+export function bind<Context>(
+  app: KoaAppOf<Context>,
+  options?: RoutemeterOptions<Context>,
+): RoutemeterHandle
+export function bind(app: object, options?: RoutemeterOptions): RoutemeterHandle
 export function bind(app: unknown, options?: RoutemeterOptions): RoutemeterHandle {
   if (isExpressApp(app)) return bindExpress(app, options)
   if (isKoaApp(app)) return bindKoa(app, options)

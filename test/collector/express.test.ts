@@ -39,7 +39,7 @@ it('the aliases are the versions under test', () => {
   expect((require('express4/package.json') as { version: string }).version).toMatch(/^4\./)
 })
 
-function bindApp(app: unknown, options: Parameters<typeof bind>[1]): RoutemeterHandle {
+function bindApp(app: object, options: Parameters<typeof bind>[1]): RoutemeterHandle {
   const handle = bind(app, options)
   defer(() => handle.close())
   return handle

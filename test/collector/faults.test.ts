@@ -51,7 +51,7 @@ afterAll(removeTempDirs)
 type Framework = 'express' | 'koa'
 
 /** The same small app, with or without the collector; deterministic answers. */
-function faultApp(framework: Framework): unknown {
+function faultApp(framework: Framework): object {
   if (framework === 'express') {
     const app = express()
     app.use(express.text())

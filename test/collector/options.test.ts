@@ -79,6 +79,22 @@ describe('option validation', () => {
     )
   })
 
+  it("infers groupBy's parameter: Express's req, Koa's ctx (checked by the type check); a string is no app", () => {
+    const fromExpress = bind(express(), {
+      database: tempDatabase(),
+      groupBy: (req) => req.get('x-user'),
+      getIp: (req) => req.ip ?? null,
+    })
+    const fromKoa = bind(new Koa(), {
+      database: tempDatabase(),
+      groupBy: (ctx) => ctx.get('x-user') || undefined,
+    })
+    fromExpress.close()
+    fromKoa.close()
+    // @ts-expect-error: bind takes an application, which a string is not
+    expect(() => bind('app', { database: tempDatabase() })).toThrow(/got the string "app"/)
+  })
+
   it('rejects options that are not an object, and an app of no supported framework', () => {
     expect(() => bind(new Koa(), 'metrics.db' as never)).toThrow(TypeError)
     expect(() => bind(new Koa(), null as never)).toThrow(TypeError)

@@ -19,7 +19,11 @@ export { describeValue }
  */
 export type RequestLike = unknown
 
-export interface RoutemeterOptions {
+/**
+ * `Subject` is what `groupBy` and `getIp` receive: `bind` infers it for
+ * Express (its `req`) and Koa (its `ctx`).
+ */
+export interface RoutemeterOptions<Subject = RequestLike> {
   /** Path of the SQLite metrics file; its folder is created if missing. Default `./routemeter.db`. */
   database?: string
   /** The application's version. Default: the git commit of `git`, else package.json's version. */
@@ -29,9 +33,9 @@ export interface RoutemeterOptions {
   /** The user or group of a request, e.g. from a session. Called when the response ends. */
   // Method syntax on purpose: a function typed for the framework's own request
   // (`(req: express.Request) => ...`, `(ctx: Koa.Context) => ...`) is accepted without a cast.
-  groupBy?(request: RequestLike): string | number | null | undefined
+  groupBy?(request: Subject): string | number | null | undefined
   /** The client's IP. Default: the socket's address, or the framework's proxy-aware IP when the app trusts proxies. */
-  getIp?(request: RequestLike): string | null | undefined
+  getIp?(request: Subject): string | null | undefined
   /** Monitoring level of endpoints seen for the first time. Default 1. */
   defaultLevel?: MonitorLevel
   /**

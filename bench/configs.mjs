@@ -14,6 +14,7 @@ export const CONFIGS = {
     'sqlite-batch',
   ],
   koa: ['bare', 'routemeter-0', 'routemeter-1', 'otel', 'sqlite-batch'],
+  fastify: ['bare', 'routemeter-0', 'routemeter-1', 'fastify-metrics', 'sqlite-batch'],
 }
 
 /**

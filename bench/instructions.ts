@@ -60,6 +60,14 @@ const WARMUP_RUNS = 8
 export const INSTRUCTION_CONFIGS: Record<string, string[]> = {
   express: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch', ...LEVEL2_CONFIGS],
   koa: ['bare', 'routemeter-0', 'routemeter-1', 'sqlite-batch', ...LEVEL2_CONFIGS],
+  fastify: [
+    'bare',
+    'routemeter-0',
+    'routemeter-1',
+    'fastify-metrics',
+    'sqlite-batch',
+    'routemeter-2',
+  ],
 }
 
 export interface InstructionOptions {

@@ -1,8 +1,8 @@
 /**
- * One benchmark server: a hello-world Express 5 or Koa 3 app with one way of
- * recording requests, alone in its process (the runner pins it to a core).
+ * One benchmark server: a hello-world Express 5, Koa 3 or Fastify 5 app with
+ * one way of recording requests, alone in its process (the runner pins it to a core).
  *
- *   node bench/server.mjs <express|koa> <config> [--db FILE] [--max-buffered N] [--time-scale N]
+ *   node bench/server.mjs <express|koa|fastify> <config> [--db FILE] [--max-buffered N] [--time-scale N]
  *
  * --time-scale N multiplies the recorders' timers (Routemeter's flush and level
  * poll, the batch middleware's flush): under callgrind a request takes about
@@ -131,7 +131,7 @@ function main() {
     !RETENTION_CONFIGS.includes(config)
   ) {
     throw new Error(
-      `usage: server.mjs <express|koa> <config>; configs: ${JSON.stringify(CONFIGS)}, ${LEVEL2_CONFIGS.join(', ')}`,
+      `usage: server.mjs <express|koa|fastify> <config>; configs: ${JSON.stringify(CONFIGS)}, ${LEVEL2_CONFIGS.join(', ')}`,
     )
   }
   const awaits = config.endsWith('-awaits') ? AWAITS : 0
@@ -173,7 +173,40 @@ function main() {
 
   const http = require('node:http')
   let server
-  if (framework === 'express') {
+  /** resolves when the app can take requests (Fastify loads its plugins first) */
+  let ready = Promise.resolve()
+  if (framework === 'fastify') {
+    const app = require('fastify')({ logger: false })
+    if (config.startsWith('routemeter-')) bindRoutemeter(app)
+    if (config === 'fastify-metrics') {
+      // Prometheus histograms per route, served at /metrics (as prom-bundle for Express).
+      app.register(require('fastify-metrics').default, { endpoint: '/metrics' })
+    }
+    if (batch !== undefined) {
+      app.decorateRequest('startedAt', 0)
+      app.addHook('onRequest', (request, _reply, done) => {
+        request.startedAt = performance.now()
+        done()
+      })
+      app.addHook('onResponse', (request, reply, done) => {
+        batch.push({
+          time: Date.now(),
+          method: request.method,
+          route: request.routeOptions.url ?? '(unmatched)',
+          status: reply.statusCode,
+          durationUs: Math.round((performance.now() - request.startedAt) * 1000),
+        })
+        done()
+      })
+    }
+    app.get('/', async () => {
+      if (awaits > 0) await work()
+      return 'hello world'
+    })
+    app.get('/other', async () => 'other')
+    server = app.server
+    ready = app.ready()
+  } else if (framework === 'express') {
     const express = require('express')
     const app = express()
     if (config.startsWith('routemeter-')) bindRoutemeter(app)
@@ -240,24 +273,26 @@ function main() {
     server = http.createServer(app.callback())
   }
 
-  server.listen(0, '127.0.0.1', () => {
-    // After the collector's own discovery of the routes (queued at bind, before this).
-    setImmediate(() => {
-      // routemeter-1-beside-2: the other endpoint goes to level 2 as the desktop app sets it.
-      if (config.startsWith('routemeter-1-beside-2')) {
-        routemeter.flush()
-        const Database = require('better-sqlite3')
-        const db = new Database(database)
-        const changed = db
-          .prepare("UPDATE endpoint SET monitor_level = 2 WHERE route = '/other'")
-          .run().changes
-        db.close()
-        if (changed !== 1) throw new Error(`${config}: /other is not in the file`)
-        routemeter.refreshLevels()
-      }
-      console.log(`listening ${server.address().port}`)
-    })
-  })
+  void ready.then(() =>
+    server.listen(0, '127.0.0.1', () => {
+      // After the collector's own discovery of the routes (queued at bind, before this).
+      setImmediate(() => {
+        // routemeter-1-beside-2: the other endpoint goes to level 2 as the desktop app sets it.
+        if (config.startsWith('routemeter-1-beside-2')) {
+          routemeter.flush()
+          const Database = require('better-sqlite3')
+          const db = new Database(database)
+          const changed = db
+            .prepare("UPDATE endpoint SET monitor_level = 2 WHERE route = '/other'")
+            .run().changes
+          db.close()
+          if (changed !== 1) throw new Error(`${config}: /other is not in the file`)
+          routemeter.refreshLevels()
+        }
+        console.log(`listening ${server.address().port}`)
+      })
+    }),
+  )
   // Writes what the recorder holds now, then says so: a callgrind pass ends with its own rows written.
   process.on('SIGUSR2', () => {
     routemeter?.flush()

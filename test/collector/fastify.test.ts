@@ -6,13 +6,13 @@
  * under its prefix, and a bind() that comes too late.
  */
 import { createRequire } from 'node:module'
-import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { afterAll, describe, expect, it } from 'vitest'
 import { bind, UNMATCHED_ROUTE, type RoutemeterHandle } from 'routemeter'
 import {
   countRequests,
+  listen,
   defer,
   endpointKeys,
   readEndpoints,
@@ -43,12 +43,6 @@ function bindApp(app: FastifyInstance, options: Parameters<typeof bind>[1]): Rou
   const handle = bind(app, options)
   defer(() => handle.close())
   return handle
-}
-
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  defer(() => app.close())
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 }
 
 /** Routes in plugins nested two deep with prefixes, hooks, errors, streams. */
@@ -121,7 +115,7 @@ describe.each([
       groupBy: (request) => (request as FastifyRequest).headers['x-team'] as string | undefined,
     })
     routes(app)
-    const url = await listen(app)
+    const { url } = await listen(app)
 
     const replies = [
       await request(`${url}/api/users`, { headers: { 'x-team': 'red' } }),
@@ -160,7 +154,7 @@ describe.each([
     const app = create({ logger: false })
     const handle = bindApp(app, { database })
     routes(app)
-    const url = await listen(app)
+    const { url } = await listen(app)
 
     for (let i = 0; i < 6; i++) {
       const reply = await request(`${url}/nope/${i}`, { method: i % 3 === 0 ? 'PUT' : 'GET' })
@@ -206,7 +200,7 @@ describe.each([
     const app = create({ logger: false })
     const handle = bindApp(app, { database })
     routes(app)
-    const url = await listen(app)
+    const { url } = await listen(app)
 
     expect((await request(`${url}/api/stream`)).body).toBe('chunk 0\nchunk 1\nchunk 2\nchunk 3\n')
     expect((await requestAndAbort(`${url}/api/endless`)).status).toBe(200)
@@ -251,7 +245,7 @@ describe.each([
     const app = create({ logger: false })
     const handle = bindApp(app, { database, remote: { token: TOKEN } })
     routes(app)
-    const url = await listen(app)
+    const { url } = await listen(app)
     await request(`${url}/api/users/1`)
     const info = await request(`${url}/routemeter/info`, {
       headers: { authorization: `Bearer ${TOKEN}` },

@@ -7,6 +7,9 @@
  */
 import Database from 'better-sqlite3'
 import express from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
+import { HTTPException } from 'hono/http-exception'
 import Koa from 'koa'
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -48,12 +51,16 @@ afterAll(removeTempDirs)
 
 // ---------------------------------------------------------------- apps and their answers
 
-type Framework = 'express' | 'koa'
+type Framework = 'express' | 'koa' | 'fastify' | 'hono'
 
-/** The same small app, with or without the collector; deterministic answers. */
-function faultApp(framework: Framework): object {
+/**
+ * The same small app, with or without the collector; deterministic answers.
+ * `first` runs on the app before its routes (where bind() goes).
+ */
+function faultApp(framework: Framework, first: (app: object) => void = () => undefined): object {
   if (framework === 'express') {
     const app = express()
+    first(app)
     app.use(express.text())
     app.get('/json/:id', (req, res) => {
       res.json({ id: req.params.id, list: [1, 2, 3] })
@@ -81,7 +88,42 @@ function faultApp(framework: Framework): object {
     app.set('env', 'test')
     return app
   }
+  if (framework === 'fastify') {
+    const app = Fastify({ logger: false })
+    first(app)
+    app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, body, done) =>
+      done(null, body),
+    )
+    app.get('/json/:id', async (request) => ({
+      id: (request.params as { id: string }).id,
+      list: [1, 2, 3],
+    }))
+    app.post('/echo', async (request, reply) => {
+      reply.code(201).type('text/plain')
+      return `echo:${String(request.body)}`
+    })
+    app.get('/teapot', async () => {
+      throw Object.assign(new Error('teapot'), { statusCode: 418 })
+    })
+    app.get('/stream', async (_request, reply) => {
+      reply.type('text/plain')
+      return 'part 0\npart 1\npart 2\n'
+    })
+    return app
+  }
+  if (framework === 'hono') {
+    const app = new Hono()
+    first(app)
+    app.get('/json/:id', (c) => c.json({ id: c.req.param('id'), list: [1, 2, 3] }))
+    app.post('/echo', async (c) => c.text(`echo:${await c.req.text()}`, 201))
+    app.get('/teapot', () => {
+      throw new HTTPException(418, { message: 'teapot' })
+    })
+    app.get('/stream', (c) => c.text('part 0\npart 1\npart 2\n'))
+    return app
+  }
   const app = new Koa()
+  first(app)
   app.silent = true
   app.use(async (ctx) => {
     if (ctx.path.startsWith('/json/')) ctx.body = { id: ctx.path.slice(6), list: [1, 2, 3] }
@@ -143,12 +185,14 @@ interface Bound {
 async function boundApp(framework: Framework, options: Parameters<typeof bind>[1]): Promise<Bound> {
   const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined)
   defer(() => warn.mockRestore())
-  const app = faultApp(framework)
-  const handle = bind(app, { flushInterval: 50, ...options })
-  defer(() => handle.close())
+  let handle: RoutemeterHandle | undefined
+  const app = faultApp(framework, (created) => {
+    handle = bind(created, { flushInterval: 50, ...options })
+  })
+  defer(() => handle!.close())
   const { url } = await listen(app)
   return {
-    handle,
+    handle: handle!,
     url,
     warnings: () =>
       warn.mock.calls.map((args) => String(args[0])).filter((w) => w.includes('[routemeter]')),
@@ -208,7 +252,7 @@ async function existingFile(database: string): Promise<number> {
 // ---------------------------------------------------------------- the cases
 
 describe('faults', () => {
-  it.each<Framework>(['express', 'koa'])(
+  it.each<Framework>(['express', 'koa', 'fastify', 'hono'])(
     'a healthy file, %s: same answers as without the collector, every request recorded',
     async (framework) => {
       const database = tempDatabase()
@@ -220,7 +264,7 @@ describe('faults', () => {
     },
   )
 
-  it.each<Framework>(['express', 'koa'])(
+  it.each<Framework>(['express', 'koa', 'fastify', 'hono'])(
     'a corrupt file (random bytes), %s: same answers, one warning, file untouched',
     async (framework) => {
       const database = tempDatabase()

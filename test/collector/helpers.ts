@@ -3,6 +3,7 @@
  * port 0, real HTTP requests, a second better-sqlite3 connection to read what
  * the collector wrote, and polling with a deadline instead of fixed sleeps.
  */
+import { serve } from '@hono/node-server'
 import Database from 'better-sqlite3'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -107,17 +108,45 @@ async function listening(server: Server): Promise<Listening> {
   }
 }
 
+/** The parts of a Fastify instance and a Hono app that starting them needs. */
+interface FastifyLike {
+  server: Server
+  listen(options: { port: number; host: string }): Promise<unknown>
+  close(): Promise<unknown>
+}
+interface HonoLike {
+  fetch: (request: Request) => Response | Promise<Response>
+  routes: unknown[]
+}
+
 /**
- * Starts a Koa or Express app with its own `app.listen(0, '127.0.0.1')` (which
- * the collector wraps to discover routes), or a plain handler with
- * http.createServer. The server is closed when the test ends.
+ * Starts an app on port 0 as its framework does: Koa and Express with their
+ * own `app.listen(0, '127.0.0.1')` (which the collector wraps to discover
+ * routes), Fastify with `listen({ port: 0 })`, Hono with @hono/node-server's
+ * `serve`, a plain handler with http.createServer. The server is closed when
+ * the test ends.
  */
 export async function listen(app: unknown): Promise<Listening> {
-  const listenable = app as { listen?: (...args: unknown[]) => Server }
-  const server =
-    typeof listenable.listen === 'function'
-      ? listenable.listen(0, '127.0.0.1')
-      : createServer(app as Handler).listen(0, '127.0.0.1')
+  const candidate = app as Partial<FastifyLike & HonoLike> & {
+    listen?: (...args: unknown[]) => unknown
+  }
+  let server: Server
+  if (candidate.server !== undefined && typeof candidate.close === 'function') {
+    const fastify = app as FastifyLike
+    await fastify.listen({ port: 0, host: '127.0.0.1' })
+    defer(() => fastify.close())
+    server = fastify.server
+  } else if (typeof candidate.fetch === 'function' && Array.isArray(candidate.routes)) {
+    server = serve({
+      fetch: candidate.fetch,
+      port: 0,
+      hostname: '127.0.0.1',
+    }) as unknown as Server
+  } else if (typeof candidate.listen === 'function') {
+    server = candidate.listen(0, '127.0.0.1') as Server
+  } else {
+    server = createServer(app as Handler).listen(0, '127.0.0.1')
+  }
   const running = await listening(server)
   defer(() => running.close())
   return running

@@ -6,8 +6,6 @@
  * listed before any request, the remote API, a request that does not come
  * through Node (fetch called directly).
  */
-import type { AddressInfo } from 'node:net'
-import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { stream } from 'hono/streaming'
@@ -16,6 +14,7 @@ import { bind, UNMATCHED_ROUTE, type RoutemeterOptions } from 'routemeter'
 import {
   defer,
   errorSink,
+  listen,
   readEndpoints,
   readRequests,
   removeTempDirs,
@@ -76,19 +75,6 @@ function honoApp(options: RoutemeterOptions) {
   return { app, handle }
 }
 
-async function listen(app: Hono): Promise<string> {
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
-  await new Promise((resolve) => server.once('listening', resolve))
-  defer(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
-      }),
-  )
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
-
 describe('Hono on @hono/node-server', () => {
   it("records the templates of mounted sub-apps, a middleware's answer on its route, 404s and errors", async () => {
     const database = tempDatabase()
@@ -98,7 +84,7 @@ describe('Hono on @hono/node-server', () => {
       groupBy: (c) =>
         (c as { req: { header(name: string): string | undefined } }).req.header('x-team'),
     })
-    const url = await listen(app)
+    const { url } = await listen(app)
 
     const statuses = [
       (await request(`${url}/api/users`, { headers: { 'x-team': 'red' } })).status,
@@ -131,7 +117,7 @@ describe('Hono on @hono/node-server', () => {
   it('times a streamed reply to its end, and keeps an aborted one with aborted = 1', async () => {
     const database = tempDatabase()
     const { app, handle } = honoApp({ database })
-    const url = await listen(app)
+    const { url } = await listen(app)
     expect((await request(`${url}/api/stream`)).body).toBe('chunk 0\nchunk 1\nchunk 2\nchunk 3\n')
     expect((await requestAndAbort(`${url}/api/endless`)).status).toBe(200)
     const rows = await waitFor('the aborted request to be written', () => {
@@ -147,7 +133,7 @@ describe('Hono on @hono/node-server', () => {
   it('lists the routes before any request, and serves the remote API unrecorded', async () => {
     const database = tempDatabase()
     const { app, handle } = honoApp({ database, remote: { token: TOKEN } })
-    const url = await listen(app)
+    const { url } = await listen(app)
     const keys = await waitFor('discovered endpoints', () => {
       const rows = readEndpoints(database)
       return rows.length > 0 && rows.map((e) => `${e.method} ${e.route}`)
@@ -183,5 +169,13 @@ describe('Hono on @hono/node-server', () => {
     ])
     handle.flush()
     expect(handle.stats().written).toBe(0)
+  })
+
+  it('refuses to bind an app that already has routes, naming the first', () => {
+    const app = new Hono()
+    app.get('/early', (c) => c.text('early'))
+    expect(() => bind(app, { database: tempDatabase() })).toThrow(
+      /bind\(hono\) must come right after new Hono\(\).*GET \/early first/,
+    )
   })
 })

@@ -84,6 +84,13 @@ const honoHooks: FrameworkHooks<HonoContext> = {
 
 /** Installs the collector on a Hono app; call it right after `new Hono()`, before any route. */
 export function bindHono(app: HonoApp, options?: RoutemeterOptions): RoutemeterHandle {
+  // Hono runs middleware in the order registered: one added after a route never sees its requests.
+  if (app.routes.length > 0) {
+    throw new TypeError(
+      `routemeter: bind(hono) must come right after new Hono(), before any route or middleware; ` +
+        `this app has ${app.routes.length} already (${app.routes[0]!.method} ${app.routes[0]!.path} first), whose requests would not be recorded`,
+    )
+  }
   const resolved = resolveOptions(options)
   const collector = new Collector<HonoContext>(resolved, honoHooks)
   const remote = remoteOf(resolved, collector)

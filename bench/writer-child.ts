@@ -98,6 +98,7 @@ function batchOf(from: number, to: number, time: number) {
     touched: new Float64Array(0),
     discovered: new Int32Array(0),
     outliers: [],
+    profiles: [],
   }
 }
 

@@ -144,7 +144,14 @@ describe('createCollector (plain http)', () => {
     expect(rows.every((r) => r.ip === '127.0.0.1' && r.version === 'http-1')).toBe(true)
     expect(rows.every((r) => r.aborted === 0 && r.duration_us > 0)).toBe(true)
     expect(rows[3]!.duration_us).toBeGreaterThanOrEqual(50_000)
-    expect(c.stats()).toEqual({ written: 7, pending: 0, dropped: 0, errors: 0, writerThread: true })
+    expect(c.stats()).toEqual({
+      written: 7,
+      pending: 0,
+      dropped: 0,
+      errors: 0,
+      writerThread: true,
+      profiling: false,
+    })
     expect(c.database).toBe(database)
     expect(c.version).toEqual({ name: 'http-1', source: 'option' })
   })

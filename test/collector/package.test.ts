@@ -34,7 +34,7 @@ const options: RoutemeterOptions = {
   retention: { requests: '14d' },
 }
 export const collector = createCollector(options)
-export function attach(app: unknown) {
+export function attach(app: object) {
   return bind(app, options)
 }
 export function report(path: string): Comparison {

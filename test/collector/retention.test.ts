@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { bind, createCollector } from '../../collector/src/index.js'
 import { SCHEMA_VERSION } from 'routemeter/schema'
 import { MetricsStore } from 'routemeter/writer'
+import { encodeProfile } from '../../collector/src/profiles/folded.js'
 import { DashboardService } from '../../src-main/services/dashboard.js'
 import { buildMetricsFile, downgrade, FIXTURE_NOW, scalar } from '../fixtures/metrics-files.js'
 import {
@@ -130,6 +131,27 @@ describe('retention', () => {
     expect(await viewTotals(path, from, FIXTURE_NOW)).toEqual(before)
     expect(sizeOnDisk(path)).toBeLessThan(sizeBefore * 0.75)
     expect(scalar(path, 'PRAGMA integrity_check')).toBe('ok' as never)
+  })
+
+  it('level 3 profiles older than retention.profiles go, newer ones stay', () => {
+    const path = buildMetricsFile(makeTempDir(), { days: 2, requests: 100 })
+    const tree = encodeProfile({
+      intervalUs: 5000,
+      frames: [{ name: 'work', url: 'file:///app.js', line: 1 }],
+      stacks: [[[0], 3]],
+    })
+    const hourNow = Math.floor(FIXTURE_NOW / 3_600_000)
+    const db = new Database(path)
+    const insert = db.prepare('INSERT INTO profile VALUES (1, ?, 1, 0, 3, 5000, ?)')
+    for (const daysAgo of [40, 20, 2]) insert.run(hourNow - daysAgo * 24, tree)
+    db.close()
+    const store = new MetricsStore(path, VERSION, FIXTURE_NOW, undefined, 'n', undefined, {
+      retention: { profilesMs: 10 * DAY },
+    })
+    pruneAll(store, FIXTURE_NOW)
+    store.close()
+    expect(scalar(path, 'SELECT count(*) FROM profile')).toBe(1)
+    expect(scalar(path, 'SELECT hour FROM profile')).toBe(hourNow - 2 * 24)
   })
 
   it('a size cap reached while a Koa app serves: the oldest raw rows go, the app and the rollups go on', async () => {

@@ -203,6 +203,7 @@ describe('the columnar batch', () => {
       touched: new Float64Array(0),
       discovered: new Int32Array(0),
       outliers: [],
+      profiles: [],
     }
     const held = new HeldRequests()
     // Rows of an endpoint the file has at level 0 are left out.
@@ -264,6 +265,7 @@ describe('the batch writer after a fault', () => {
       touched: new Float64Array(0),
       discovered: new Int32Array(0),
       outliers: [],
+      profiles: [],
     }
   }
 

@@ -20,6 +20,7 @@ import {
   type WatchedRequest,
 } from '../outliers/watch.js'
 import type { OpenOperation } from '../outliers/operations.js'
+import { ProfileSampler } from '../profiles/sampler.js'
 import { ROW_ABORTED, ROW_OUTLIER } from '../retention/sampler.js'
 
 /** What an adapter tells the core about its framework. */
@@ -66,6 +67,8 @@ export interface CollectorStats {
   errors: number
   /** whether the file is written by a thread of its own (false: on the app's thread) */
   writerThread: boolean
+  /** whether V8's CPU profiler runs (some endpoint is at level 3) */
+  profiling: boolean
 }
 
 /** The handle `bind` returns. */
@@ -276,6 +279,8 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   private watched: Endpoint[] = []
   /** complete outliers, for the next batch */
   private outliers: OutlierRecord[] = []
+  /** level 3: the CPU profiler and the samples it gave each endpoint */
+  private readonly profiler: ProfileSampler
 
   constructor(
     options: ResolvedOptions,
@@ -293,6 +298,13 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       watchedEndpoints: () => this.watched,
       outlier: (record) => {
         if (this.outliers.length < MAX_HELD_OUTLIERS) this.outliers.push(record)
+      },
+      report: (error, kind) => this.report(error, kind),
+    })
+    this.profiler = new ProfileSampler(options.profiles.intervalUs, this.watch.context, {
+      slotOf: (request) => {
+        const endpoint = this.routedEndpoint(request as Tracked)
+        return endpoint?.level === 3 ? endpoint.slot : undefined
       },
       report: (error, kind) => this.report(error, kind),
     })
@@ -359,13 +371,25 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
    */
   inRequestContext<R>(res: ServerResponse, work: () => R): R {
     const tracked = (res as TrackedResponse)[kTracked]
-    return tracked === undefined || !tracked.watched ? work() : this.watch.run(tracked, work)
+    if (tracked === undefined || !tracked.watched) return work()
+    if (!this.profiler.running) return this.watch.run(tracked, work)
+    // Level 3: the code run here is the request's; after it, its caller's again.
+    const caller = this.watch.context.getStore()
+    this.profiler.mark(tracked)
+    try {
+      return this.watch.run(tracked, work)
+    } finally {
+      this.profiler.mark(caller)
+    }
   }
 
   /** Enters the request's async context for the rest of the caller's execution (createCollector's track). */
   enterRequestContext(res: ServerResponse): void {
     const tracked = (res as TrackedResponse)[kTracked]
-    if (tracked !== undefined && tracked.watched) this.watch.enterContext(tracked)
+    if (tracked !== undefined && tracked.watched) {
+      this.watch.enterContext(tracked)
+      this.profiler.mark(tracked)
+    }
   }
 
   /** The endpoint a request in flight is routed to so far (existing endpoints only). */
@@ -542,6 +566,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
 
   /** Levels the writer read from the file (another connection's changes win). */
   private applyLevels(levels: EndpointLevel[]): void {
+    if (this.profiler.running) this.safely('profiles', () => this.profiler.attributeNow())
     for (const [method, route, level] of levels) this.endpoint(method, route, true).level = level
     this.updateWatch()
   }
@@ -550,7 +575,11 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
   private updateWatch(): void {
     this.watched = this.slots.filter((endpoint) => endpoint.level >= 2)
     const active = !this.closed && (this.watched.length > 0 || this.options.defaultLevel >= 2)
-    this.safely('outliers', () => this.watch.setActive(active))
+    const profiling =
+      !this.closed &&
+      (this.watched.some((endpoint) => endpoint.level === 3) || this.options.defaultLevel === 3)
+    this.safely('outliers', () => this.watch.setActive(active, profiling))
+    this.safely('profiles', () => this.profiler.setActive(profiling))
   }
 
   /**
@@ -580,6 +609,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (
       this.batch.count === 0 &&
       this.outliers.length === 0 &&
+      !this.profiler.hasSamples &&
       this.touched.length === 0 &&
       this.discovered.length === 0 &&
       this.defined === this.slots.length
@@ -606,8 +636,9 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     const rows = this.batch.take()
     const outliers = this.outliers
     this.outliers = []
+    const profiles = this.profiler.take()
     return {
-      batch: { ...rows, firstSlot, endpoints, touched, discovered, outliers },
+      batch: { ...rows, firstSlot, endpoints, touched, discovered, outliers, profiles },
       rows: rows.count,
     }
   }
@@ -676,6 +707,7 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       pending: this.batch.count + Math.max(0, this.writer.outstanding()),
       ...this.counters,
       writerThread: this.writer.threaded,
+      profiling: this.profiler.running,
     }
   }
 
@@ -683,6 +715,8 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
     if (this.closed) return
     clearInterval(this.flushTimer)
     this.watch.setActive(false)
+    // The samples so far are attributed, then written with the rest.
+    this.safely('profiles', () => this.profiler.setActive(false))
     this.flushFinal()
     this.closed = true
     openCollectors.delete(this)

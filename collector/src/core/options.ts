@@ -84,6 +84,16 @@ export interface RoutemeterOptions<Subject = RequestLike> {
   retention?: RetentionOptions
   /** Raw rows kept per endpoint and second before sampling (the rollups count every request), or false. */
   sampling?: SamplingOptions | false
+  /** Level 3: how the CPU profiler samples while some endpoint is at level 3. */
+  profiles?: ProfileOptions
+}
+
+export interface ProfileOptions {
+  /**
+   * Milliseconds between two CPU samples (0.1 to 100). Shorter sees shorter
+   * functions and costs more. Default 5 (as Flask-MonitoringDashboard's).
+   */
+  samplingInterval?: number
 }
 
 export interface ResolvedOptions {
@@ -106,6 +116,8 @@ export interface ResolvedOptions {
   outliers: ResolvedOutliers
   /** what `retention` and `sampling` set explicitly; undefined: none */
   retention: ExplicitPolicy | undefined
+  /** level 3's sampling interval */
+  profiles: { intervalUs: number }
 }
 
 const KNOWN = new Set<string>([
@@ -128,6 +140,7 @@ const KNOWN = new Set<string>([
   'outliers',
   'retention',
   'sampling',
+  'profiles',
 ])
 
 function bad(name: string, expected: string, value: unknown): TypeError {
@@ -221,5 +234,22 @@ export function resolveOptions(options: unknown = {}): ResolvedOptions {
     remote: resolveRemote(o.remote),
     outliers: resolveOutliers(o.outliers),
     retention: resolveRetention(o.retention, o.sampling),
+    profiles: resolveProfiles(o.profiles),
   }
+}
+
+function resolveProfiles(value: unknown): ResolvedOptions['profiles'] {
+  if (value === undefined) return { intervalUs: 5000 }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw bad('profiles', 'an object such as { samplingInterval: 5 }', value)
+  }
+  for (const name of Object.keys(value)) {
+    if (name !== 'samplingInterval')
+      throw new TypeError(`routemeter: unknown option "profiles.${name}"`)
+  }
+  const ms = (value as { samplingInterval?: unknown }).samplingInterval ?? 5
+  if (typeof ms !== 'number' || !(ms >= 0.1 && ms <= 100)) {
+    throw bad('profiles.samplingInterval', 'a number of milliseconds from 0.1 to 100', ms)
+  }
+  return { intervalUs: Math.round(ms * 1000) }
 }

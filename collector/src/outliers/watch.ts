@@ -132,13 +132,25 @@ export class OutlierWatch {
     return this.timer !== undefined
   }
 
-  /** Whether requests run in an async context that ties operations to them (watching, and `operations`). */
+  /** whether some endpoint is at level 3 (its CPU samples need the requests' context) */
+  private profiling = false
+
+  /**
+   * Whether requests run in an async context that ties operations to them
+   * (watching, and `operations`) or CPU samples (level 3).
+   */
   get attributing(): boolean {
-    return this.timer !== undefined && this.options.operations
+    return this.timer !== undefined && (this.options.operations || this.profiling)
   }
 
-  /** Starts or stops watching. */
-  setActive(active: boolean): void {
+  /** The requests' async context: the request whose code runs. */
+  get context(): OperationTracker['context'] {
+    return this.operations.context
+  }
+
+  /** Starts or stops watching; `profiling`: some endpoint is at level 3. */
+  setActive(active: boolean, profiling = false): void {
+    this.profiling = active && profiling
     if (active === this.active) return
     if (active) {
       this.sampler.start(performance.now())

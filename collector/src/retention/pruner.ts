@@ -105,6 +105,7 @@ export class Pruner {
       yield* this.pruneRequests(now - policy.requestsMs, countedThrough)
     }
     if (policy.outliersMs !== null) yield* this.pruneOutliers(now - policy.outliersMs)
+    if (policy.profilesMs !== null) yield* this.pruneProfiles(now - policy.profilesMs)
     if (policy.rollupsMs !== null) yield* this.pruneRollups(now - policy.rollupsMs)
     if (policy.maxFileSizeBytes !== null)
       yield* this.capSize(policy.maxFileSizeBytes, countedThrough)
@@ -149,6 +150,21 @@ export class Pruner {
     while (this.db.transaction(() => remove.run(cutoff).changes).immediate() === OUTLIER_CHUNK)
       yield
     this.keptSince(KEPT_SINCE_KEYS.outliers, cutoff)
+    yield
+  }
+
+  /** Level 3's profiles of the hours before `cutoff` (files before schema 9 have none). */
+  private *pruneProfiles(cutoff: number): Generator<void, void, void> {
+    const exists = this.db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profile'")
+      .get()
+    if (exists === undefined) return
+    const remove = this.db.prepare(
+      `DELETE FROM profile WHERE (endpoint_id, hour, version_id, node_id) IN
+         (SELECT endpoint_id, hour, version_id, node_id FROM profile WHERE hour < ? LIMIT ${OUTLIER_CHUNK})`,
+    )
+    const hour = hourOf(cutoff)
+    while (this.db.transaction(() => remove.run(hour).changes).immediate() === OUTLIER_CHUNK) yield
     yield
   }
 

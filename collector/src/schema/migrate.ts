@@ -8,6 +8,7 @@ import { up as requestSpans } from './migrations/0005-request-spans.js'
 import { up as outliers } from './migrations/0006-outliers.js'
 import { up as retention } from './migrations/0007-retention.js'
 import { up as releaseTags } from './migrations/0008-release-tags.js'
+import { up as profiles } from './migrations/0009-profiles.js'
 
 /** The part of a better-sqlite3 connection that migrations use. */
 export type MigrationDb = Pick<
@@ -25,6 +26,7 @@ const MIGRATIONS: ReadonlyArray<(db: MigrationDb) => void> = [
   outliers,
   retention,
   releaseTags,
+  profiles,
 ]
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) {

@@ -6,7 +6,7 @@
  */
 
 /** `PRAGMA user_version` of a file written by this version of the code. */
-export const SCHEMA_VERSION = 8
+export const SCHEMA_VERSION = 9
 
 /** `PRAGMA application_id` of every Routemeter file: "RMTR" in ASCII. */
 export const APPLICATION_ID = 0x524d5452

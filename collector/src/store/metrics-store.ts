@@ -6,6 +6,8 @@ import { dirname, resolve } from 'node:path'
 import type { OpenRequestStore, RequestStore } from './contract.js'
 import { FileIdentity, type FileState } from './file-header.js'
 import { HeldRequests } from '../writer/held-requests.js'
+import { decodeProfile, encodeProfile, mergeProfiles, sampleCount } from '../profiles/folded.js'
+import type { ProfileRecord } from '../profiles/sampler.js'
 import { RequestInsert } from './request-insert.js'
 import {
   invalidRequestRows,
@@ -187,6 +189,8 @@ export class MetricsStore implements RequestStore {
   private readonly touchEndpoint: Database.Statement
   private readonly selectEndpoints: Database.Statement
   private readonly insertOutlier: Database.Statement
+  private readonly readProfile: Database.Statement
+  private readonly writeProfile: Database.Statement
   private readonly setWeight: Database.Statement
   private readonly vacuums: Database.Statement
   private readonly pruner: Pruner
@@ -316,6 +320,13 @@ export class MetricsStore implements RequestStore {
        VALUES (?, ?, ?, ?, ?, ?, ${this.versionId}, ${this.nodeId}, ?, ?, ?, ?, ?, ?, ?)`,
     )
 
+    const profileKey = `endpoint_id = ? AND hour = ? AND version_id = ${this.versionId} AND node_id = ${this.nodeId}`
+    this.readProfile = db.prepare(`SELECT tree FROM profile WHERE ${profileKey}`).pluck()
+    this.writeProfile = db.prepare(
+      `INSERT OR REPLACE INTO profile (endpoint_id, hour, version_id, node_id, samples, interval_us, tree)
+       VALUES (?, ?, ${this.versionId}, ${this.nodeId}, ?, ?, ?)`,
+    )
+
     this.writeBatch = db.transaction(
       (
         requests: HeldRequests,
@@ -367,8 +378,31 @@ export class MetricsStore implements RequestStore {
             record.context,
           )
         }
+        for (const { endpoint, record } of requests.profiles)
+          this.mergeProfile(endpoint, record, now)
       },
     ).immediate
+  }
+
+  /** Adds an hour of an endpoint's CPU samples to the file's profile of that hour (level 3). */
+  private mergeProfile(endpoint: EndpointState, record: ProfileRecord, now: number): void {
+    const id = this.ensureEndpoint(endpoint, now)
+    const stored = this.readProfile.get(id, record.hour) as Uint8Array | undefined
+    let profile = record.profile
+    if (stored !== undefined) {
+      try {
+        profile = mergeProfiles(decodeProfile(stored), profile)
+      } catch {
+        // A row that does not decode is replaced: the new samples are kept.
+      }
+    }
+    this.writeProfile.run(
+      id,
+      record.hour,
+      sampleCount(profile),
+      profile.intervalUs,
+      encodeProfile(profile),
+    )
   }
 
   /**

@@ -306,6 +306,7 @@ function emptyBatch(): Batch {
     touched: new Float64Array(0),
     discovered: new Int32Array(0),
     outliers: [],
+    profiles: [],
   }
 }
 

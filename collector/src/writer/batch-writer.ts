@@ -85,6 +85,7 @@ export class BatchWriter {
     return (
       this.pending.count > 0 ||
       this.pending.outliers.length > 0 ||
+      this.pending.profiles.length > 0 ||
       this.touched.size > 0 ||
       this.discovered.length > 0
     )
@@ -114,6 +115,10 @@ export class BatchWriter {
     for (const record of batch.outliers) {
       const endpoint = this.slots[record.slot]
       if (endpoint !== undefined) this.pending.outliers.push({ endpoint, record })
+    }
+    for (const record of batch.profiles) {
+      const endpoint = this.slots[record.slot]
+      if (endpoint !== undefined) this.pending.profiles.push({ endpoint, record })
     }
     if (skipped > 0) this.events.settled(0, skipped, false)
   }

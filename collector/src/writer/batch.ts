@@ -7,6 +7,7 @@ import type { MonitorLevel } from '../schema/types.js'
 import { intern, type HeldRequests } from './held-requests.js'
 import type { EndpointState } from '../store/metrics-store.js'
 import type { OutlierRecord } from '../outliers/watch.js'
+import type { ProfileRecord } from '../profiles/sampler.js'
 
 /** An endpoint as the collector defines it for the writer; its slot is its place in the list. */
 export interface EndpointDefinition {
@@ -36,6 +37,8 @@ export interface Batch {
   discovered: Int32Array
   /** outliers completed since the last batch (level 2) */
   outliers: OutlierRecord[]
+  /** CPU samples attributed since the last batch, per endpoint and hour (level 3) */
+  profiles: ProfileRecord[]
 }
 
 /** Bytes of one row: time and duration (float64), endpoint, group and IP (int32), status, aborted. */

@@ -7,6 +7,13 @@
  */
 import type { EndpointState, PendingRequest } from '../store/metrics-store.js'
 import type { OutlierRecord } from '../outliers/watch.js'
+import type { ProfileRecord } from '../profiles/sampler.js'
+
+/** An endpoint's hour of CPU samples held for writing (level 3). */
+export interface HeldProfile {
+  endpoint: EndpointState
+  record: ProfileRecord
+}
 
 /** An outlier held for writing, with its endpoint. */
 export interface HeldOutlier {
@@ -33,6 +40,8 @@ export class HeldRequests {
   private ipIndex = new Map<string, number>()
   /** outliers (level 2), written with the requests */
   outliers: HeldOutlier[] = []
+  /** profiles (level 3), merged into the file's with the requests */
+  profiles: HeldProfile[] = []
 
   /** Room for `extra` more rows; returns the index of the first. */
   reserve(extra: number): number {
@@ -90,6 +99,7 @@ export class HeldRequests {
   clear(): void {
     this.count = 0
     this.outliers = []
+    this.profiles = []
     this.endpoint = []
     this.groups = []
     this.ips = []

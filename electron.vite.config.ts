@@ -9,6 +9,7 @@ const alias = [
   { find: /^routemeter\/schema$/, replacement: here('./collector/src/schema/index.ts') },
   { find: /^routemeter\/writer$/, replacement: here('./collector/src/writer.ts') },
   { find: /^routemeter\/compare$/, replacement: here('./collector/src/compare/index.ts') },
+  { find: /^routemeter\/profiles$/, replacement: here('./collector/src/profiles/index.ts') },
   { find: /^routemeter\/internal\/bulk$/, replacement: here('./collector/src/bulk/index.ts') },
   { find: /^routemeter$/, replacement: here('./collector/src/index.ts') },
 ]

@@ -10,6 +10,7 @@ export default defineConfig({
       { find: /^routemeter\/schema$/, replacement: here('./collector/src/schema/index.ts') },
       { find: /^routemeter\/writer$/, replacement: here('./collector/src/writer.ts') },
       { find: /^routemeter\/compare$/, replacement: here('./collector/src/compare/index.ts') },
+      { find: /^routemeter\/profiles$/, replacement: here('./collector/src/profiles/index.ts') },
       {
         find: /^routemeter\/internal\/bulk$/,
         replacement: here('./collector/src/bulk/index.ts'),

@@ -21,6 +21,8 @@ import type {
   VersionSource,
 } from 'routemeter/schema'
 import type { CompareTest, Comparison, Verdict } from 'routemeter/compare'
+import type { CpuProfile, FoldedProfile } from 'routemeter/profiles'
+export type { CpuProfile, FoldedProfile, ProfileFrame } from 'routemeter/profiles'
 export type { EndpointComparison, SideFigures } from 'routemeter/compare'
 
 export type {
@@ -112,6 +114,20 @@ export interface CompareArgs {
   candidateRange?: [from: number, to: number]
   /** the test behind the verdicts; default Mood's median test */
   test?: CompareTest
+}
+
+/** An endpoint's CPU profile (level 3) over a range: all versions, or those given. */
+export interface ProfileArgs extends EndpointArgs {
+  versionIds?: number[]
+}
+
+export interface EndpointProfile {
+  /** the versions with samples in range (for choosing), each with its samples */
+  versions: Array<Version & { samples: number }>
+  /** the merged profile of the versions asked for; null without a sample */
+  profile: FoldedProfile | null
+  /** stored rows that did not decode (left out) */
+  damagedRows: number
 }
 
 /** A comparison per endpoint, with every version (for choosing the sides) and each side's ids. */
@@ -439,6 +455,10 @@ export interface DashboardApi {
   outlierTimeline(args: EndpointArgs): Promise<OutlierTimeline>
   /** the file's size, its retention policy and the space each table takes */
   aboutFile(args: Record<string, never>): Promise<AboutFile>
+  /** level 3: an endpoint's CPU profile, merged over the range */
+  profile(args: ProfileArgs): Promise<EndpointProfile>
+  /** the same as a Chrome DevTools `.cpuprofile` (null: no sample) */
+  cpuProfile(args: ProfileArgs): Promise<CpuProfile | null>
   /** what a release changed, per endpoint, with a verdict */
   compare(args: CompareArgs): Promise<ReleaseComparison>
   setLevel(args: SetLevelArgs): Promise<Endpoint>

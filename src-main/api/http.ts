@@ -36,6 +36,8 @@ export const QUERY_FIELDS: { readonly [M in ApiMethod]: Readonly<Record<string, 
   outlier: { id: 'number' },
   outlierTimeline: { ...RANGE, endpointId: 'number' },
   aboutFile: {},
+  profile: { ...RANGE, endpointId: 'number', versionIds: 'numbers' },
+  cpuProfile: { ...RANGE, endpointId: 'number', versionIds: 'numbers' },
   compare: {
     baseline: 'numbers',
     candidate: 'numbers',

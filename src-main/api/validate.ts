@@ -16,6 +16,7 @@ import type {
   MonitorLevel,
   NodeArgs,
   OutlierArgs,
+  ProfileArgs,
   RangeArgs,
   RetentionSettings,
   SetLevelArgs,
@@ -163,6 +164,12 @@ function withOptionalEndpoint(method: ApiMethod, fields: Fields): HeatmapArgs & 
   return args
 }
 
+function profileArgs(method: ApiMethod, fields: Fields): ProfileArgs {
+  const result: ProfileArgs = withEndpoint(method, fields)
+  const versionIds = idList(method, fields, 'versionIds', 'version')
+  return versionIds === undefined ? result : { ...result, versionIds }
+}
+
 function monitorLevel(method: ApiMethod, fields: Fields): MonitorLevel {
   return integer(method, fields, 'level', 0, 3, ' (a monitor level)') as MonitorLevel
 }
@@ -245,6 +252,8 @@ export const VALIDATORS: Validators = {
   }),
   outlierTimeline: (args) => withEndpoint('outlierTimeline', fieldsOf('outlierTimeline', args)),
   aboutFile: () => ({}),
+  profile: (args) => profileArgs('profile', fieldsOf('profile', args)),
+  cpuProfile: (args) => profileArgs('cpuProfile', fieldsOf('cpuProfile', args)),
   compare: (args): CompareArgs => {
     const fields = fieldsOf('compare', args)
     const result: CompareArgs = {

@@ -81,6 +81,8 @@ const bridge: DashboardBridge = {
   outlierTimeline: (args) => invoke('outlierTimeline', args),
   aboutFile: (args) => invoke('aboutFile', args),
   compare: (args) => invoke('compare', args),
+  profile: (args) => invoke('profile', args),
+  cpuProfile: (args) => invoke('cpuProfile', args),
   setLevel: (args) => invoke('setLevel', args),
   setRetention: (args) => invoke('setRetention', args),
   onFileEvent(listener) {

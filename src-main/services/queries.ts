@@ -7,6 +7,9 @@ import type {
   AboutFile,
   ClientArgs,
   CompareArgs,
+  CpuProfile,
+  EndpointProfile,
+  ProfileArgs,
   ReleaseComparison,
   ClientBreakdown,
   EndpointArgs,
@@ -27,6 +30,7 @@ import type {
   StatusCodes,
   Utilization,
   VersionEvolution,
+  VersionEvolutionArgs,
   VersionUtilization,
 } from '../api/contract.js'
 import type { MetricsConnection } from './database.js'
@@ -38,6 +42,7 @@ import type { MetricsReader } from './views/reader.js'
 import { SqliteReader } from './views/sqlite-reader.js'
 import { versionEvolution, versionUtilization } from './views/versions.js'
 import { outlier, outliers, outlierTimeline } from './views/outliers.js'
+import { cpuProfile, profile } from './views/profiles.js'
 import { aboutFile } from './views/about.js'
 import { compare } from './views/compare.js'
 
@@ -65,7 +70,7 @@ export class MetricsQueries {
   performance(args: RangeArgs): EndpointBox[] {
     return performance(this.ctx, args)
   }
-  versionEvolution(args: EndpointArgs): VersionEvolution {
+  versionEvolution(args: VersionEvolutionArgs): VersionEvolution {
     return versionEvolution(this.ctx, args)
   }
   versionUtilization(args: RangeArgs): VersionUtilization {
@@ -97,5 +102,11 @@ export class MetricsQueries {
   }
   compare(args: CompareArgs): ReleaseComparison {
     return compare(this.ctx, args)
+  }
+  profile(args: ProfileArgs): EndpointProfile {
+    return profile(this.ctx, args)
+  }
+  cpuProfile(args: ProfileArgs): CpuProfile | null {
+    return cpuProfile(this.ctx, args)
   }
 }

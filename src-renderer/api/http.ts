@@ -153,6 +153,8 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
     outlierTimeline: (args) => call('outlierTimeline', args),
     aboutFile: (args) => call('aboutFile', args),
     compare: (args) => call('compare', args),
+    profile: (args) => call('profile', args),
+    cpuProfile: (args) => call('cpuProfile', args),
     setLevel: (args) => call('setLevel', args),
     setRetention: (args) => call('setRetention', args),
     onFileEvent(listener) {

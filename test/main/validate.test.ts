@@ -36,6 +36,8 @@ describe('validators', () => {
         'outlierTimeline',
         'outliers',
         'performance',
+        'profile',
+        'cpuProfile',
         'setLevel',
         'setRetention',
         'statusCodes',
@@ -78,6 +80,14 @@ describe('validators', () => {
 
   test('endpointId: required where the view is about one endpoint, optional elsewhere', () => {
     expect(rejection('versionEvolution', range)).toMatch(/"endpointId" must be an integer/)
+    expect(validateArgs('profile', { ...range, endpointId: 2, versionIds: [5, 5, 3] })).toEqual({
+      ...range,
+      endpointId: 2,
+      versionIds: [5, 3],
+    })
+    expect(rejection('cpuProfile', { ...range, endpointId: 2, versionIds: [0] })).toMatch(
+      /"versionIds" must hold version ids/,
+    )
     expect(
       validateArgs('versionEvolution', { ...range, endpointId: 1, timeline: 'releases' }),
     ).toEqual({ ...range, endpointId: 1, timeline: 'releases' })

@@ -85,6 +85,8 @@ function fakeBridge() {
     outlierTimeline: vi.fn<DashboardBridge['outlierTimeline']>(fail),
     aboutFile: vi.fn<DashboardBridge['aboutFile']>(fail),
     compare: vi.fn<DashboardBridge['compare']>(fail),
+    profile: vi.fn<DashboardBridge['profile']>(fail),
+    cpuProfile: vi.fn<DashboardBridge['cpuProfile']>(fail),
     setLevel: vi.fn<DashboardBridge['setLevel']>(fail),
     setRetention: vi.fn<DashboardBridge['setRetention']>(fail),
     onFileEvent: vi.fn<DashboardBridge['onFileEvent']>(() => () => undefined),

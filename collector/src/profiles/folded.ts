@@ -7,22 +7,9 @@
  * the desktop app builds its flame graphs and `.cpuprofile` exports from it.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
+import type { CpuProfile, FoldedProfile, ProfileFrame } from './types.js'
 
-/** One frame of a stack. */
-export interface ProfileFrame {
-  name: string
-  url: string
-  /** 1-based, as editors count; 0 when unknown */
-  line: number
-}
-
-export interface FoldedProfile {
-  /** µs between two samples */
-  intervalUs: number
-  frames: ProfileFrame[]
-  /** [frame indexes from the root down, samples] */
-  stacks: Array<[number[], number]>
-}
+export type { CpuProfile, FoldedProfile, ProfileFrame } from './types.js'
 
 /** Samples in a profile. */
 export function sampleCount(profile: FoldedProfile): number {
@@ -99,26 +86,6 @@ export function decodeProfile(bytes: Uint8Array): FoldedProfile {
     throw new TypeError('routemeter: not a stored profile')
   }
   return value
-}
-
-/** A Chrome DevTools `.cpuprofile` (what DevTools, VS Code and speedscope open). */
-export interface CpuProfile {
-  nodes: Array<{
-    id: number
-    callFrame: {
-      functionName: string
-      scriptId: string
-      url: string
-      lineNumber: number
-      columnNumber: number
-    }
-    hitCount: number
-    children: number[]
-  }>
-  startTime: number
-  endTime: number
-  samples: number[]
-  timeDeltas: number[]
 }
 
 /**

@@ -163,6 +163,17 @@ export interface MetricsReader {
   clientName(kind: ClientKind, id: number): string | undefined
   clientId(kind: ClientKind, name: string): number | undefined
 
+  /**
+   * Level 3's profiles of an endpoint in [fromHour, toHour), on the nodes
+   * given (all: undefined): [version id, samples, interval µs, tree]. None
+   * before schema 9.
+   */
+  profiles(
+    endpointId: number,
+    nodeIds: readonly number[] | undefined,
+    fromHour: number,
+    toHour: number,
+  ): Array<[number, number, number, Uint8Array]>
   /** what one release changed against another, per endpoint (routemeter/compare) */
   compareReleases(options: CompareOptions): Comparison
 

@@ -62,6 +62,8 @@ const COLUMN_SQL: Record<RequestColumn, string> = {
 
 /** Schema 7 added request.weight; older requests each stand for one. */
 const WEIGHT_SINCE = 7
+/** the schema that has level 3's profile table */
+const PROFILES_SINCE = 9
 /** Schema 8 added version.tags. */
 const TAGS_SINCE = 8
 
@@ -417,6 +419,28 @@ export class SqliteReader implements MetricsReader {
 
   hasOutliers(): boolean {
     return this.schemaVersion >= 6
+  }
+
+  profiles(
+    endpointId: number,
+    nodeIds: readonly number[] | undefined,
+    fromHour: number,
+    toHour: number,
+  ): Array<[number, number, number, Uint8Array]> {
+    if (this.schemaVersion < PROFILES_SINCE) return []
+    return this.sql(
+      `SELECT version_id, samples, interval_us, tree FROM profile
+       WHERE endpoint_id = @endpointId AND hour >= @fromHour AND hour < @toHour
+         AND ${NODES('node_id')}`,
+    )
+      .raw()
+      .all({
+        allNodes: nodeIds === undefined ? 1 : 0,
+        nodes: JSON.stringify(nodeIds ?? []),
+        endpointId,
+        fromHour,
+        toHour,
+      }) as Array<[number, number, number, Uint8Array]>
   }
 
   outlierCounts(scope: Scope, from: number, to: number): Array<[number, number]> {

@@ -1,0 +1,9 @@
+export {
+  decodeProfile,
+  encodeProfile,
+  FoldedBuilder,
+  mergeProfiles,
+  sampleCount,
+  toCpuProfile,
+} from './folded.js'
+export type * from './types.js'

@@ -44,5 +44,12 @@ export const LEVEL2_CONFIGS = [
  */
 export const RETENTION_CONFIGS = ['routemeter-1-unsampled']
 
+/**
+ * Level 3's configurations (bench/profiles.ts), Express: the hello-world
+ * endpoint does 1 ms of CPU work in a function of its own, at level 2, or at
+ * level 3 while /other stays at level 2.
+ */
+export const PROFILE_CONFIGS = ['routemeter-2-cpu', 'routemeter-3-cpu']
+
 /** Promises the '-awaits' configurations' handler awaits. */
 export const AWAITS = 100

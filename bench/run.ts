@@ -23,6 +23,7 @@ import {
   fixed,
   machine,
   percent,
+  spread,
   ROOT,
   table,
   targetLine,
@@ -41,9 +42,10 @@ import {
 import { runOverhead, type ConfigSummary } from './overhead.js'
 import { runViewer, type ViewerFigures } from './viewer.js'
 import { runWriter, type WriterFigures } from './writer.js'
+import { runProfiles, type ProfileFigures } from './profiles.js'
 import { runRetention, type RetentionFigures } from './retention.js'
 
-const SECTIONS = ['overhead', 'instructions', 'writer', 'viewer', 'retention'] as const
+const SECTIONS = ['overhead', 'instructions', 'writer', 'viewer', 'retention', 'profiles'] as const
 type Section = (typeof SECTIONS)[number]
 
 /** End of every generated period: fixed, so that files are reused and runs compare. */
@@ -450,6 +452,54 @@ function viewerTargets(figures: ViewerFigures[]): TargetResult[] {
   return targets
 }
 
+function profilesTable(p: ProfileFigures): string {
+  const configs = Object.keys(p.cpu)
+  return (
+    table(
+      ['configuration', 'CPU, share of a core (median, range)', '/other p99 ms (median, range)'],
+      configs.map((c) => [
+        c,
+        `${percent(p.cpu[c]!.median)} (${percent(p.cpu[c]!.min)}-${percent(p.cpu[c]!.max)})`,
+        `${fixed(p.otherP99[c]!.median)} (${fixed(p.otherP99[c]!.min)}-${fixed(p.otherP99[c]!.max)})`,
+      ]),
+    ) +
+    `
+level 3 / level 2 CPU per round: ${p.ratios.map((r) => r.toFixed(3)).join(', ')}` +
+    ` (${p.rates[0]} requests/s of 1 ms CPU and ${p.rates[1]}/s of /other, ${p.rounds} round(s) of ${p.seconds} s)` +
+    `
+profiles of one run: ${p.rows} row(s), ${bytes(p.bytes)}, ${p.samples} samples, ${percent(p.cpuWorkShare)} in cpuWork;` +
+    ` an hour's row ${bytes(p.bytesPerHour)}, a day ${bytes(24 * p.bytesPerHour)} per version and node at this rate` +
+    `
+flame graph over 30 days (720 hourly rows): first ${fixed(p.flameFirstMs)} ms, warm ${fixed(p.flameWarmMs)} ms`
+  )
+}
+
+function profilesTargets(p: ProfileFigures, quick: boolean): TargetResult[] {
+  const ratio = spread(p.ratios)
+  const note = quick ? 'quick run' : undefined
+  const p99 = p.otherP99
+  return [
+    {
+      target: 'level 3 adds <= 5% CPU over level 2 (CPU-bound endpoint, default interval)',
+      figure: `x${ratio.median.toFixed(3)} (x${ratio.min.toFixed(3)}-x${ratio.max.toFixed(3)})`,
+      met: quick ? undefined : ratio.median <= 1.05,
+      note,
+    },
+    {
+      target: "the other endpoints' p99 within noise at level 3",
+      figure: `${fixed(p99['routemeter-3-cpu']!.median)} ms vs ${fixed(p99['routemeter-2-cpu']!.median)} ms`,
+      met: quick ? undefined : p99['routemeter-3-cpu']!.median <= p99['routemeter-2-cpu']!.max,
+      note: 'met: level 3 median within level 2 range',
+    },
+    {
+      target: 'flame graph of a busy endpoint over 30 days <= 300 ms warm',
+      figure: `${fixed(p.flameWarmMs)} ms`,
+      met: p.flameWarmMs <= 300,
+      note,
+    },
+  ]
+}
+
 function retentionTable(r: RetentionFigures): string {
   const y = r.year
   const views = Object.entries(y.views.ranges.all ?? {})
@@ -744,6 +794,13 @@ async function main(): Promise<void> {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  }
+  if (only.includes('profiles')) {
+    log('profiles (level 3)…')
+    const figures = await runProfiles({ quick, log })
+    console.log(`\n5. Profiles (level 3)\n${profilesTable(figures)}`)
+    targets.push(...profilesTargets(figures, quick))
+    results.profiles = figures
   }
   console.log(
     `\nTargets${quick ? ' (quick run: figures are not measurements)' : ''}\n${table(['target', 'figure', '', 'note'], targets.map(targetLine))}`,

@@ -19,7 +19,7 @@
  */
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
-import { AWAITS, CONFIGS, LEVEL2_CONFIGS, RETENTION_CONFIGS } from './configs.mjs'
+import { AWAITS, CONFIGS, LEVEL2_CONFIGS, PROFILE_CONFIGS, RETENTION_CONFIGS } from './configs.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -113,6 +113,23 @@ function outliersIn(database) {
   }
 }
 
+/** Busy for `ms` of CPU: what level 3's profile of the endpoint should find. */
+function cpuWork(ms) {
+  const end = performance.now() + ms
+  let found = 0
+  for (let n = 2; performance.now() < end; n++) {
+    let prime = true
+    for (let d = 2; d * d <= n; d++) {
+      if (n % d === 0) {
+        prime = false
+        break
+      }
+    }
+    if (prime) found++
+  }
+  return found
+}
+
 function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -128,16 +145,19 @@ function main() {
   if (
     !CONFIGS[framework]?.includes(config) &&
     !LEVEL2_CONFIGS.includes(config) &&
-    !RETENTION_CONFIGS.includes(config)
+    !RETENTION_CONFIGS.includes(config) &&
+    !PROFILE_CONFIGS.includes(config)
   ) {
     throw new Error(
       `usage: server.mjs <express|koa|fastify> <config>; configs: ${JSON.stringify(CONFIGS)}, ${LEVEL2_CONFIGS.join(', ')}`,
     )
   }
   const awaits = config.endsWith('-awaits') ? AWAITS : 0
-  /** The hello-world handler's work: none, or awaiting AWAITS promises. */
+  const cpuMs = config.endsWith('-cpu') ? 1 : 0
+  /** The hello-world handler's work: none, awaiting AWAITS promises, or CPU in a named function. */
   const work = async () => {
     for (let i = 0; i < awaits; i++) await Promise.resolve(i)
+    if (cpuMs > 0) cpuWork(cpuMs)
   }
   const database = values.db ?? `/tmp/routemeter-bench-${process.pid}.db`
   const timeScale = Number(values['time-scale'] ?? 1)
@@ -149,7 +169,12 @@ function main() {
     routemeter = bind(app, {
       database,
       version: 'bench',
-      defaultLevel: config === 'routemeter-0' ? 0 : config.startsWith('routemeter-2') ? 2 : 1,
+      defaultLevel:
+        config === 'routemeter-0'
+          ? 0
+          : config.startsWith('routemeter-2') || config.startsWith('routemeter-3')
+            ? 2
+            : 1,
       // Level 2's sweep, scaled like the other timers (50 ms at full speed).
       outliers: {
         sweepInterval: 50 * timeScale,
@@ -232,7 +257,7 @@ function main() {
       })
     }
     app.get('/', (_req, res, next) => {
-      if (awaits === 0) res.send('hello world')
+      if (awaits === 0 && cpuMs === 0) res.send('hello world')
       else work().then(() => res.send('hello world'), next)
     })
     // Another endpoint, at level 2 in routemeter-1-beside-2; never requested.
@@ -288,6 +313,17 @@ function main() {
           db.close()
           if (changed !== 1) throw new Error(`${config}: /other is not in the file`)
           routemeter.refreshLevels()
+        }
+        // routemeter-3-cpu: the CPU-bound endpoint goes to level 3, /other stays at 2.
+        if (config === 'routemeter-3-cpu') {
+          routemeter.flush()
+          const Database = require('better-sqlite3')
+          const db = new Database(database)
+          db.prepare("UPDATE endpoint SET monitor_level = 3 WHERE route = '/'").run()
+          db.close()
+          routemeter.refreshLevels()
+          if (!routemeter.stats().profiling)
+            throw new Error(`${config}: the profiler did not start`)
         }
         console.log(`listening ${server.address().port}`)
       })

@@ -38,4 +38,3 @@ export interface CpuProfile {
   samples: number[]
   timeDeltas: number[]
 }
-

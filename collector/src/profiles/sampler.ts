@@ -6,23 +6,24 @@
  * Attribution. Requests run in their AsyncLocalStorage context (level 2's).
  * While sampling, an async hook notes each switch of the running code from
  * one request to another (or to none): `before` a callback runs, the
- * context's store is the request it belongs to; `after`, none. Entering a
- * request's context synchronously (the adapters' run) is noted too. Every few
- * seconds the profile is taken, its samples (timestamped on the same
+ * context's store is the request it belongs to. Entering a request's context
+ * synchronously (the adapters' run) is noted too. Every 10 s the profile is
+ * taken, its samples (timestamped on the same
  * monotonic clock) are matched against the switches, and each sample's stack
  * is added to its request's endpoint and hour. Limits: a sample is CPU time
  * on the main thread, so time spent waiting (I/O, timers) is level 2's
  * waterfall, not a sample; work a request leaves to another context (a
  * worker thread, a pool shared by requests) is not its own; native code
- * between callbacks ('(program)') goes to the request that ran last.
+ * between callbacks ('(program)', the garbage collector) goes to the
+ * request that ran last.
  */
 import { createHook, type AsyncHook, type AsyncLocalStorage } from 'node:async_hooks'
 import { Session } from 'node:inspector'
 import { performance } from 'node:perf_hooks'
 import { FoldedBuilder, type FoldedProfile, type ProfileFrame } from './folded.js'
 
-/** How often the profile is taken and attributed. */
-const WINDOW_MS = 2_000
+/** How often the profile is taken and attributed (each restart logs the code anew: about 10 ms). */
+const WINDOW_MS = 10_000
 /** Switches kept per window, at most; beyond, samples until the window's end are not attributed. */
 const MAX_SWITCHES = 1_000_000
 const HOUR_MS = 3_600_000
@@ -126,12 +127,9 @@ export class ProfileSampler {
     this.startProfiler(true)
     this.clockOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000
     this.resetTimeline()
-    this.hook = createHook({
-      before: () => this.mark(this.context.getStore()),
-      after: () => {
-        if (this.current !== undefined) this.mark(undefined)
-      },
-    }).enable()
+    // `before` only: an `after` hook doubles the calls (every promise of the process), and
+    // the next callback's `before` comes before any other JS runs (docs/benchmarks.md, Level 3).
+    this.hook = createHook({ before: () => this.mark(this.context.getStore()) }).enable()
     this.timer = setInterval(() => this.collect(true), WINDOW_MS).unref()
   }
 

@@ -363,6 +363,8 @@ export interface OutlierPage {
 
 export interface OutlierDetail extends OutlierSummary {
   context: OutlierContext
+  /** its own CPU samples, when its endpoint was at level 3 */
+  profile: FoldedProfile | null
 }
 
 /** An endpoint's durations over time, with its outliers and the thresholds they passed. */
@@ -459,6 +461,8 @@ export interface DashboardApi {
   profile(args: ProfileArgs): Promise<EndpointProfile>
   /** the same as a Chrome DevTools `.cpuprofile` (null: no sample) */
   cpuProfile(args: ProfileArgs): Promise<CpuProfile | null>
+  /** an outlier's own CPU profile as a `.cpuprofile` (null: none) */
+  outlierCpuProfile(args: { id: number }): Promise<CpuProfile | null>
   /** what a release changed, per endpoint, with a verdict */
   compare(args: CompareArgs): Promise<ReleaseComparison>
   setLevel(args: SetLevelArgs): Promise<Endpoint>

@@ -38,6 +38,7 @@ export const QUERY_FIELDS: { readonly [M in ApiMethod]: Readonly<Record<string, 
   aboutFile: {},
   profile: { ...RANGE, endpointId: 'number', versionIds: 'numbers' },
   cpuProfile: { ...RANGE, endpointId: 'number', versionIds: 'numbers' },
+  outlierCpuProfile: { id: 'number' },
   compare: {
     baseline: 'numbers',
     candidate: 'numbers',

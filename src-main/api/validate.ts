@@ -254,6 +254,16 @@ export const VALIDATORS: Validators = {
   aboutFile: () => ({}),
   profile: (args) => profileArgs('profile', fieldsOf('profile', args)),
   cpuProfile: (args) => profileArgs('cpuProfile', fieldsOf('cpuProfile', args)),
+  outlierCpuProfile: (args) => ({
+    id: integer(
+      'outlierCpuProfile',
+      fieldsOf('outlierCpuProfile', args),
+      'id',
+      1,
+      Number.MAX_SAFE_INTEGER,
+      ' (an outlier id)',
+    ),
+  }),
   compare: (args): CompareArgs => {
     const fields = fieldsOf('compare', args)
     const result: CompareArgs = {

@@ -83,6 +83,7 @@ const bridge: DashboardBridge = {
   compare: (args) => invoke('compare', args),
   profile: (args) => invoke('profile', args),
   cpuProfile: (args) => invoke('cpuProfile', args),
+  outlierCpuProfile: (args) => invoke('outlierCpuProfile', args),
   setLevel: (args) => invoke('setLevel', args),
   setRetention: (args) => invoke('setRetention', args),
   onFileEvent(listener) {

@@ -41,7 +41,7 @@ import { endpoints, info, nodeBreakdown, performance } from './views/overview.js
 import type { MetricsReader } from './views/reader.js'
 import { SqliteReader } from './views/sqlite-reader.js'
 import { versionEvolution, versionUtilization } from './views/versions.js'
-import { outlier, outliers, outlierTimeline } from './views/outliers.js'
+import { outlier, outlierCpuProfile, outliers, outlierTimeline } from './views/outliers.js'
 import { cpuProfile, profile } from './views/profiles.js'
 import { aboutFile } from './views/about.js'
 import { compare } from './views/compare.js'
@@ -108,5 +108,8 @@ export class MetricsQueries {
   }
   cpuProfile(args: ProfileArgs): CpuProfile | null {
     return cpuProfile(this.ctx, args)
+  }
+  outlierCpuProfile(args: { id: number }): CpuProfile | null {
+    return outlierCpuProfile(this.ctx, args)
   }
 }

@@ -155,6 +155,7 @@ export function createHttpBridge(base = new URL('api/', document.baseURI)): Dash
     compare: (args) => call('compare', args),
     profile: (args) => call('profile', args),
     cpuProfile: (args) => call('cpuProfile', args),
+    outlierCpuProfile: (args) => call('outlierCpuProfile', args),
     setLevel: (args) => call('setLevel', args),
     setRetention: (args) => call('setRetention', args),
     onFileEvent(listener) {

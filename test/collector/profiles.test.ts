@@ -46,6 +46,11 @@ function sortWork(ms: number): number {
   return rounds
 }
 
+/** 150 ms of CPU: what makes the outlier slow. */
+function slowPath(): number {
+  return primeWork(150)
+}
+
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
 /** Each request works in slices with turns of the event loop between: requests interleave. */
@@ -195,6 +200,31 @@ describe('level 3 profiles', () => {
     for (const sample of exported.samples) expect(ids.has(sample)).toBe(true)
     expect(exported.endTime - exported.startTime).toBe(stored!.samples * stored!.profile.intervalUs)
     expect(exported.nodes.some((n) => n.callFrame.functionName === 'sortWork')).toBe(true)
+  })
+
+  it('an outlier at level 3 keeps its own profile, where its slow function shows', async () => {
+    const database = tempDatabase()
+    const server = express()
+    server.get('/report', (req, res) => {
+      res.json({ n: req.query.slow === undefined ? primeWork(1) : slowPath() })
+    })
+    const handle = bind(server, { database, defaultLevel: 3, profiles: { samplingInterval: 1 } })
+    defer(() => handle.close())
+    const { url } = await listen(server)
+    for (let i = 0; i < 25; i++) await request(`${url}/report`)
+    // The endpoint's threshold is computed by the next sweep (every 50 ms).
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    await request(`${url}/report?slow=1`)
+    const row = await waitFor('the outlier with its profile', () => {
+      handle.flush()
+      return withDb(database, (db) =>
+        db.prepare('SELECT profile FROM outlier WHERE profile IS NOT NULL').get(),
+      ) as { profile: Uint8Array } | undefined
+    })
+    const own = decodeProfile(row.profile)
+    // 150 ms at 1 ms: fewer when the machine is busy (the sampler is a thread of its own).
+    expect(sampleCount(own)).toBeGreaterThan(15)
+    expect(shareOf(own, 'slowPath')).toBeGreaterThan(0.8)
   })
 
   it('a bad profiles option is a TypeError that names it', () => {

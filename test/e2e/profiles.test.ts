@@ -109,6 +109,38 @@ function writeFile(path: string): void {
       )
     }
   }
+  // An outlier of v1.1.0 with its own samples: most of them in slowSerialize.
+  const context = {
+    headers: {},
+    params: { id: '7' },
+    bodyBytes: null,
+    operations: [],
+    operationsDropped: 0,
+    process: {
+      cpuPercent: 90,
+      rssBytes: 1e8,
+      heapUsedBytes: 5e7,
+      heapTotalBytes: 8e7,
+      externalBytes: 1e6,
+      loopDelayMaxMs: 180,
+      loopDelayP99Ms: 150,
+      loopUtilization: 0.9,
+      inFlight: 1,
+      inFlightEndpoint: 1,
+    },
+    loopBlockedMs: 190,
+  }
+  db.prepare(
+    `INSERT INTO outlier (endpoint_id, time, duration_us, threshold_us, caught_us, status,
+       version_id, node_id, method, url, cause, cause_detail, context, profile)
+     VALUES (1, ?, 200000, 50000, 200000, 200, ?, 1, 'GET', '/products/7', 'event-loop',
+       'event loop blocked for 190 ms', ?, ?)`,
+  ).run(
+    (hour - 1) * 3_600_000,
+    versionId(RELEASES[1].name),
+    JSON.stringify(context),
+    encodeProfile(profileOf({ serialize: 36, render: 4 })),
+  )
   db.close()
 }
 
@@ -167,6 +199,26 @@ test('a release against the one before: which functions take more and less of th
     path: join(SCREENSHOTS, 'profile-diff.png'),
   })
   await screenshot(page, 'endpoint-profile')
+})
+
+test("an outlier's own profile in its detail, saved as a .cpuprofile", async () => {
+  await page.locator('[data-panel="outliers"] [data-outlier-row]').first().click()
+  const own = page.locator('[data-outlier-profile] [data-chart="flame-graph"]')
+  await own.waitFor()
+  expect(await own.getAttribute('data-samples')).toBe('40')
+  expect(await own.locator('[data-frame="slowSerialize"]').count()).toBe(1)
+  await settle(page)
+  await page
+    .locator('.outlier-detail')
+    .screenshot({ path: join(SCREENSHOTS, 'outlier-profile.png') })
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('[data-action="save-outlier-cpuprofile"]'),
+  ])
+  expect(download.suggestedFilename()).toMatch(/^outlier-\d+\.cpuprofile$/)
+  const path = join(temp.dir, 'outlier.cpuprofile')
+  await download.saveAs(path)
+  expect((JSON.parse(readFileSync(path, 'utf8')) as { samples: number[] }).samples).toHaveLength(40)
 })
 
 test('the profile shown saves as a .cpuprofile', async () => {

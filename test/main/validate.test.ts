@@ -38,6 +38,7 @@ describe('validators', () => {
         'performance',
         'profile',
         'cpuProfile',
+        'outlierCpuProfile',
         'setLevel',
         'setRetention',
         'statusCodes',

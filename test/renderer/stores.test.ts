@@ -87,6 +87,7 @@ function fakeBridge() {
     compare: vi.fn<DashboardBridge['compare']>(fail),
     profile: vi.fn<DashboardBridge['profile']>(fail),
     cpuProfile: vi.fn<DashboardBridge['cpuProfile']>(fail),
+    outlierCpuProfile: vi.fn<DashboardBridge['outlierCpuProfile']>(fail),
     setLevel: vi.fn<DashboardBridge['setLevel']>(fail),
     setRetention: vi.fn<DashboardBridge['setRetention']>(fail),
     onFileEvent: vi.fn<DashboardBridge['onFileEvent']>(() => () => undefined),

@@ -299,6 +299,9 @@ export class Collector<Ctx = unknown> implements RoutemeterHandle {
       outlier: (record) => {
         if (this.outliers.length < MAX_HELD_OUTLIERS) this.outliers.push(record)
       },
+      settleProfiles: () => {
+        if (this.profiler.running) this.safely('profiles', () => this.profiler.attributeNow())
+      },
       report: (error, kind) => this.report(error, kind),
     })
     this.profiler = new ProfileSampler(options.profiles.intervalUs, this.watch.context, {

@@ -21,6 +21,8 @@ import type { ResolvedOutliers } from './options.js'
 import { ProcessSampler } from './process-state.js'
 import { paramStrings, redactedHeaders, redactedUrl } from './redact.js'
 import { RecentDurations } from './threshold.js'
+import type { FoldedProfile } from '../profiles/types.js'
+import type { ProfiledRequest } from '../profiles/sampler.js'
 
 /** Outliers waiting for the sweep that completes them, at most (the rest are not kept). */
 const MAX_ENDING = 1000
@@ -41,7 +43,7 @@ export interface WatchedEndpoint {
 }
 
 /** A request in flight as the watch sees it (the collector's per-request state). */
-export interface WatchedRequest extends OperationOwner {
+export interface WatchedRequest extends OperationOwner, ProfiledRequest {
   readonly req: IncomingMessage
   readonly ctx: unknown
   /** performance.now() at its start */
@@ -81,6 +83,8 @@ export interface OutlierRecord {
   causeDetail: string
   /** OutlierContext as JSON */
   context: string
+  /** its own CPU samples (an endpoint at level 3); undefined: none */
+  profile?: FoldedProfile
 }
 
 /** What the watch needs of the collector. */
@@ -93,6 +97,8 @@ export interface WatchHost {
   watchedEndpoints(): Iterable<WatchedEndpoint>
   /** a complete outlier, for the next batch */
   outlier(record: OutlierRecord): void
+  /** attributes the CPU samples taken so far (level 3), before outliers take theirs */
+  settleProfiles(): void
   report(error: unknown, kind: string): void
 }
 
@@ -253,6 +259,7 @@ export class OutlierWatch {
     this.sampler.tick(now, this.options.sweepIntervalMs)
     const ending = this.ending
     this.ending = []
+    if (ending.length > 0) this.host.settleProfiles()
     for (const outlier of ending) this.host.outlier(this.complete(outlier))
     for (const endpoint of this.host.watchedEndpoints()) endpoint.durations?.refresh(now)
     const floorMs = this.options.minDurationUs / 1000
@@ -361,6 +368,9 @@ export class OutlierWatch {
       cause,
       causeDetail: detail,
       context: JSON.stringify(context),
+      ...(request.profile === undefined || request.profile.empty
+        ? {}
+        : { profile: request.profile.build() }),
     }
   }
 }

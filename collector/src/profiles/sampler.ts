@@ -36,6 +36,11 @@ export interface ProfileRecord {
   profile: FoldedProfile
 }
 
+/** A request whose samples are kept on it too (its own profile, should it be an outlier). */
+export interface ProfiledRequest {
+  profile?: FoldedBuilder
+}
+
 export interface ProfileHost {
   /** The slot of the endpoint at level 3 a request belongs to; undefined when none is (yet). */
   slotOf(request: object): number | undefined
@@ -253,6 +258,11 @@ export class ProfileSampler {
       const builder = entry.builder
       builder.add(
         stack.map((frame) => builder.frame(frame)),
+        1,
+      )
+      const own = ((owner as ProfiledRequest).profile ??= new FoldedBuilder(this.intervalUs))
+      own.add(
+        stack.map((frame) => own.frame(frame)),
         1,
       )
     }

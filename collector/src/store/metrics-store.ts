@@ -316,8 +316,9 @@ export class MetricsStore implements RequestStore {
     this.selectEndpoints = db.prepare('SELECT id, method, route, monitor_level FROM endpoint')
     this.insertOutlier = db.prepare(
       `INSERT INTO outlier (endpoint_id, time, duration_us, threshold_us, caught_us, status,
-         version_id, node_id, user_group_id, client_ip_id, method, url, cause, cause_detail, context)
-       VALUES (?, ?, ?, ?, ?, ?, ${this.versionId}, ${this.nodeId}, ?, ?, ?, ?, ?, ?, ?)`,
+         version_id, node_id, user_group_id, client_ip_id, method, url, cause, cause_detail, context,
+         profile)
+       VALUES (?, ?, ?, ?, ?, ?, ${this.versionId}, ${this.nodeId}, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
 
     const profileKey = `endpoint_id = ? AND hour = ? AND version_id = ${this.versionId} AND node_id = ${this.nodeId}`
@@ -376,6 +377,7 @@ export class MetricsStore implements RequestStore {
             record.cause,
             record.causeDetail,
             record.context,
+            record.profile === undefined ? null : encodeProfile(record.profile),
           )
         }
         for (const { endpoint, record } of requests.profiles)

@@ -12,6 +12,12 @@ import type {
   OutlierTimeline,
 } from '../../api/contract.js'
 import { badArgument } from '../../api/errors.js'
+import {
+  decodeProfile,
+  toCpuProfile,
+  type CpuProfile,
+  type FoldedProfile,
+} from 'routemeter/profiles'
 import { DEFAULT_OUTLIER_LIMIT } from '../../api/validate.js'
 import type { ViewContext } from './context.js'
 
@@ -39,8 +45,26 @@ export function outliers(ctx: ViewContext, args: OutlierArgs): OutlierPage {
 export function outlier(ctx: ViewContext, args: { id: number }): OutlierDetail {
   const row = ctx.reader.outlier(args.id)
   if (row === undefined) throw badArgument(`there is no outlier with id ${args.id} in this file`)
-  const { context, ...summary } = row
-  return { ...summary, context: JSON.parse(context ?? '{}') as OutlierContext }
+  const { context, profile, ...summary } = row
+  let decoded: FoldedProfile | null = null
+  if (profile !== undefined && profile !== null) {
+    try {
+      decoded = decodeProfile(profile)
+    } catch {
+      // A profile that does not decode is shown as none; the outlier keeps the rest.
+    }
+  }
+  return {
+    ...summary,
+    context: JSON.parse(context ?? '{}') as OutlierContext,
+    profile: decoded,
+  }
+}
+
+/** An outlier's own CPU profile (level 3) as a `.cpuprofile`; null when it has none. */
+export function outlierCpuProfile(ctx: ViewContext, args: { id: number }): CpuProfile | null {
+  const { profile } = outlier(ctx, args)
+  return profile === null ? null : toCpuProfile(profile)
 }
 
 /** An endpoint's request durations in range (thinned), its outliers, and the thresholds they passed. */

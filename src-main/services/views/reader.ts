@@ -65,7 +65,8 @@ export type ClientRollupRow = [
 export type ErrorRow = Omit<ErrorRequest, 'aborted'> & { aborted: number }
 
 /** An outlier as read, its context still JSON. */
-export type OutlierSummaryRow = OutlierSummary & { context?: string }
+/** An outlier as read; one read by id has its context and (level 3) its deflated profile. */
+export type OutlierSummaryRow = OutlierSummary & { context?: string; profile?: Uint8Array | null }
 
 export interface MetricsReader {
   /** where the metrics are read from, for messages */

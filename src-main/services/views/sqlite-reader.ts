@@ -473,7 +473,8 @@ export class SqliteReader implements MetricsReader {
 
   outlier(id: number): OutlierSummaryRow | undefined {
     if (!this.hasOutliers()) return undefined
-    return this.sql(`${OUTLIER_SELECT.replace('SELECT', 'SELECT o.context,')} WHERE o.id = ?`).get(
+    const extra = this.schemaVersion >= PROFILES_SINCE ? 'o.context, o.profile,' : 'o.context,'
+    return this.sql(`${OUTLIER_SELECT.replace('SELECT', `SELECT ${extra}`)} WHERE o.id = ?`).get(
       id,
     ) as OutlierSummaryRow | undefined
   }

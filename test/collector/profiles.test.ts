@@ -8,6 +8,7 @@
 import express from 'express'
 import { afterAll, describe, expect, it } from 'vitest'
 import { bind } from 'routemeter'
+import { DashboardService } from '../../src-main/services/dashboard.js'
 import {
   decodeProfile,
   sampleCount,
@@ -225,6 +226,45 @@ describe('level 3 profiles', () => {
     // 150 ms at 1 ms: fewer when the machine is busy (the sampler is a thread of its own).
     expect(sampleCount(own)).toBeGreaterThan(15)
     expect(shareOf(own, 'slowPath')).toBeGreaterThan(0.8)
+  })
+
+  it('two versions where one function was made slower: the profile view shows it taking more of the time', async () => {
+    const database = tempDatabase()
+    /** Version 2's formatPrice does three times the work of version 1's. */
+    const start = async (version: string, formatMs: number) => {
+      const server = express()
+      const formatPrice = (ms: number) => primeWork(ms)
+      server.get('/price', (_req, res) => {
+        res.json({ base: sortWork(2), formatted: formatPrice(formatMs) })
+      })
+      const handle = bind(server, {
+        database,
+        version,
+        defaultLevel: 3,
+        profiles: { samplingInterval: 1 },
+      })
+      const { url } = await listen(server)
+      for (let i = 0; i < 30; i++) await request(`${url}/price`)
+      handle.close()
+    }
+    await start('v1', 1)
+    await start('v2', 3)
+    const service = new DashboardService({ watch: false })
+    defer(() => service.close())
+    await service.openFile({ path: database })
+    const range = { from: Date.now() - 3_600_000, to: Date.now() + 60_000, utcOffsetMinutes: 0 }
+    const endpointId = (await service.endpoints(range)).find((e) => e.route === '/price')!.id
+    const all = await service.profile({ ...range, endpointId })
+    const id = (name: string) => all.versions.find((v) => v.name === name)!.id
+    const share = async (version: string) => {
+      const { profile } = await service.profile({ ...range, endpointId, versionIds: [id(version)] })
+      return shareOf(profile!, 'formatPrice')
+    }
+    const [before, after] = [await share('v1'), await share('v2')]
+    // 1 ms of 3 against 3 ms of 5: about a third, then about three fifths.
+    expect(before).toBeGreaterThan(0.15)
+    expect(before).toBeLessThan(0.5)
+    expect(after).toBeGreaterThan(before + 0.15)
   })
 
   it('a bad profiles option is a TypeError that names it', () => {

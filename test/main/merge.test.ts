@@ -345,3 +345,97 @@ describe('outliers of several files', () => {
     }
   })
 })
+
+describe('level 3 profiles of several files', () => {
+  it('are carried with their endpoints, versions and nodes; an outlier keeps its own', async () => {
+    const { mergeSources } = await import('../../src-main/services/sources/merge.js')
+    const { encodeProfile, decodeProfile } = await import('routemeter/profiles')
+    const { MetricsStore } = await import('routemeter/writer')
+    const temp = tempDir('routemeter-merge-profiles-')
+    try {
+      const hour = Math.floor(Date.now() / 3_600_000)
+      const profile = (samples: number) => ({
+        intervalUs: 5000,
+        frames: [{ name: 'work', url: 'file:///app.js', line: 3 }],
+        stacks: [[[0], samples]] as Array<[number[], number]>,
+      })
+      const sources = ['a', 'b'].map((node, i) => {
+        const path = join(temp.dir, `${node}.db`)
+        const store = new MetricsStore(
+          path,
+          { name: '2.0.0', source: 'option' },
+          Date.now(),
+          undefined,
+          node,
+        )
+        const endpoint = {
+          id: undefined,
+          method: 'GET',
+          route: '/work',
+          level: 3 as const,
+          pendingLastRequested: 0,
+        }
+        store.write(
+          [
+            {
+              endpoint,
+              time: Date.now(),
+              durationUs: 1000,
+              status: 200,
+              group: null,
+              ip: null,
+              aborted: 0,
+            },
+          ],
+          [endpoint],
+        )
+        store.close()
+        const db = new Database(path)
+        db.prepare('INSERT INTO profile VALUES (1, ?, 1, 1, ?, 5000, ?)').run(
+          hour,
+          10 * (i + 1),
+          encodeProfile(profile(10 * (i + 1))),
+        )
+        db.prepare(
+          `INSERT INTO outlier (endpoint_id, time, duration_us, threshold_us, caught_us, status, version_id,
+             node_id, method, url, cause, cause_detail, context, profile)
+           VALUES (1, ?, 90000, 50000, 90000, 200, 1, 1, 'GET', '/work', 'event-loop', 'x', '{}', ?)`,
+        ).run(Date.now(), encodeProfile(profile(7)))
+        db.close()
+        return { path, label: node }
+      })
+      const merged = join(temp.dir, 'merged.db')
+      mergeSources(merged, sources)
+      const db = new Database(merged, { readonly: true })
+      try {
+        const rows = db
+          .prepare(
+            `SELECT n.name AS node, e.route, v.name AS version, p.samples, p.tree FROM profile p
+             JOIN endpoint e ON e.id = p.endpoint_id JOIN version v ON v.id = p.version_id
+             JOIN node n ON n.id = p.node_id ORDER BY n.name`,
+          )
+          .all() as Array<{
+          node: string
+          route: string
+          version: string
+          samples: number
+          tree: Uint8Array
+        }>
+        expect(rows.map((r) => [r.node, r.route, r.version, r.samples])).toEqual([
+          ['a', '/work', '2.0.0', 10],
+          ['b', '/work', '2.0.0', 20],
+        ])
+        expect(decodeProfile(rows[1]!.tree).stacks[0]![1]).toBe(20)
+        const outlierProfiles = db
+          .prepare('SELECT profile FROM outlier WHERE profile IS NOT NULL')
+          .pluck()
+          .all() as Uint8Array[]
+        expect(outlierProfiles.map((p) => decodeProfile(p).stacks[0]![1])).toEqual([7, 7])
+      } finally {
+        db.close()
+      }
+    } finally {
+      temp.cleanup()
+    }
+  })
+})

@@ -24,6 +24,13 @@ import {
   USER_ROLLUP_WATERMARK_KEY,
 } from 'routemeter/writer'
 import { getNativeBinding } from '../database.js'
+import {
+  decodeProfile,
+  encodeProfile,
+  mergeProfiles,
+  sampleCount,
+  type FoldedProfile,
+} from 'routemeter/profiles'
 
 export function openWritable(path: string): Database.Database {
   const binding = getNativeBinding()
@@ -241,6 +248,7 @@ function addToMerged(
             // A whole source: its rollups, which count what it pruned and sampled away too.
             addRollups(db, schema, fallbackNode)
             addSpans(db, first, end)
+            addProfiles(db, schema)
             // Its requests that its per-user and per-IP rollups do not count yet.
             const counted = db
               .prepare(`SELECT count(*) FROM ${schema}.request WHERE id <= ?`)
@@ -374,13 +382,16 @@ function keepRawSince(db: Database.Database, src: string): void {
  * the ids addSource mapped; returns the source's largest outlier id.
  */
 function addOutliers(db: Database.Database, src: string, since: number): number {
-  if (columnsOf(db, src, 'outlier').length === 0) return 0
+  const columns = columnsOf(db, src, 'outlier')
+  if (columns.length === 0) return 0
+  // Level 3's own profile of an outlier (schema 9).
+  const profile = columns.includes('profile') ? 'o.profile' : 'NULL'
   db.prepare(
     `INSERT INTO main.outlier
        (endpoint_id, time, duration_us, threshold_us, caught_us, status, version_id, node_id,
-        user_group_id, client_ip_id, method, url, cause, cause_detail, context)
+        user_group_id, client_ip_id, method, url, cause, cause_detail, context, profile)
      SELECT e.dst, o.time, o.duration_us, o.threshold_us, o.caught_us, o.status, v.dst, n.dst,
-            u.dst, i.dst, o.method, o.url, o.cause, o.cause_detail, o.context
+            u.dst, i.dst, o.method, o.url, o.cause, o.cause_detail, o.context, ${profile}
      FROM ${src}.outlier o
      JOIN temp.map_endpoint e ON e.src = o.endpoint_id
      JOIN temp.map_version v ON v.src = o.version_id
@@ -391,6 +402,56 @@ function addOutliers(db: Database.Database, src: string, since: number): number 
      ORDER BY o.id`,
   ).run(since)
   return db.prepare(`SELECT coalesce(max(id), 0) FROM ${src}.outlier`).pluck().get() as number
+}
+
+/**
+ * Adds a whole attached source's level 3 profiles to main's, ids mapped; a
+ * row of the same endpoint, hour, version and node from another source is
+ * merged with it (the stacks' samples added).
+ */
+function addProfiles(db: Database.Database, src: string): void {
+  if (columnsOf(db, src, 'profile').length === 0) return
+  const rows = db
+    .prepare(
+      `SELECT e.dst AS endpointId, p.hour, v.dst AS versionId,
+              coalesce((SELECT dst FROM temp.map_node WHERE src = p.node_id), p.node_id) AS nodeId,
+              p.interval_us AS intervalUs, p.tree
+       FROM ${src}.profile p
+       JOIN temp.map_endpoint e ON e.src = p.endpoint_id
+       JOIN temp.map_version v ON v.src = p.version_id`,
+    )
+    .all() as Array<{
+    endpointId: number
+    hour: number
+    versionId: number
+    nodeId: number
+    intervalUs: number
+    tree: Uint8Array
+  }>
+  const existing = db
+    .prepare(
+      'SELECT tree FROM main.profile WHERE endpoint_id = ? AND hour = ? AND version_id = ? AND node_id = ?',
+    )
+    .pluck()
+  const write = db.prepare('INSERT OR REPLACE INTO main.profile VALUES (?, ?, ?, ?, ?, ?, ?)')
+  for (const row of rows) {
+    const key = [row.endpointId, row.hour, row.versionId, row.nodeId] as const
+    let profile: FoldedProfile
+    try {
+      profile = decodeProfile(row.tree)
+    } catch {
+      continue // a source's row that does not decode is left out
+    }
+    const before = existing.get(...key) as Uint8Array | undefined
+    if (before !== undefined) {
+      try {
+        profile = mergeProfiles(decodeProfile(before), profile)
+      } catch {
+        // main's row does not decode: the source's stands
+      }
+    }
+    write.run(...key, sampleCount(profile), row.intervalUs, encodeProfile(profile))
+  }
 }
 
 /**

@@ -438,4 +438,74 @@ describe('level 3 profiles of several files', () => {
       temp.cleanup()
     }
   })
+
+  it("a delta pull replaces the copy's profiles with the server's (an hour's row grows)", async () => {
+    const { applyDelta } = await import('../../src-main/services/sources/merge.js')
+    const { encodeProfile, decodeProfile } = await import('routemeter/profiles')
+    const { MetricsStore } = await import('routemeter/writer')
+    const temp = tempDir('routemeter-delta-profiles-')
+    try {
+      const hour = Math.floor(Date.now() / 3_600_000)
+      const make = (name: string, samples: number) => {
+        const path = join(temp.dir, name)
+        const store = new MetricsStore(
+          path,
+          { name: '3.0.0', source: 'option' },
+          Date.now(),
+          undefined,
+          'n',
+        )
+        const endpoint = {
+          id: undefined,
+          method: 'GET',
+          route: '/p',
+          level: 3 as const,
+          pendingLastRequested: 0,
+        }
+        store.write(
+          [
+            {
+              endpoint,
+              time: Date.now(),
+              durationUs: 1000,
+              status: 200,
+              group: null,
+              ip: null,
+              aborted: 0,
+            },
+          ],
+          [endpoint],
+        )
+        store.close()
+        const db = new Database(path)
+        db.prepare('INSERT INTO profile VALUES (1, ?, 1, 1, ?, 5000, ?)').run(
+          hour,
+          samples,
+          encodeProfile({
+            intervalUs: 5000,
+            frames: [{ name: 'f', url: 'file:///f.js', line: 1 }],
+            stacks: [[[0], samples]],
+          }),
+        )
+        db.close()
+        return path
+      }
+      const copy = make('copy.db', 5)
+      const delta = make('delta.db', 12)
+      applyDelta(copy, delta, 1)
+      const db = new Database(copy, { readonly: true })
+      try {
+        const rows = db.prepare('SELECT samples, tree FROM profile').all() as Array<{
+          samples: number
+          tree: Uint8Array
+        }>
+        expect(rows.map((r) => r.samples)).toEqual([12])
+        expect(decodeProfile(rows[0]!.tree).stacks[0]![1]).toBe(12)
+      } finally {
+        db.close()
+      }
+    } finally {
+      temp.cleanup()
+    }
+  })
 })

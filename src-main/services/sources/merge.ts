@@ -134,6 +134,15 @@ export function applyDelta(copyPath: string, deltaPath: string, since: number): 
           )
         }
       }
+      // Level 3's profiles come whole too: an hour's row grows as its samples arrive.
+      const theirs = columnsOf(db, 'delta', 'profile')
+      const ours = new Set(columnsOf(db, 'main', 'profile'))
+      if (theirs.length > 0 && ours.size > 0) {
+        const columns = theirs.filter((name) => ours.has(name)).join(', ')
+        db.exec(
+          `DELETE FROM main.profile; INSERT INTO main.profile (${columns}) SELECT ${columns} FROM delta.profile`,
+        )
+      }
       rebuildRollups(db, since)
     }).immediate()
     const last = lastRequestId(db)

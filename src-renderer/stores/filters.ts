@@ -32,6 +32,42 @@ export function defaultPreset(info: FileInfo | null, now: number): RangePreset {
   return '30d'
 }
 
+/**
+ * What the URL keeps of the filters, after the view (`#/performance?range=7d&utc=1&sel=3,5`):
+ * a preset, or a custom range as first..last day; UTC; the endpoints selected.
+ * Only what differs from how the file opens is written.
+ */
+export interface UrlFilters {
+  preset?: RangePreset
+  customFrom?: string
+  customTo?: string
+  utc?: boolean
+  selected?: number[]
+}
+
+const DAY_KEY = /^\d{4}-\d{2}-\d{2}$/
+
+/** The filters of a URL's query; what does not parse is left out. */
+export function parseUrlFilters(query: URLSearchParams): UrlFilters {
+  const state: UrlFilters = {}
+  const range = query.get('range')
+  if (range !== null) {
+    const [from, to] = range.split('..')
+    if (from !== undefined && to !== undefined && DAY_KEY.test(from) && DAY_KEY.test(to)) {
+      Object.assign(state, { preset: 'custom', customFrom: from, customTo: to })
+    } else if (RANGE_PRESETS.some((p) => p.id === range && p.id !== 'custom')) {
+      state.preset = range as RangePreset
+    }
+  }
+  if (query.get('utc') === '1') state.utc = true
+  const selected = (query.get('sel') ?? '')
+    .split(',')
+    .filter((part) => /^\d+$/.test(part))
+    .map(Number)
+  if (selected.length > 0) state.selected = selected
+  return state
+}
+
 export const useFiltersStore = defineStore('filters', () => {
   /** the date range's preset; the relative ones end with today */
   const preset = ref<RangePreset>('30d')
@@ -55,6 +91,8 @@ export const useFiltersStore = defineStore('filters', () => {
   const zoom = ref<Record<string, XZoom>>({})
   /** the nodes whose requests are shown (a dataset of several nodes); empty means all */
   const nodes = ref<string[]>([])
+  /** filters a URL gave before the file opened: they win over the file's defaults once */
+  let fromUrl: UrlFilters | null = null
 
   const file = useFileStore()
 
@@ -147,8 +185,33 @@ export const useFiltersStore = defineStore('filters', () => {
       nodes.value = []
       tick()
       preset.value = defaultPreset(file.info, now.value)
+      // The first file of a page opened from a shared URL: the URL's filters.
+      if (previous === undefined && fromUrl !== null) applyUrl(fromUrl)
+      fromUrl = null
     },
   )
+
+  /** Filters from a URL: applied now, and again over the defaults when the first file opens. */
+  function applyUrl(state: UrlFilters): void {
+    if (file.info === null) fromUrl = state
+    if (state.preset !== undefined) preset.value = state.preset
+    if (state.customFrom !== undefined) customFrom.value = state.customFrom
+    if (state.customTo !== undefined) customTo.value = state.customTo
+    utc.value = state.utc ?? false
+    selectedIds.value = state.selected ?? []
+  }
+
+  /** The URL query of the filters, only what differs from how the file opens ('' for none). */
+  const urlQuery = computed(() => {
+    const query = new URLSearchParams()
+    if (preset.value === 'custom') query.set('range', `${customFrom.value}..${customTo.value}`)
+    else if (preset.value !== defaultPreset(file.info, now.value)) query.set('range', preset.value)
+    if (utc.value) query.set('utc', '1')
+    if (selectedIds.value.length > 0)
+      query.set('sel', [...selectedIds.value].sort((a, b) => a - b).join(','))
+    const text = query.toString().replaceAll('%2C', ',')
+    return text === '' ? '' : `?${text}`
+  })
   watch(
     () => file.revision,
     () => tick(),
@@ -171,6 +234,8 @@ export const useFiltersStore = defineStore('filters', () => {
     allEndpointsArgs,
     rangeArgs,
     setPreset,
+    applyUrl,
+    urlQuery,
     tick,
     toggleSelected,
     setSelected,

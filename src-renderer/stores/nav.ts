@@ -33,7 +33,7 @@ export interface Route {
 
 /** '#/endpoint/12' → the endpoint page of 12; '#/status' → status codes; else the overview. */
 export function parseHash(hash: string): Route {
-  const parts = hash.replace(/^#\/?/, '').split('/')
+  const parts = hash.replace(/^#\/?/, '').replace(/\?.*$/, '').split('/')
   const [head, id] = parts
   if (head === 'endpoint' && id !== undefined && /^\d+$/.test(id)) {
     return { view: 'endpoint', endpointId: Number(id) }

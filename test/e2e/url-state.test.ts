@@ -1,0 +1,71 @@
+/**
+ * The view is in the URL: the tab, the range (a preset or custom days), UTC
+ * and the selected endpoints survive a reload and open the same from a
+ * shared link; what the file opens with by default leaves the URL bare.
+ */
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, expect, test } from 'vitest'
+import { buildMetricsFile, FIXTURE_NOW, tempDir, type TempDir } from '../fixtures/metrics-files.js'
+import { launchBrowser, openPage, startDashboard, waitForPanel, type Dashboard } from './helpers.js'
+
+let temp: TempDir
+let dashboard: Dashboard
+let browser: Browser
+
+beforeAll(async () => {
+  temp = tempDir('routemeter-e2e-url-')
+  const file = buildMetricsFile(temp.dir)
+  dashboard = await startDashboard({ file, now: FIXTURE_NOW })
+  browser = await launchBrowser()
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await dashboard?.stop()
+  temp?.cleanup()
+})
+
+const pressed = (page: Page, preset: string) =>
+  page.getAttribute(`[data-preset="${preset}"]`, 'aria-pressed')
+
+test('a shared link opens its view, range and UTC; changes go into the URL and survive a reload', async () => {
+  const { page, problems } = await openPage(browser, dashboard.url, {
+    fixedNow: FIXTURE_NOW,
+    hash: '#/performance?range=7d&utc=1',
+  })
+  await waitForPanel(page, 'performance')
+  expect(await page.getAttribute('[data-tab="performance"]', 'class')).toContain('active')
+  expect(await pressed(page, '7d')).toBe('true')
+  expect(await page.isChecked('[data-input="utc"]')).toBe(true)
+
+  await page.click('[data-preset="90d"]')
+  await expect.poll(() => page.evaluate(() => location.hash)).toBe('#/performance?range=90d&utc=1')
+  await page.reload()
+  await waitForPanel(page, 'performance')
+  expect(await pressed(page, '90d')).toBe('true')
+  expect(await page.isChecked('[data-input="utc"]')).toBe(true)
+
+  // The file's own default (30 days here) and local time leave the URL bare.
+  await page.click('[data-preset="30d"]')
+  await page.click('[data-input="utc"]')
+  await expect.poll(() => page.evaluate(() => location.hash)).toBe('#/performance')
+  expect(problems.errors).toEqual([])
+})
+
+test('custom days and a selection of endpoints come from the link too', async () => {
+  const { page, problems } = await openPage(browser, dashboard.url, {
+    fixedNow: FIXTURE_NOW,
+    hash: '#/utilization?range=2026-11-01..2026-11-10&sel=2,1',
+  })
+  await waitForPanel(page, 'utilization')
+  expect(await pressed(page, 'custom')).toBe('true')
+  expect(await page.inputValue('[data-input="from"]')).toBe('2026-11-01')
+  expect(await page.inputValue('[data-input="to"]')).toBe('2026-11-10')
+  expect(await page.locator('[data-selection] .chip').count()).toBe(2)
+  // Clearing the selection takes it out of the URL.
+  await page.click('[data-action="clear-selection"]')
+  await expect
+    .poll(() => page.evaluate(() => location.hash))
+    .toBe('#/utilization?range=2026-11-01..2026-11-10')
+  expect(problems.errors).toEqual([])
+})

@@ -363,13 +363,20 @@ export class MetricsConnection {
   }
 
   /** Size of the file in bytes; the last one known once the file is gone. */
+  /** Bytes on disk: the file and its -wal (rows not yet folded into the file are there). */
   size(): number {
     try {
       this.lastSize = statSync(this.path).size
     } catch {
       // deleted while open: the connection still reads it
     }
-    return this.lastSize
+    let wal = 0
+    try {
+      wal = statSync(`${this.path}-wal`).size
+    } catch {
+      // no -wal: nothing written since the last checkpoint, or not in WAL mode
+    }
+    return this.lastSize + wal
   }
 
   /** Changes whenever another connection commits to the file. */

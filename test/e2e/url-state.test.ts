@@ -6,7 +6,15 @@
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { buildMetricsFile, FIXTURE_NOW, tempDir, type TempDir } from '../fixtures/metrics-files.js'
-import { launchBrowser, openPage, startDashboard, waitForPanel, type Dashboard } from './helpers.js'
+import { join } from 'node:path'
+import {
+  launchBrowser,
+  openPage,
+  SCREENSHOTS,
+  startDashboard,
+  waitForPanel,
+  type Dashboard,
+} from './helpers.js'
 
 let temp: TempDir
 let dashboard: Dashboard
@@ -37,6 +45,8 @@ test('a shared link opens its view, range and UTC; changes go into the URL and s
   expect(await page.getAttribute('[data-tab="performance"]', 'class')).toContain('active')
   expect(await pressed(page, '7d')).toBe('true')
   expect(await page.isChecked('[data-input="utc"]')).toBe(true)
+  // The tab (and a desktop window) names the open file.
+  expect(await page.title()).toBe('metrics.db — Routemeter')
 
   await page.click('[data-preset="90d"]')
   await expect.poll(() => page.evaluate(() => location.hash)).toBe('#/performance?range=90d&utc=1')
@@ -49,6 +59,22 @@ test('a shared link opens its view, range and UTC; changes go into the URL and s
   await page.click('[data-preset="30d"]')
   await page.click('[data-input="utc"]')
   await expect.poll(() => page.evaluate(() => location.hash)).toBe('#/performance')
+  expect(problems.errors).toEqual([])
+})
+
+test("the hour-of-day heatmap's tooltip names the day of the cell", async () => {
+  const { page, problems } = await openPage(browser, dashboard.url, {
+    fixedNow: FIXTURE_NOW,
+    hash: '#/heatmap',
+  })
+  await waitForPanel(page, 'heatmap')
+  const cell = page.locator('[data-panel="heatmap"] .apexcharts-heatmap-rect').nth(200)
+  await cell.hover()
+  const tooltip = page.locator('[data-panel="heatmap"] .apexcharts-tooltip-title')
+  await expect.poll(() => tooltip.textContent()).toMatch(/\d/)
+  await page
+    .locator('[data-panel="heatmap"]')
+    .screenshot({ path: join(SCREENSHOTS, 'heatmap-tooltip.png') })
   expect(problems.errors).toEqual([])
 })
 

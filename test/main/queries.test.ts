@@ -12,7 +12,7 @@
  * offsets; the UTC+5:30 case checks the documented shift).
  */
 import Database from 'better-sqlite3'
-import { statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { SCHEMA_VERSION } from 'routemeter/schema'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { BoxStats, RangeArgs } from '../../src-main/api/contract.js'
@@ -176,7 +176,8 @@ test('info', async () => {
   const times = rows.map((r) => r.time)
   expect(info).toEqual({
     path,
-    sizeBytes: statSync(path).size,
+    // The file and its -wal, as on disk.
+    sizeBytes: statSync(path).size + (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0),
     schemaVersion: SCHEMA_VERSION,
     requestCount: rows.length,
     endpointCount: reference.prepare('SELECT count(*) FROM endpoint').pluck().get(),

@@ -1,7 +1,9 @@
 /**
  * The view is in the URL: the tab, the range (a preset or custom days), UTC
  * and the selected endpoints survive a reload and open the same from a
- * shared link; what the file opens with by default leaves the URL bare.
+ * shared link; what the file opens with by default leaves the URL bare. And
+ * the first minute's clarity: the title names the file, the heatmap's tooltip
+ * the day, the top bar stays one line at 1024 px.
  */
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, expect, test } from 'vitest'
@@ -94,4 +96,18 @@ test('custom days and a selection of endpoints come from the link too', async ()
     .poll(() => page.evaluate(() => location.hash))
     .toBe('#/utilization?range=2026-11-01..2026-11-10')
   expect(problems.errors).toEqual([])
+})
+
+test('at 1024 px the top bar stays one line; the counts it shortens are in its tooltip', async () => {
+  const context = await browser.newContext({ viewport: { width: 1024, height: 700 } })
+  const page = await context.newPage()
+  await page.goto(dashboard.url)
+  await waitForPanel(page, 'overview')
+  const stats = page.locator('.topbar [data-stat="requests"]')
+  const line = await stats.evaluate((el) => parseFloat(getComputedStyle(el).lineHeight) || 20)
+  expect((await stats.boundingBox())!.height).toBeLessThanOrEqual(line + 1)
+  expect((await page.locator('.topbar').boundingBox())!.height).toBeLessThan(50)
+  expect(await stats.getAttribute('title')).toMatch(/^20,000 requests · \d+ endpoints · /)
+  await page.screenshot({ path: join(SCREENSHOTS, 'topbar-1024.png') })
+  await context.close()
 })

@@ -108,6 +108,10 @@ test('at 1024 px the top bar stays one line; the counts it shortens are in its t
   expect((await stats.boundingBox())!.height).toBeLessThanOrEqual(line + 1)
   expect((await page.locator('.topbar').boundingBox())!.height).toBeLessThan(50)
   expect(await stats.getAttribute('title')).toMatch(/^20,000 requests · \d+ endpoints · /)
+  // What each level keeps, visible beside the table.
+  const legend = await page.textContent('[data-level-legend]')
+  for (const level of ['0', '1', '2', '3']) expect(legend).toContain(level)
+  expect(legend).toContain('where its CPU time goes')
   await page.screenshot({ path: join(SCREENSHOTS, 'topbar-1024.png') })
   await context.close()
 })

@@ -33,16 +33,33 @@ export function endpointColor(endpointId: number): string {
   return PALETTE[index] as string
 }
 
-/** Black or white, whichever reads better on `background` ('#rrggbb'). */
+/** WCAG's relative luminance of '#rrggbb'. */
+function luminance(color: string): number {
+  const hex = color.replace('#', '')
+  const [r, g, b] = [0, 2, 4].map((i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4
+  }) as [number, number, number]
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b
+}
+
+/** WCAG's contrast ratio of two '#rrggbb' colours (1 to 21). */
+export function contrast(a: string, b: string): number {
+  const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p) as [number, number]
+  return (x + 0.05) / (y + 0.05)
+}
+
+const DARK_TEXT = '#000000'
+const LIGHT_TEXT = '#ffffff'
+
+/**
+ * Black or white text, whichever contrasts more with `background`
+ * ('#rrggbb'): never under 4.5:1 (the better of the two is at least 4.58).
+ */
 export function textOn(background: string): string {
-  const hex = background.replace('#', '')
-  const [r, g, b] = [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255) as [
-    number,
-    number,
-    number,
-  ]
-  const luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-  return luminance > 0.6 ? '#1f2937' : '#ffffff'
+  return contrast(background, DARK_TEXT) >= contrast(background, LIGHT_TEXT)
+    ? DARK_TEXT
+    : LIGHT_TEXT
 }
 
 /** The usual 4xx and 5xx, told apart within their family's hue. */

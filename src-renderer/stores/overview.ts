@@ -27,5 +27,11 @@ export const useOverviewStore = defineStore('overview', () => {
     page.value = 0
   }
 
-  return { sortKey, descending, search, page, pageSize, sortBy }
+  /** A header cell's aria-sort: how the table is sorted by one of its keys, if any. */
+  function ariaSort(...keys: SortKey[]): 'ascending' | 'descending' | 'none' {
+    if (!keys.includes(sortKey.value)) return 'none'
+    return descending.value ? 'descending' : 'ascending'
+  }
+
+  return { sortKey, descending, search, page, pageSize, sortBy, ariaSort }
 })

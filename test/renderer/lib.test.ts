@@ -1,7 +1,13 @@
 /** The renderer's formatting and URL helpers: pure functions. */
 import { describe, expect, test } from 'vitest'
 import { toQuery } from '../../src-renderer/api/http'
-import { endpointColor, PALETTE, textOn } from '../../src-renderer/lib/colors'
+import {
+  contrast,
+  endpointColor,
+  PALETTE,
+  statusColor,
+  textOn,
+} from '../../src-renderer/lib/colors'
 import {
   formatDayColumns,
   formatMs,
@@ -61,8 +67,15 @@ describe('colours', () => {
     expect(endpointColor(1)).toBe(PALETTE[0])
     expect(endpointColor(1 + PALETTE.length)).toBe(PALETTE[0])
     expect(endpointColor(7)).toBe(endpointColor(7))
-    expect(textOn('#ffffff')).toBe('#1f2937')
+    expect(textOn('#ffffff')).toBe('#000000')
     expect(textOn('#0b3a6f')).toBe('#ffffff')
+    // Every status colour gets text of at least 4.5:1 (WCAG AA), amber and green included.
+    for (const status of [
+      0, 200, 201, 304, 302, 400, 401, 403, 404, 409, 422, 429, 418, 500, 502, 503, 504, 599,
+    ]) {
+      const background = statusColor(status)
+      expect(contrast(background, textOn(background)), `${status}`).toBeGreaterThanOrEqual(4.5)
+    }
   })
 })
 

@@ -1,6 +1,7 @@
 /**
  * Accessibility: axe-core (Deque's rules engine) on every view of a known
- * file in Chromium; no critical or serious violation may remain.
+ * file in Chromium; no critical or serious violation may remain, nor a page
+ * without its heading or with content outside the landmarks.
  */
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -44,7 +45,13 @@ async function violations(page: Page): Promise<string[]> {
     return (await axe.run()).violations
   })) as Violation[]
   return found
-    .filter((v) => v.impact === 'critical' || v.impact === 'serious')
+    .filter(
+      (v) =>
+        v.impact === 'critical' ||
+        v.impact === 'serious' ||
+        v.id === 'page-has-heading-one' ||
+        v.id === 'region',
+    )
     .map(
       (v) =>
         `${v.id} (${v.impact}): ${v.help} — ${v.nodes

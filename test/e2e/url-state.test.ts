@@ -5,6 +5,7 @@
  * the first minute's clarity: the title names the file, the heatmap's tooltip
  * the day, the top bar stays one line at 1024 px.
  */
+import { readFileSync } from 'node:fs'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { buildMetricsFile, FIXTURE_NOW, tempDir, type TempDir } from '../fixtures/metrics-files.js'
@@ -113,5 +114,38 @@ test('at 1024 px the top bar stays one line; the counts it shortens are in its t
   for (const level of ['0', '1', '2', '3']) expect(legend).toContain(level)
   expect(legend).toContain('where its CPU time goes')
   await page.screenshot({ path: join(SCREENSHOTS, 'topbar-1024.png') })
+  await context.close()
+})
+
+test("every chart saves as SVG and PNG, and its data as CSV, from ApexCharts' own menu", async () => {
+  const { page, context, problems } = await openPage(browser, dashboard.url, {
+    fixedNow: FIXTURE_NOW,
+    hash: '#/performance',
+  })
+  await waitForPanel(page, 'performance')
+  const chart = page.locator('[data-panel="performance"]')
+  await chart.locator('.apexcharts-menu-icon').click()
+  for (const item of ['.exportSVG', '.exportPNG', '.exportCSV']) {
+    expect(await chart.locator(item).count()).toBe(1)
+  }
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    chart.locator('.exportCSV').click(),
+  ])
+  const path = join(temp.dir, download.suggestedFilename())
+  await download.saveAs(path)
+  const csv = readFileSync(path, 'utf8')
+  // A row per endpoint, with its box plot's figures.
+  expect(csv.trim().split('\n').length).toBeGreaterThan(10)
+  expect(csv).toContain('/api/products/:id')
+  const [svg] = await Promise.all([
+    page.waitForEvent('download'),
+    (async () => {
+      await chart.locator('.apexcharts-menu-icon').click()
+      await chart.locator('.exportSVG').click()
+    })(),
+  ])
+  expect(svg.suggestedFilename()).toMatch(/\.svg$/)
+  expect(problems.errors).toEqual([])
   await context.close()
 })

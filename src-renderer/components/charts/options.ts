@@ -1,6 +1,27 @@
 import type { ApexOptions } from 'apexcharts'
 
-/** What every chart shares: no animations (live data), the app's font, a quiet toolbar. */
+/**
+ * The toolbar's tools: ApexCharts' own download menu (SVG, PNG, and the
+ * chart's data as CSV) on every chart; zooming only where `zoom` is set.
+ */
+export function chartTools(
+  zoom = false,
+): NonNullable<NonNullable<ApexOptions['chart']>['toolbar']> {
+  return {
+    show: true,
+    tools: {
+      download: true,
+      selection: false,
+      zoom,
+      zoomin: zoom,
+      zoomout: zoom,
+      pan: false,
+      reset: zoom,
+    },
+  }
+}
+
+/** What every chart shares: no animations (live data), the app's font, its download menu. */
 export function baseChart(
   type: NonNullable<ApexOptions['chart']>['type'],
   height: number,
@@ -12,7 +33,7 @@ export function baseChart(
     fontFamily: 'inherit',
     foreColor: '#4b5563',
     animations: { enabled: false, dynamicAnimation: { enabled: false } },
-    toolbar: { show: false },
+    toolbar: chartTools(),
     zoom: { enabled: false },
     selection: { enabled: false },
     redrawOnParentResize: true,

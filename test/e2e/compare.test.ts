@@ -6,6 +6,7 @@
  * selectors, periods (presets and custom days) and either test, shows an
  * endpoint's two distributions side by side, and opens its page from there.
  */
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { MetricsStore, type EndpointState, type PendingRequest } from 'routemeter/writer'
@@ -131,6 +132,20 @@ test('the latest release against the one before: a verdict per endpoint, by tag,
   )
   await settle(page)
   await screenshot(page, 'compare')
+  // The comparison saves as CSV, a row per endpoint in the table's order.
+  const [csv] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('[data-action="save-comparison-csv"]'),
+  ])
+  const csvPath = join(temp.dir, 'comparison.csv')
+  await csv.saveAs(csvPath)
+  const csvLines = readFileSync(csvPath, 'utf8').trim().split('\r\n')
+  expect(csvLines[0]).toMatch(/^method,route,verdict,exact,requests before,requests after,/)
+  expect(csvLines.slice(1).map((line) => line.split(',').slice(1, 3).join(' '))).toEqual([
+    '/orders slower',
+    '/search faster',
+    '/health no change',
+  ])
 
   // The other way round: the old release as the candidate.
   const option = async (tag: string) =>

@@ -149,3 +149,29 @@ test("every chart saves as SVG and PNG, and its data as CSV, from ApexCharts' ow
   expect(problems.errors).toEqual([])
   await context.close()
 })
+
+test('the endpoints table saves as CSV, as sorted and searched, every page', async () => {
+  const { page, context, problems } = await openPage(browser, dashboard.url, {
+    fixedNow: FIXTURE_NOW,
+  })
+  await waitForPanel(page, 'overview')
+  await page.fill('[data-input="search"]', 'products')
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('[data-action="save-endpoints-csv"]'),
+  ])
+  expect(download.suggestedFilename()).toBe('endpoints.csv')
+  const path = join(temp.dir, 'endpoints.csv')
+  await download.saveAs(path)
+  const lines = readFileSync(path, 'utf8').trim().split('\r\n')
+  expect(lines[0]).toBe(
+    'method,route,level,today requests,today 4xx,today 5xx,today median ms,today p95 ms,' +
+      'week requests,week 4xx,week 5xx,week median ms,week p95 ms,' +
+      'range requests,range 4xx,range 5xx,range median ms,range p95 ms,outliers,last request',
+  )
+  const shown = await page.locator('.endpoints-table tbody tr').count()
+  expect(lines.length - 1).toBe(shown)
+  expect(lines.slice(1).every((line) => line.includes('/api/products'))).toBe(true)
+  expect(problems.errors).toEqual([])
+  await context.close()
+})

@@ -175,3 +175,24 @@ test('the endpoints table saves as CSV, as sorted and searched, every page', asy
   expect(problems.errors).toEqual([])
   await context.close()
 })
+
+test('keyboard: Alt+1 to Alt+9 open the tabs, / goes to the search field', async () => {
+  const { page, context, problems } = await openPage(browser, dashboard.url, {
+    fixedNow: FIXTURE_NOW,
+  })
+  await waitForPanel(page, 'overview')
+  await page.keyboard.press('Alt+4')
+  await page.waitForSelector('[data-tab="performance"].active')
+  expect(await page.getAttribute('[data-tab="performance"]', 'aria-keyshortcuts')).toBe('Alt+4')
+  await page.keyboard.press('Alt+1')
+  await waitForPanel(page, 'overview')
+  await page.keyboard.press('/')
+  expect(await page.evaluate(() => document.activeElement?.getAttribute('data-input'))).toBe(
+    'search',
+  )
+  // Typed into the field, '/' is a character like any other.
+  await page.keyboard.type('api/orders')
+  expect(await page.inputValue('[data-input="search"]')).toBe('api/orders')
+  expect(problems.errors).toEqual([])
+  await context.close()
+})

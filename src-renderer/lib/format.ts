@@ -110,3 +110,13 @@ export function formatDayLabel(day: string): string {
   ][d.getUTCMonth()]
   return `${weekday} ${d.getUTCDate()} ${month}`
 }
+
+/** A share (0 to 1) as a percentage, one decimal: '12.5%'; '–' for none. */
+export function formatShare(share: number | null): string {
+  return share === null ? '–' : `${(share * 100).toFixed(1)}%`
+}
+
+/** A change in % with its sign, one decimal: '+12.5%', '-3.0%'; '–' for none. */
+export function formatChange(percent: number | null): string {
+  return percent === null ? '–' : `${percent > 0 ? '+' : ''}${percent.toFixed(1)}%`
+}

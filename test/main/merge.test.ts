@@ -15,6 +15,8 @@ import { DashboardService } from '../../src-main/services/dashboard.js'
 import { SourcesService } from '../../src-main/services/sources/service.js'
 import { tempDir, type TempDir } from '../fixtures/metrics-files.js'
 import { waitFor } from '../fixtures/wait.js'
+import { decodeProfile, encodeProfile } from 'routemeter/profiles'
+import { MetricsStore } from 'routemeter/writer'
 
 interface NodeApp {
   database: string
@@ -347,60 +349,68 @@ describe('outliers of several files', () => {
 })
 
 describe('level 3 profiles of several files', () => {
+  /**
+   * A metrics file of node `node` with one request of GET /work (level 3,
+   * version 2.0.0) and this hour's profile of it: `samples` samples of work().
+   */
+  function profiledFile(path: string, node: string, samples: number): string {
+    const store = new MetricsStore(
+      path,
+      { name: '2.0.0', source: 'option' },
+      Date.now(),
+      undefined,
+      node,
+    )
+    const endpoint = {
+      id: undefined,
+      method: 'GET',
+      route: '/work',
+      level: 3 as const,
+      pendingLastRequested: 0,
+    }
+    store.write(
+      [
+        {
+          endpoint,
+          time: Date.now(),
+          durationUs: 1000,
+          status: 200,
+          group: null,
+          ip: null,
+          aborted: 0,
+        },
+      ],
+      [endpoint],
+    )
+    store.close()
+    const db = new Database(path)
+    db.prepare('INSERT INTO profile VALUES (1, ?, 1, 1, ?, 5000, ?)').run(
+      Math.floor(Date.now() / 3_600_000),
+      samples,
+      encodeProfile(workProfile(samples)),
+    )
+    db.close()
+    return path
+  }
+
+  const workProfile = (samples: number) => ({
+    intervalUs: 5000,
+    frames: [{ name: 'work', url: 'file:///app.js', line: 3 }],
+    stacks: [[[0], samples]] as Array<[number[], number]>,
+  })
+
   it('are carried with their endpoints, versions and nodes; an outlier keeps its own', async () => {
     const { mergeSources } = await import('../../src-main/services/sources/merge.js')
-    const { encodeProfile, decodeProfile } = await import('routemeter/profiles')
-    const { MetricsStore } = await import('routemeter/writer')
     const temp = tempDir('routemeter-merge-profiles-')
     try {
-      const hour = Math.floor(Date.now() / 3_600_000)
-      const profile = (samples: number) => ({
-        intervalUs: 5000,
-        frames: [{ name: 'work', url: 'file:///app.js', line: 3 }],
-        stacks: [[[0], samples]] as Array<[number[], number]>,
-      })
       const sources = ['a', 'b'].map((node, i) => {
-        const path = join(temp.dir, `${node}.db`)
-        const store = new MetricsStore(
-          path,
-          { name: '2.0.0', source: 'option' },
-          Date.now(),
-          undefined,
-          node,
-        )
-        const endpoint = {
-          id: undefined,
-          method: 'GET',
-          route: '/work',
-          level: 3 as const,
-          pendingLastRequested: 0,
-        }
-        store.write(
-          [
-            {
-              endpoint,
-              time: Date.now(),
-              durationUs: 1000,
-              status: 200,
-              group: null,
-              ip: null,
-              aborted: 0,
-            },
-          ],
-          [endpoint],
-        )
-        store.close()
+        const path = profiledFile(join(temp.dir, `${node}.db`), node, 10 * (i + 1))
         const db = new Database(path)
-        db.prepare('INSERT INTO profile VALUES (1, ?, 1, 1, ?, 5000, ?)').run(
-          hour,
-          10 * (i + 1),
-          encodeProfile(profile(10 * (i + 1))),
-        )
         db.prepare(
           `INSERT INTO outlier (endpoint_id, time, duration_us, threshold_us, caught_us, status, version_id,
              node_id, method, url, cause, cause_detail, context, profile)
            VALUES (1, ?, 90000, 50000, 90000, 200, 1, 1, 'GET', '/work', 'event-loop', 'x', '{}', ?)`,
-        ).run(Date.now(), encodeProfile(profile(7)))
+        ).run(Date.now(), encodeProfile(workProfile(7)))
         db.close()
         return { path, label: node }
       })
@@ -441,55 +451,10 @@ describe('level 3 profiles of several files', () => {
 
   it("a delta pull replaces the copy's profiles with the server's (an hour's row grows)", async () => {
     const { applyDelta } = await import('../../src-main/services/sources/merge.js')
-    const { encodeProfile, decodeProfile } = await import('routemeter/profiles')
-    const { MetricsStore } = await import('routemeter/writer')
     const temp = tempDir('routemeter-delta-profiles-')
     try {
-      const hour = Math.floor(Date.now() / 3_600_000)
-      const make = (name: string, samples: number) => {
-        const path = join(temp.dir, name)
-        const store = new MetricsStore(
-          path,
-          { name: '3.0.0', source: 'option' },
-          Date.now(),
-          undefined,
-          'n',
-        )
-        const endpoint = {
-          id: undefined,
-          method: 'GET',
-          route: '/p',
-          level: 3 as const,
-          pendingLastRequested: 0,
-        }
-        store.write(
-          [
-            {
-              endpoint,
-              time: Date.now(),
-              durationUs: 1000,
-              status: 200,
-              group: null,
-              ip: null,
-              aborted: 0,
-            },
-          ],
-          [endpoint],
-        )
-        store.close()
-        const db = new Database(path)
-        db.prepare('INSERT INTO profile VALUES (1, ?, 1, 1, ?, 5000, ?)').run(
-          hour,
-          samples,
-          encodeProfile({
-            intervalUs: 5000,
-            frames: [{ name: 'f', url: 'file:///f.js', line: 1 }],
-            stacks: [[[0], samples]],
-          }),
-        )
-        db.close()
-        return path
-      }
+      const make = (name: string, samples: number) =>
+        profiledFile(join(temp.dir, name), 'n', samples)
       const copy = make('copy.db', 5)
       const delta = make('delta.db', 12)
       applyDelta(copy, delta, 1)

@@ -259,7 +259,10 @@ export class OutlierWatch {
     this.sampler.tick(now, this.options.sweepIntervalMs)
     const ending = this.ending
     this.ending = []
-    if (ending.length > 0) this.host.settleProfiles()
+    // Level 3's outliers take their own samples: those taken so far are attributed first.
+    if (ending.some((outlier) => this.host.endpointOf(outlier.request)?.level === 3)) {
+      this.host.settleProfiles()
+    }
     for (const outlier of ending) this.host.outlier(this.complete(outlier))
     for (const endpoint of this.host.watchedEndpoints()) endpoint.durations?.refresh(now)
     const floorMs = this.options.minDurationUs / 1000
